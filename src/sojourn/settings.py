@@ -1,0 +1,66 @@
+"""All configuration in one place, read from ``SOJOURN_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_ACCESS_KEY_ID = "SOJOURNDEVACCESSKEY"
+DEV_SECRET_ACCESS_KEY = "sojourn-dev-secret-access-key"
+
+
+class Settings(BaseSettings):
+    """sojourn settings.
+
+    Every field can be set by an environment variable named ``SOJOURN_`` + the field name in upper case,
+    e.g. ``SOJOURN_API_PORT=9090``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SOJOURN_", env_ignore_empty=True, extra="ignore")
+
+    data_dir: Path = Field(default=Path(".sojourn"), description="Where the embedded PostgreSQL and Temporal keep their data.")
+    api_host: str = Field(default="127.0.0.1", description="Interface the API server binds to.")
+    api_port: int = Field(default=8080, description="Port of the Pinpoint/SESv2-compatible API.")
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://user:pass@host/db). Set: use it and start no embedded PostgreSQL.",
+    )
+    temporal_address: str | None = Field(
+        default=None, description="host:port of a Temporal frontend. Set: use it and start no dev server."
+    )
+    temporal_namespace: str = Field(default="default", description="Temporal namespace of all sojourn workflows.")
+    temporal_port: int = Field(default=7233, description="gRPC port of the embedded Temporal dev server.")
+    temporal_ui_port: int = Field(default=8233, description="Port of the embedded Temporal UI.")
+    task_queue: str = Field(default="sojourn", description="Temporal task queue of the sojourn worker.")
+    smtp_url: str = Field(
+        default="smtp://127.0.0.1:1025",
+        description="SMTP relay for email, smtp://[user:pass@]host:port (smtps:// for implicit TLS); null:// discards mail but keeps the ledger.",
+    )
+    access_key_id: str = Field(default=DEV_ACCESS_KEY_ID, description="SigV4 access key id that API callers sign with.")
+    secret_access_key: str = Field(default=DEV_SECRET_ACCESS_KEY, description="SigV4 secret key of that key pair.")
+    region: str = Field(default="us-east-1", description="Region reported in ARNs.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL of tracking and unsubscribe links (default: http://<api_host>:<api_port>).",
+    )
+    cohort_size: int = Field(default=1000, ge=1, le=20000, description="Most participants moved by one cohort workflow.")
+    retention_days: int = Field(default=30, ge=1, description="How long Temporal keeps closed workflow runs.")
+
+    @property
+    def effective_public_url(self) -> str:
+        """The base URL under which tracking links are built."""
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def effective_temporal_address(self) -> str:
+        """The Temporal frontend address sojourn connects to."""
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,265 @@
+"""The PostgreSQL schema, as SQLAlchemy Core tables.
+
+Postgres is sojourn's system of record: everything the API acknowledged and every per-participant and
+per-message fact lives here, so Temporal's history only ever carries counts and cohort references.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+NOW = text("now()")
+EMPTY_OBJECT = text("'{}'::jsonb")
+
+
+def _ts(name: str, *, nullable: bool = False, default: bool = True) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable, server_default=NOW if default else None)
+
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("tags", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("settings", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    _ts("created_at"),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("app_id", Text, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_type", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("settings", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    _ts("created_at"),
+    _ts("updated_at"),
+    PrimaryKeyConstraint("app_id", "channel_type"),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("app_id", Text, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("id", Text, nullable=False),
+    Column("channel_type", Text),
+    Column("address", Text),
+    Column("endpoint_status", Text, nullable=False, server_default=text("'ACTIVE'")),
+    Column("opt_out", Text, nullable=False, server_default=text("'NONE'")),
+    Column("user_id", Text),
+    # map<string, list<string>> as Pinpoint models them.
+    Column("user_attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("metrics", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("demographic", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("location", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("request_id", Text),
+    Column("cohort_id", Integer, nullable=False),
+    Column("effective_date", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("creation_date", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # Last time the endpoint was seen active (an event or session), for Behavior.Recency segments.
+    Column("last_active_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("app_id", "id"),
+    Index("ix_endpoints_user", "app_id", "user_id", postgresql_where=text("user_id IS NOT NULL")),
+    Index("ix_endpoints_address", "app_id", "address"),
+    Index("ix_endpoints_last_active", "app_id", "last_active_at"),
+    Index("ix_endpoints_attributes", "attributes", postgresql_using="gin", postgresql_ops={"attributes": "jsonb_path_ops"}),
+    Index(
+        "ix_endpoints_user_attributes",
+        "user_attributes",
+        postgresql_using="gin",
+        postgresql_ops={"user_attributes": "jsonb_path_ops"},
+    ),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("app_id", Text, nullable=False),
+    Column("endpoint_id", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("metrics", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("session", JSONB),
+    # Engagement events (_email.open, _email.click, ...) name the message they are about.
+    Column("message_id", Text),
+    Index("ix_events_endpoint_type", "app_id", "endpoint_id", "event_type", "occurred_at"),
+    Index("ix_events_message", "message_id", "event_type", postgresql_where=text("message_id IS NOT NULL")),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("template_type", Text, nullable=False),
+    Column("latest_version", Integer, nullable=False),
+    Column("active_version", Integer, nullable=False),
+    Column("description", Text),
+    Column("tags", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    _ts("created_at"),
+    _ts("updated_at"),
+    PrimaryKeyConstraint("name", "template_type"),
+)
+
+template_versions = Table(
+    "template_versions",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("template_type", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    # The template request body as the API received it (Subject, HtmlPart, TextPart, DefaultSubstitutions, ...).
+    Column("content", JSONB, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+    PrimaryKeyConstraint("name", "template_type", "version"),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("app_id", Text, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("id", Text, nullable=False),
+    Column("name", Text),
+    Column("segment_type", Text, nullable=False, server_default=text("'DIMENSIONAL'")),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("definition", JSONB, nullable=False),
+    Column("tags", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    _ts("created_at"),
+    _ts("updated_at"),
+    PrimaryKeyConstraint("app_id", "id"),
+)
+
+segment_versions = Table(
+    "segment_versions",
+    metadata,
+    Column("app_id", Text, nullable=False),
+    Column("segment_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", JSONB, nullable=False),
+    _ts("created_at"),
+    PrimaryKeyConstraint("app_id", "segment_id", "version"),
+)
+
+journeys = Table(
+    "journeys",
+    metadata,
+    Column("app_id", Text, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("id", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    # Latest definition version; participants keep the version they entered with.
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("definition", JSONB, nullable=False),
+    Column("tags", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("next_cohort_no", Integer, nullable=False, server_default=text("0")),
+    Column("started_at", DateTime(timezone=True)),
+    _ts("created_at"),
+    _ts("updated_at"),
+    PrimaryKeyConstraint("app_id", "id"),
+)
+
+journey_versions = Table(
+    "journey_versions",
+    metadata,
+    Column("journey_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", JSONB, nullable=False),
+    _ts("created_at"),
+    PrimaryKeyConstraint("journey_id", "version"),
+)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column("journey_id", Text, nullable=False),
+    Column("endpoint_id", Text, nullable=False),
+    Column("entry_no", Integer, nullable=False),
+    Column("app_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("cohort_no", Integer, nullable=False),
+    # Sub-cohort: splits give each branch its own lane ("0", "0.1", "0.2", ...) inside the cohort.
+    Column("lane", Text, nullable=False, server_default=text("'0'")),
+    # The activity the participant is at (waiting in, or about to run); NULL once it left.
+    Column("position", Text),
+    # active | completed | held_out | cancelled | ended
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    _ts("entered_at"),
+    _ts("updated_at"),
+    PrimaryKeyConstraint("journey_id", "endpoint_id", "entry_no"),
+    Index("ix_participants_cohort_lane", "journey_id", "cohort_no", "lane", postgresql_where=text("status = 'active'")),
+)
+
+journey_intake = Table(
+    "journey_intake",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("journey_id", Text, nullable=False),
+    Column("endpoint_id", Text, nullable=False),
+    Column("event_row_id", BigInteger),
+    _ts("received_at"),
+    Column("cohort_no", Integer),
+    Index("ix_journey_intake_pending", "journey_id", "id", postgresql_where=text("cohort_no IS NULL")),
+)
+
+journey_counters = Table(
+    "journey_counters",
+    metadata,
+    Column("journey_id", Text, nullable=False),
+    # "" for journey-level metrics.
+    Column("activity_id", Text, nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("value", BigInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("journey_id", "activity_id", "metric"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    # Deterministic: md5 of (app, journey, version, activity, endpoint, entry, visit). Retries find the same row.
+    Column("message_id", Text, primary_key=True),
+    Column("app_id", Text, nullable=False),
+    Column("journey_id", Text),
+    Column("campaign_id", Text),
+    Column("activity_id", Text),
+    Column("endpoint_id", Text, nullable=False),
+    Column("entry_no", Integer),
+    Column("channel", Text, nullable=False),
+    Column("address", Text),
+    # pending -> sending -> sent | failed | skipped
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("status_message", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    _ts("created_at"),
+    Column("sent_at", DateTime(timezone=True)),
+    Index("ix_messages_journey_activity", "journey_id", "activity_id"),
+)
