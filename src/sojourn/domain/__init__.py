@@ -1,0 +1,1 @@
+"""Domain models and pure rules: journeys, segments, templates."""

@@ -1,0 +1,547 @@
+"""The journey definition: Pinpoint's ``WriteJourneyRequest`` as pydantic models, plus the graph rules.
+
+Field names are the API's own (PascalCase), so a request body validates into these models unchanged and
+``model_dump(exclude_none=True)`` gives back the wire form. The DSL in ``sojourn.dsl`` builds the same models.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sojourn.domain.durations import parse_duration
+
+
+MAX_JOURNEY_DAYS = 540
+ENTRY_DELAY = timedelta(minutes=5)
+MAX_ACTIVITIES = 40
+_ACTIVITY_ID = re.compile(r"^[A-Za-z0-9]{1,100}$")
+_JOURNEY_NAME = re.compile(r"^[^\s]{1,150}$")
+
+
+class JourneyState(StrEnum):
+    """Pinpoint journey states."""
+
+    DRAFT = "DRAFT"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    CLOSED = "CLOSED"
+
+
+class WireModel(BaseModel):
+    """Base of the wire-shaped models: unknown fields are refused (the API layer already checked types)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WaitTimeSpec(WireModel):
+    """Either a duration (``WaitFor``, ISO-8601 e.g. ``PT10S``) or an instant (``WaitUntil``)."""
+
+    WaitFor: str | None = None
+    WaitUntil: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WaitTimeSpec:
+        if (self.WaitFor is None) == (self.WaitUntil is None):
+            raise ValueError("WaitTime needs exactly one of WaitFor (an ISO-8601 duration) or WaitUntil (an ISO-8601 time)")
+        if self.WaitFor is not None:
+            parse_duration(self.WaitFor)
+        if self.WaitUntil is not None:
+            parse_instant(self.WaitUntil)
+        return self
+
+    def delay(self, now: datetime) -> timedelta:
+        """How long to wait from ``now`` (zero when a WaitUntil time has already passed)."""
+        if self.WaitFor is not None:
+            return parse_duration(self.WaitFor)
+        assert self.WaitUntil is not None
+        return max(timedelta(0), parse_instant(self.WaitUntil) - now)
+
+
+class SetDimension(WireModel):
+    """A value set, included or excluded."""
+
+    DimensionType: Literal["INCLUSIVE", "EXCLUSIVE"] = "INCLUSIVE"
+    Values: list[str]
+
+
+class EventDimensions(WireModel):
+    """Which events match: the event type plus attribute and metric filters."""
+
+    EventType: SetDimension | None = None
+    Attributes: dict[str, Any] | None = None
+    Metrics: dict[str, Any] | None = None
+
+
+class EventConditionSpec(WireModel):
+    """An engagement event tied to an earlier message activity of the journey."""
+
+    Dimensions: EventDimensions | None = None
+    MessageActivity: str | None = None
+
+
+class SegmentConditionSpec(WireModel):
+    """Membership of a segment."""
+
+    SegmentId: str
+
+
+class SimpleCondition(WireModel):
+    """Exactly one of an event condition, a segment condition or inline segment dimensions."""
+
+    EventCondition: EventConditionSpec | None = None
+    SegmentCondition: SegmentConditionSpec | None = None
+    SegmentDimensions: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SimpleCondition:
+        given = [n for n in ("EventCondition", "SegmentCondition", "SegmentDimensions") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a condition needs exactly one of EventCondition, SegmentCondition, SegmentDimensions (got {given or 'none'})")
+        return self
+
+
+class ConditionSpec(WireModel):
+    """Conditions combined with ALL or ANY."""
+
+    Conditions: list[SimpleCondition] = Field(default_factory=list)
+    Operator: Literal["ALL", "ANY"] = "ALL"
+
+
+class JourneyEmailMessage(WireModel):
+    """Per-activity email settings."""
+
+    FromAddress: str | None = None
+
+
+class EmailMessageActivity(WireModel):
+    """Send an email from a template, then go on."""
+
+    MessageConfig: JourneyEmailMessage | None = None
+    NextActivity: str | None = None
+    TemplateName: str | None = None
+    TemplateVersion: str | None = None
+
+
+class WaitActivity(WireModel):
+    """Wait for a duration or until a time, then go on."""
+
+    NextActivity: str | None = None
+    WaitTime: WaitTimeSpec | None = None
+
+
+class ConditionalSplitActivity(WireModel):
+    """Yes/No split, evaluated after ``EvaluationWaitTime``."""
+
+    Condition: ConditionSpec | None = None
+    EvaluationWaitTime: WaitTimeSpec | None = None
+    FalseActivity: str | None = None
+    TrueActivity: str | None = None
+
+
+class HoldoutActivity(WireModel):
+    """End the journey for ``Percentage`` % of participants (the control group)."""
+
+    NextActivity: str | None = None
+    Percentage: int = Field(ge=0, le=100)
+
+
+class RandomSplitEntry(WireModel):
+    """One path of a random split."""
+
+    NextActivity: str | None = None
+    Percentage: int | None = Field(default=None, ge=0, le=100)
+
+
+class RandomSplitActivity(WireModel):
+    """Send participants down 2-5 paths at random, in whole percentages summing to 100."""
+
+    Branches: list[RandomSplitEntry] = Field(default_factory=list)
+
+
+class Activity(WireModel):
+    """One node of the journey graph: exactly one activity type member, plus an optional description."""
+
+    Description: str | None = None
+    EMAIL: EmailMessageActivity | None = None
+    Wait: WaitActivity | None = None
+    ConditionalSplit: ConditionalSplitActivity | None = None
+    Holdout: HoldoutActivity | None = None
+    RandomSplit: RandomSplitActivity | None = None
+    # Accepted by the wire model, refused by validation until the engine runs them.
+    SMS: dict[str, Any] | None = None
+    PUSH: dict[str, Any] | None = None
+    CUSTOM: dict[str, Any] | None = None
+    ContactCenter: dict[str, Any] | None = None
+    MultiCondition: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        """The activity type member that is set (``EMAIL``, ``Wait``, ...)."""
+        kinds = self.kinds()
+        return kinds[0] if kinds else ""
+
+    def kinds(self) -> list[str]:
+        """Every activity type member that is set (exactly one in a valid activity)."""
+        names = ("EMAIL", "Wait", "ConditionalSplit", "Holdout", "RandomSplit", "SMS", "PUSH", "CUSTOM", "ContactCenter", "MultiCondition")
+        return [n for n in names if getattr(self, n) is not None]
+
+    def next_ids(self) -> list[str | None]:
+        """The activities this one can lead to, in branch order (``None`` = the journey ends there)."""
+        if self.EMAIL is not None:
+            return [self.EMAIL.NextActivity]
+        if self.Wait is not None:
+            return [self.Wait.NextActivity]
+        if self.Holdout is not None:
+            return [self.Holdout.NextActivity]
+        if self.ConditionalSplit is not None:
+            return [self.ConditionalSplit.TrueActivity, self.ConditionalSplit.FalseActivity]
+        if self.RandomSplit is not None:
+            return [b.NextActivity for b in self.RandomSplit.Branches]
+        raw = self.SMS or self.PUSH or self.CUSTOM or self.ContactCenter
+        if raw is not None:
+            return [raw.get("NextActivity")]
+        if self.MultiCondition is not None:
+            branches = self.MultiCondition.get("Branches") or []
+            return [b.get("NextActivity") for b in branches] + [self.MultiCondition.get("DefaultActivity")]
+        return []
+
+    @property
+    def metric_type(self) -> str:
+        """Pinpoint's ``ActivityType`` for execution metrics."""
+        return {
+            "EMAIL": "MESSAGE",
+            "SMS": "MESSAGE",
+            "PUSH": "MESSAGE",
+            "CUSTOM": "MESSAGE",
+            "Wait": "WAIT",
+            "ConditionalSplit": "CONDITIONAL_SPLIT",
+            "MultiCondition": "MULTI_CONDITIONAL_SPLIT",
+            "RandomSplit": "RANDOM_SPLIT",
+            "Holdout": "HOLDOUT",
+            "ContactCenter": "CONTACT_CENTER",
+        }.get(self.kind, "")
+
+
+class EventFilterSpec(WireModel):
+    """Which event starts the journey."""
+
+    FilterType: Literal["SYSTEM", "ENDPOINT"] = "ENDPOINT"
+    Dimensions: EventDimensions
+
+
+class EventStartConditionSpec(WireModel):
+    """Entry by event (PutEvents), optionally restricted to a segment's members."""
+
+    EventFilter: EventFilterSpec | None = None
+    SegmentId: str | None = None
+
+
+class StartConditionSpec(WireModel):
+    """Entry by segment or by event."""
+
+    Description: str | None = None
+    EventStartCondition: EventStartConditionSpec | None = None
+    SegmentStartCondition: SegmentConditionSpec | None = None
+
+
+class JourneySchedule(WireModel):
+    """When the journey runs."""
+
+    StartTime: datetime | None = None
+    EndTime: datetime | None = None
+    Timezone: str | None = None
+
+
+class JourneyTimeframeCap(WireModel):
+    """Messages per endpoint across all journeys within ``Days``."""
+
+    Cap: int | None = Field(default=None, ge=0, le=100)
+    Days: int | None = Field(default=None, ge=0, le=30)
+
+
+class JourneyLimits(WireModel):
+    """Per-journey caps."""
+
+    DailyCap: int | None = Field(default=None, ge=0, le=100)
+    EndpointReentryCap: int | None = Field(default=None, ge=0, le=100)
+    MessagesPerSecond: int | None = Field(default=None, ge=1)
+    EndpointReentryInterval: str | None = None
+    TimeframeCap: JourneyTimeframeCap | None = None
+    TotalCap: int | None = Field(default=None, ge=0, le=100)
+
+
+class QuietTimeSpec(WireModel):
+    """Local-time window in which no message is sent."""
+
+    Start: str | None = None
+    End: str | None = None
+
+
+class JourneyDefinition(WireModel):
+    """A journey as the API writes it (``WriteJourneyRequest``)."""
+
+    Name: str
+    Activities: dict[str, Activity] = Field(default_factory=dict)
+    StartActivity: str | None = None
+    StartCondition: StartConditionSpec | None = None
+    Schedule: JourneySchedule | None = None
+    Limits: JourneyLimits | None = None
+    LocalTime: bool | None = None
+    QuietTime: QuietTimeSpec | None = None
+    WaitForQuietTime: bool | None = None
+    RefreshFrequency: str | None = None
+    RefreshOnSegmentUpdate: bool | None = None
+    SendingSchedule: bool | None = None
+    State: JourneyState | None = None
+    CreationDate: str | None = None
+    LastModifiedDate: str | None = None
+    JourneyChannelSettings: dict[str, Any] | None = None
+    OpenHours: dict[str, Any] | None = None
+    ClosedDays: dict[str, Any] | None = None
+    TimezoneEstimationMethods: list[str] | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The definition as the API returns it (JSON-ready, without unset fields)."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_unset=True, exclude={"State", "CreationDate", "LastModifiedDate"})
+
+    @property
+    def entry_segment_id(self) -> str | None:
+        """The entry segment, for segment-triggered journeys."""
+        cond = self.StartCondition
+        return cond.SegmentStartCondition.SegmentId if cond and cond.SegmentStartCondition else None
+
+    @property
+    def entry_event_filter(self) -> EventFilterSpec | None:
+        """The entry event filter, for event-triggered journeys."""
+        cond = self.StartCondition
+        return cond.EventStartCondition.EventFilter if cond and cond.EventStartCondition else None
+
+
+def parse_instant(value: str) -> datetime:
+    """Parse an ISO-8601 instant; a value without an offset is UTC."""
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not an ISO-8601 date and time, e.g. 2026-11-23T10:00:00Z") from err
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+class JourneyProblem(ValueError):
+    """A journey definition that cannot run; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+SUPPORTED_KINDS = ("EMAIL", "Wait", "ConditionalSplit", "Holdout", "RandomSplit")
+
+
+def graph_problems(definition: JourneyDefinition) -> list[str]:
+    """Every reason the journey graph cannot run, as messages a caller can act on (empty when it can).
+
+    Checks: activity ids, one type per activity, supported types, references to unknown activities,
+    the start activity, unreachable activities, cycles without a wait, split branch shares, and that
+    event conditions point at an earlier email activity.
+    """
+    acts = definition.Activities
+    problems: list[str] = []
+    if len(acts) > MAX_ACTIVITIES:
+        problems.append(f"a journey has at most {MAX_ACTIVITIES} activities, this one has {len(acts)}")
+    for aid, act in acts.items():
+        problems += _activity_problems(aid, act, acts)
+    if acts:
+        if definition.StartActivity is None:
+            problems.append("StartActivity is required when the journey has activities")
+        elif definition.StartActivity not in acts:
+            problems.append(f"StartActivity '{definition.StartActivity}' is not one of the journey's activities")
+    if problems:
+        return problems
+    if acts and definition.StartActivity is not None:
+        reachable = set(_walk(definition.StartActivity, acts))
+        for aid in acts:
+            if aid not in reachable:
+                problems.append(f"activity '{aid}' cannot be reached from StartActivity '{definition.StartActivity}'")
+        problems += _cycle_problems(definition.StartActivity, acts)
+        problems += _event_condition_problems(definition.StartActivity, acts)
+    return problems
+
+
+def _activity_problems(aid: str, act: Activity, acts: dict[str, Activity]) -> list[str]:
+    problems: list[str] = []
+    if not _ACTIVITY_ID.match(aid):
+        problems.append(f"activity id '{aid}' must be 1-100 letters and digits")
+    kinds = act.kinds()
+    if len(kinds) != 1:
+        problems.append(f"activity '{aid}' must have exactly one activity type, it has {kinds or 'none'}")
+        return problems
+    kind = kinds[0]
+    if kind not in SUPPORTED_KINDS:
+        problems.append(f"activity '{aid}': {kind} activities are not supported by sojourn yet (supported: {', '.join(SUPPORTED_KINDS)})")
+        return problems
+    for target in act.next_ids():
+        if target is not None and target not in acts:
+            problems.append(f"activity '{aid}' leads to '{target}', which is not an activity of this journey")
+        if target == aid:
+            problems.append(f"activity '{aid}' leads to itself")
+    if act.EMAIL is not None and not act.EMAIL.TemplateName:
+        problems.append(f"activity '{aid}': EMAIL needs a TemplateName")
+    if act.Wait is not None and act.Wait.WaitTime is None:
+        problems.append(f"activity '{aid}': Wait needs a WaitTime (WaitFor or WaitUntil)")
+    if act.ConditionalSplit is not None:
+        cond = act.ConditionalSplit.Condition
+        if cond is None or not cond.Conditions:
+            problems.append(f"activity '{aid}': ConditionalSplit needs a Condition with at least one condition")
+    if act.RandomSplit is not None:
+        branches = act.RandomSplit.Branches
+        if not 2 <= len(branches) <= 5:
+            problems.append(f"activity '{aid}': RandomSplit needs 2 to 5 branches, it has {len(branches)}")
+        total = sum(b.Percentage or 0 for b in branches)
+        if total != 100:
+            problems.append(f"activity '{aid}': RandomSplit branch percentages must sum to 100, they sum to {total}")
+    return problems
+
+
+def _walk(start: str, acts: dict[str, Activity]) -> Iterator[str]:
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        aid = stack.pop()
+        if aid in seen or aid not in acts:
+            continue
+        seen.add(aid)
+        yield aid
+        stack.extend(t for t in acts[aid].next_ids() if t is not None)
+
+
+def _delays(act: Activity) -> bool:
+    if act.Wait is not None:
+        return True
+    return act.ConditionalSplit is not None and act.ConditionalSplit.EvaluationWaitTime is not None
+
+
+def _cycle_problems(start: str, acts: dict[str, Activity]) -> list[str]:
+    # A loop is allowed only if it waits somewhere; otherwise it would send in a tight loop.
+    problems: list[str] = []
+    color: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(aid: str) -> None:
+        color[aid] = 1
+        path.append(aid)
+        for nxt in acts[aid].next_ids():
+            if nxt is None or nxt not in acts:
+                continue
+            if color.get(nxt) == 1:
+                cycle = path[path.index(nxt) :]
+                if not any(_delays(acts[c]) for c in cycle):
+                    problems.append(f"activities {' -> '.join([*cycle, nxt])} form a loop with no Wait in it")
+            elif nxt not in color:
+                visit(nxt)
+        path.pop()
+        color[aid] = 2
+
+    visit(start)
+    return problems
+
+
+def _ancestors(target: str, start: str, acts: dict[str, Activity]) -> set[str]:
+    """Activities on some path from ``start`` to ``target`` before it."""
+    preds: dict[str, set[str]] = {a: set() for a in acts}
+    for aid, act in acts.items():
+        for nxt in act.next_ids():
+            if nxt in preds:
+                preds[nxt].add(aid)
+    found: set[str] = set()
+    stack = list(preds.get(target, ()))
+    while stack:
+        aid = stack.pop()
+        if aid not in found:
+            found.add(aid)
+            stack.extend(preds[aid])
+    return found
+
+
+def _event_condition_problems(start: str, acts: dict[str, Activity]) -> list[str]:
+    problems: list[str] = []
+    for aid, act in acts.items():
+        split = act.ConditionalSplit
+        if split is None or split.Condition is None:
+            continue
+        for cond in split.Condition.Conditions:
+            ev = cond.EventCondition
+            if ev is None:
+                continue
+            if not ev.MessageActivity:
+                problems.append(f"activity '{aid}': an EventCondition needs MessageActivity, the email activity it is about")
+            elif ev.MessageActivity not in acts or acts[ev.MessageActivity].EMAIL is None:
+                problems.append(f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' is not an EMAIL activity of this journey")
+            elif ev.MessageActivity not in _ancestors(aid, start, acts):
+                problems.append(f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' does not come before this split")
+    return problems
+
+
+def template_names(definition: JourneyDefinition) -> set[tuple[str, str | None]]:
+    """(TemplateName, TemplateVersion) of every email activity."""
+    return {
+        (act.EMAIL.TemplateName, act.EMAIL.TemplateVersion)
+        for act in definition.Activities.values()
+        if act.EMAIL is not None and act.EMAIL.TemplateName
+    }
+
+
+def journey_window(definition: JourneyDefinition, published_at: datetime) -> tuple[datetime, datetime]:
+    """When entries start and when the journey ends.
+
+    A StartTime in the past (or now) starts at once; no StartTime means Pinpoint's 5-minute entry delay after
+    publishing. The end is EndTime, capped at 540 days after the start.
+    """
+    schedule = definition.Schedule or JourneySchedule()
+    start = schedule.StartTime if schedule.StartTime is not None else published_at + ENTRY_DELAY
+    start = max(start, published_at) if schedule.StartTime is not None else start
+    limit = start + timedelta(days=MAX_JOURNEY_DAYS)
+    end = min(schedule.EndTime, limit) if schedule.EndTime is not None else limit
+    return start, end
+
+
+def event_matches(event_filter: EventFilterSpec, event_type: str, attributes: dict[str, str], metrics: dict[str, float]) -> bool:
+    """Whether an event matches an entry filter (event type set, attribute values, metric comparisons)."""
+    dims = event_filter.Dimensions
+    if dims.EventType is not None:
+        inside = event_type in dims.EventType.Values
+        if inside != (dims.EventType.DimensionType == "INCLUSIVE"):
+            return False
+    for name, spec in (dims.Attributes or {}).items():
+        values = spec.get("Values") or []
+        inclusive = spec.get("AttributeType", "INCLUSIVE") == "INCLUSIVE"
+        if (attributes.get(name) in values) != inclusive:
+            return False
+    for name, spec in (dims.Metrics or {}).items():
+        if name not in metrics or not _compare(metrics[name], spec.get("ComparisonOperator", "EQUAL"), float(spec.get("Value", 0))):
+            return False
+    return True
+
+
+def _compare(value: float, operator: str, target: float) -> bool:
+    return {
+        "EQUAL": value == target,
+        "GREATER_THAN": value > target,
+        "LESS_THAN": value < target,
+        "GREATER_THAN_OR_EQUAL": value >= target,
+        "LESS_THAN_OR_EQUAL": value <= target,
+    }.get(operator, False)

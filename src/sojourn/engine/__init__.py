@@ -1,0 +1,1 @@
+"""The engine: Temporal workflows (journeys, cohorts) and their activities, worker and client wiring."""

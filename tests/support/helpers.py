@@ -1,0 +1,42 @@
+"""Small helpers shared by the tests (in the spirit of temporalio/sdk-python's tests/helpers)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def unique(prefix: str = "t") -> str:
+    """A short unique name for an app, queue or journey of one test."""
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def assert_eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.2
+) -> T:
+    """Await ``check`` until it stops raising AssertionError, or fail after ``timeout`` seconds.
+
+    Returns:
+        What ``check`` returned the first time it passed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(interval)
