@@ -181,7 +181,6 @@ journeys = Table(
     Column("version", Integer, nullable=False, server_default=text("1")),
     Column("definition", JSONB, nullable=False),
     Column("tags", JSONB, nullable=False, server_default=EMPTY_OBJECT),
-    Column("next_cohort_no", Integer, nullable=False, server_default=text("0")),
     Column("started_at", DateTime(timezone=True)),
     _ts("created_at"),
     _ts("updated_at"),
@@ -217,6 +216,19 @@ participants = Table(
     _ts("updated_at"),
     PrimaryKeyConstraint("journey_id", "endpoint_id", "entry_no"),
     Index("ix_participants_cohort_lane", "journey_id", "cohort_no", "lane", postgresql_where=text("status = 'active'")),
+)
+
+journey_cohorts = Table(
+    "journey_cohorts",
+    metadata,
+    Column("journey_id", Text, nullable=False),
+    Column("cohort_no", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    # What made it: "segment" (entry segment at start) or "intake" (event-triggered entrants).
+    Column("source", Text, nullable=False),
+    _ts("created_at"),
+    PrimaryKeyConstraint("journey_id", "cohort_no"),
 )
 
 journey_intake = Table(

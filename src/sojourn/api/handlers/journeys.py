@@ -1,0 +1,268 @@
+"""Journey operations: CreateJourney, GetJourney, ListJourneys, UpdateJourney, UpdateJourneyState, metrics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from sojourn.api.errors import BadRequestError, ConflictError, InternalServerError, NotFoundError
+from sojourn.api.server import Handler, RequestContext
+from sojourn.api.state import AppState
+from sojourn.domain.journeys import JourneyDefinition, JourneyState, graph_problems, template_names
+from sojourn.engine import names
+from sojourn.engine.inputs import JourneyInput
+from sojourn.engine.journey_workflow import JourneyWorkflow
+from sojourn.store import journeys_repo as repo
+from sojourn.store.apps_repo import require_app
+from sojourn.store.segments_repo import SegmentNotFound, load_segment_clause
+from sojourn.store.templates_repo import load_email_template
+
+
+def parse_definition(body: dict[str, Any]) -> JourneyDefinition:
+    """Validate a WriteJourneyRequest into the model, as a BadRequestError listing what to fix."""
+    try:
+        return JourneyDefinition.model_validate(body)
+    except ValidationError as err:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        raise BadRequestError("Invalid journey: " + "; ".join(problems)) from None
+
+
+async def check_definition(conn: AsyncConnection, app_id: str, definition: JourneyDefinition, state: str) -> None:
+    """Everything that must hold before a journey is stored: graph, templates, entry condition.
+
+    Raises:
+        BadRequestError: with every problem found, so the caller can fix them at once.
+    """
+    problems = graph_problems(definition)
+    if not 1 <= len(definition.Name) <= 150 or any(c.isspace() for c in definition.Name):
+        problems.append("Name must be 1-150 characters without spaces")
+    for name, version in sorted(template_names(definition), key=lambda t: (t[0], t[1] or "")):
+        if await load_email_template(conn, name, version) is None:
+            suffix = f" version {version}" if version else ""
+            problems.append(f"email template '{name}'{suffix} does not exist (create it with CreateEmailTemplate)")
+    cond = definition.StartCondition
+    if cond is not None and cond.SegmentStartCondition is not None:
+        try:
+            await load_segment_clause(conn, app_id, cond.SegmentStartCondition.SegmentId, now=datetime.now(UTC))
+        except SegmentNotFound as err:
+            problems.append(f"StartCondition.SegmentStartCondition: {err}")
+    if cond is not None and cond.EventStartCondition is not None:
+        if cond.EventStartCondition.EventFilter is None:
+            problems.append("StartCondition.EventStartCondition needs an EventFilter")
+        if cond.EventStartCondition.SegmentId:
+            problems.append("StartCondition.EventStartCondition.SegmentId is not supported by sojourn yet")
+    if state == JourneyState.ACTIVE:
+        if cond is None or (cond.SegmentStartCondition is None and cond.EventStartCondition is None):
+            problems.append("an ACTIVE journey needs a StartCondition (SegmentStartCondition or EventStartCondition)")
+        if not definition.Activities:
+            problems.append("an ACTIVE journey needs at least one activity")
+    if problems:
+        raise BadRequestError("Invalid journey: " + "; ".join(problems))
+
+
+def journey_response(row: Any) -> dict[str, Any]:
+    """A journeys row as Pinpoint's JourneyResponse."""
+    body = JourneyDefinition.model_validate(row.definition).model_dump(exclude_none=True, exclude={"CreationDate", "LastModifiedDate"})
+    body.update(
+        Id=row.id,
+        ApplicationId=row.app_id,
+        State=row.state,
+        CreationDate=row.created_at.isoformat(),
+        LastModifiedDate=row.updated_at.isoformat(),
+        tags=row.tags or {},
+    )
+    return body
+
+
+async def start_journey_workflow(client: Client, state: AppState, app_id: str, journey_id: str) -> None:
+    """Start the journey's workflow (a second start of a running one is a no-op)."""
+    await client.start_workflow(
+        JourneyWorkflow.run,
+        JourneyInput(app_id=app_id, journey_id=journey_id),
+        id=names.journey_workflow_id(app_id, journey_id),
+        task_queue=state.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(names.APP_ID, app_id),
+                SearchAttributePair(names.JOURNEY_ID, journey_id),
+                SearchAttributePair(names.SOJOURN_KIND, "journey"),
+            ]
+        ),
+        static_summary=f"journey {journey_id} of app {app_id}",
+    )
+
+
+async def _signal(state: AppState, app_id: str, journey_id: str, signal: str, *args: Any) -> None:
+    client = await state.temporal()
+    handle = client.get_workflow_handle(names.journey_workflow_id(app_id, journey_id))
+    try:
+        await handle.signal(signal, *args)
+    except RPCError as err:
+        raise InternalServerError(f"the journey's workflow did not take the {signal} signal: {err.message}") from err
+
+
+async def create_journey(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """CreateJourney: validate everything, store version 1, start the workflow when ACTIVE."""
+    state: AppState = ctx.state
+    app_id = params["ApplicationId"]
+    body = dict(params["WriteJourneyRequest"])
+    tags = body.pop("tags", None) or {}
+    definition = parse_definition(body)
+    journey_state = str(definition.State or JourneyState.DRAFT)
+    if journey_state not in (JourneyState.DRAFT, JourneyState.ACTIVE):
+        raise BadRequestError(f"State must be DRAFT or ACTIVE when creating a journey, not {journey_state}")
+    journey_id = uuid.uuid4().hex
+    async with state.db.begin() as conn:
+        await require_app(conn, app_id)
+        await check_definition(conn, app_id, definition, journey_state)
+        await repo.insert_journey(conn, app_id, journey_id, definition.Name, journey_state, definition.wire(), tags)
+        if journey_state == JourneyState.ACTIVE:
+            # Started before commit: if Temporal refuses, nothing is stored; the workflow waits for the row.
+            await _start(state, app_id, journey_id)
+        row = await repo.get_journey(conn, app_id, journey_id)
+    return {"JourneyResponse": journey_response(row)}
+
+
+async def _start(state: AppState, app_id: str, journey_id: str) -> None:
+    try:
+        await start_journey_workflow(await state.temporal(), state, app_id, journey_id)
+    except RPCError as err:
+        raise InternalServerError(f"could not start the journey's workflow: {err.message}") from err
+
+
+async def get_journey(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetJourney."""
+    async with ctx.state.db.connect() as conn:
+        row = await _require_journey(conn, params["ApplicationId"], params["JourneyId"])
+    return {"JourneyResponse": journey_response(row)}
+
+
+async def list_journeys(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """ListJourneys, paged with PageSize and Token."""
+    app_id = params["ApplicationId"]
+    size = int(params.get("PageSize") or 100)
+    offset = int(params.get("Token") or 0) if str(params.get("Token") or "0").isdigit() else 0
+    async with ctx.state.db.connect() as conn:
+        await require_app(conn, app_id)
+        rows = await repo.list_journeys(conn, app_id, offset, size + 1)
+    page = {"Item": [journey_response(r) for r in rows[:size]]}
+    if len(rows) > size:
+        page["NextToken"] = str(offset + size)
+    return {"JourneysResponse": page}
+
+
+async def update_journey(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """UpdateJourney: a DRAFT is replaced; an ACTIVE or PAUSED journey gets a new version for new entrants."""
+    state: AppState = ctx.state
+    app_id, journey_id = params["ApplicationId"], params["JourneyId"]
+    body = dict(params["WriteJourneyRequest"])
+    body.pop("tags", None)
+    definition = parse_definition(body)
+    async with state.db.begin() as conn:
+        row = await _require_journey(conn, app_id, journey_id, for_update=True)
+        current = row.state
+        if current in (JourneyState.CANCELLED, JourneyState.COMPLETED, JourneyState.CLOSED):
+            raise ConflictError(f"journey {journey_id} is {current}: it cannot be changed; create a new journey")
+        target = str(definition.State or current)
+        if target not in (JourneyState.DRAFT, JourneyState.ACTIVE, current):
+            raise BadRequestError(f"UpdateJourney can set State to DRAFT or ACTIVE, not {target}; use UpdateJourneyState")
+        if current != JourneyState.DRAFT and target == JourneyState.DRAFT:
+            raise ConflictError(f"journey {journey_id} is {current}: it cannot go back to DRAFT")
+        await check_definition(conn, app_id, definition, target)
+        running = current in (JourneyState.ACTIVE, JourneyState.PAUSED)
+        await repo.update_definition(conn, app_id, journey_id, definition=definition.wire(), state=target, new_version=running)
+        if current == JourneyState.DRAFT and target == JourneyState.ACTIVE:
+            await _start(state, app_id, journey_id)
+        elif running:
+            await _signal(state, app_id, journey_id, "new_version")
+        row = await repo.get_journey(conn, app_id, journey_id)
+    return {"JourneyResponse": journey_response(row)}
+
+
+async def update_journey_state(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """UpdateJourneyState: ACTIVE (resume), PAUSED or CANCELLED."""
+    state: AppState = ctx.state
+    app_id, journey_id = params["ApplicationId"], params["JourneyId"]
+    wanted = str((params.get("JourneyStateRequest") or {}).get("State") or "")
+    if wanted not in (JourneyState.ACTIVE, JourneyState.PAUSED, JourneyState.CANCELLED):
+        raise BadRequestError(f"State must be ACTIVE, PAUSED or CANCELLED, not {wanted or 'missing'}")
+    async with state.db.begin() as conn:
+        row = await _require_journey(conn, app_id, journey_id, for_update=True)
+        current = row.state
+        allowed = {
+            JourneyState.ACTIVE: {JourneyState.PAUSED, JourneyState.ACTIVE},
+            JourneyState.PAUSED: {JourneyState.ACTIVE, JourneyState.PAUSED},
+            JourneyState.CANCELLED: {JourneyState.ACTIVE, JourneyState.PAUSED, JourneyState.DRAFT},
+        }[JourneyState(wanted)]
+        if current not in allowed:
+            raise ConflictError(f"journey {journey_id} is {current}: it cannot become {wanted}")
+        await repo.set_state(conn, app_id, journey_id, wanted)
+        if current != JourneyState.DRAFT:
+            await _signal(state, app_id, journey_id, "set_state", wanted)
+        row = await repo.get_journey(conn, app_id, journey_id)
+    return {"JourneyResponse": journey_response(row)}
+
+
+async def get_journey_execution_metrics(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetJourneyExecutionMetrics, from the participant ledger."""
+    app_id, journey_id = params["ApplicationId"], params["JourneyId"]
+    async with ctx.state.db.connect() as conn:
+        await _require_journey(conn, app_id, journey_id)
+        metrics = await repo.journey_metrics(conn, journey_id)
+    return {
+        "JourneyExecutionMetricsResponse": {
+            "ApplicationId": app_id,
+            "JourneyId": journey_id,
+            "LastEvaluatedTime": datetime.now(UTC).isoformat(),
+            "Metrics": {k: str(v) for k, v in metrics.items()},
+        }
+    }
+
+
+async def get_journey_execution_activity_metrics(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetJourneyExecutionActivityMetrics, from the message ledger and the journey counters."""
+    app_id, journey_id, activity_id = params["ApplicationId"], params["JourneyId"], params["JourneyActivityId"]
+    async with ctx.state.db.connect() as conn:
+        row = await _require_journey(conn, app_id, journey_id)
+        definition = JourneyDefinition.model_validate(row.definition)
+        activity = definition.Activities.get(activity_id)
+        if activity is None:
+            raise NotFoundError(f"journey {journey_id} has no activity '{activity_id}'")
+        metrics = await repo.activity_metrics(conn, journey_id, activity_id, activity.metric_type)
+    return {
+        "JourneyExecutionActivityMetricsResponse": {
+            "ActivityType": activity.metric_type,
+            "ApplicationId": app_id,
+            "JourneyActivityId": activity_id,
+            "JourneyId": journey_id,
+            "LastEvaluatedTime": datetime.now(UTC).isoformat(),
+            "Metrics": {k: str(v) for k, v in metrics.items()},
+        }
+    }
+
+
+async def _require_journey(conn: AsyncConnection, app_id: str, journey_id: str, *, for_update: bool = False) -> Any:
+    await require_app(conn, app_id)
+    row = await repo.get_journey(conn, app_id, journey_id, for_update=for_update)
+    if row is None:
+        raise NotFoundError(f"Journey {journey_id} not found in application {app_id}")
+    return row
+
+
+HANDLERS: dict[str, Handler] = {
+    "CreateJourney": create_journey,
+    "GetJourney": get_journey,
+    "ListJourneys": list_journeys,
+    "UpdateJourney": update_journey,
+    "UpdateJourneyState": update_journey_state,
+    "GetJourneyExecutionMetrics": get_journey_execution_metrics,
+    "GetJourneyExecutionActivityMetrics": get_journey_execution_activity_metrics,
+}

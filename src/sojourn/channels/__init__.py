@@ -1,0 +1,1 @@
+"""Delivery channels (email over SMTP today) and link tracking."""

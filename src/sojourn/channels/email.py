@@ -1,0 +1,255 @@
+"""Email delivery over SMTP (aiosmtplib), with the ledger commit aligned to SMTP's own commit point.
+
+SMTP has no idempotency key, so "exactly once" needs care. A message is accepted by the server only when it
+receives the final ``.`` of DATA; a connection that drops before it discards the message. So for each batch we
+(1) open one transaction per message up to the end of its body, (2) mark the batch ``sent`` in the ledger and
+commit, (3) write the final dots and read the replies. A crash before (2) loses nothing and sends nothing: the
+retry sends again. A crash after (2) leaves messages that the server has (or will have) accepted, and the ledger
+already says so: the retry does not send them twice. The only window left is between the ledger commit and
+the few bytes of the dots, microseconds per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+log = logging.getLogger(__name__)
+
+_LINE_ENDINGS = re.compile(rb"(?:\r\n|\n|\r(?!\n))")
+_LEADING_PERIOD = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One rendered email, addressed to one recipient."""
+
+    message_id: str
+    from_address: str
+    to_address: str
+    subject: str
+    html: str | None
+    text: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_bytes(self, domain: str) -> bytes:
+        """The RFC 5322 message, with the ledger's message id as its Message-ID."""
+        msg = EmailMessage(policy=SMTP_POLICY)
+        msg["From"] = self.from_address
+        msg["To"] = self.to_address
+        msg["Subject"] = self.subject
+        msg["Date"] = formatdate(localtime=False, usegmt=True)
+        msg["Message-ID"] = f"<{self.message_id}@{domain}>"
+        for name, value in self.headers.items():
+            msg[name] = value
+        if self.text is not None:
+            msg.set_content(self.text)
+        if self.html is not None:
+            if self.text is not None:
+                msg.add_alternative(self.html, subtype="html")
+            else:
+                msg.set_content(self.html, subtype="html")
+        return msg.as_bytes()
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the server said about one message."""
+
+    ok: bool
+    code: int
+    message: str
+
+    @property
+    def permanent(self) -> bool:
+        """A 5xx refusal: sending again will not help."""
+        return not self.ok and self.code >= 500
+
+
+CommitFn = Callable[[Sequence[str]], Awaitable[None]]
+
+
+class EmailTransport(Protocol):
+    """Delivers a batch of emails; calls ``commit`` with their ids at the point of no return."""
+
+    async def send_batch(self, messages: Sequence[OutgoingEmail], commit: CommitFn) -> dict[str, SendResult]:
+        """Send ``messages``; return a result per message id."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class NullTransport:
+    """Discards mail but goes through the same commit point (benchmarks, dry runs)."""
+
+    async def send_batch(self, messages: Sequence[OutgoingEmail], commit: CommitFn) -> dict[str, SendResult]:
+        """Commit every message and report it accepted."""
+        await commit([m.message_id for m in messages])
+        return {m.message_id: SendResult(True, 250, "discarded by the null transport") for m in messages}
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where and how to reach the SMTP relay, parsed from ``SOJOURN_SMTP_URL``."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    implicit_tls: bool = False
+    start_tls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpConfig:
+        """Parse ``smtp://[user:pass@]host:port`` (``smtps://`` implicit TLS, ``?starttls=true``)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError(f"SMTP URL must start with smtp:// or smtps://, got {url!r}")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (465 if parts.scheme == "smtps" else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            implicit_tls=parts.scheme == "smtps",
+            start_tls="starttls=true" in (parts.query or "").lower(),
+        )
+
+
+class SmtpTransport:
+    """Sends through an SMTP relay on a small pool of connections, one message per connection per round.
+
+    Args:
+        config: The relay.
+        connections: How many messages are in flight at once (and so the batch round size).
+        timeout: Seconds to wait for any server reply.
+    """
+
+    def __init__(self, config: SmtpConfig, *, connections: int = 8, timeout: float = 30.0) -> None:
+        self.config = config
+        self.connections = connections
+        self.timeout = timeout
+        self._idle: list[aiosmtplib.SMTP] = []
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        while self._idle:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client
+        cfg = self.config
+        client = aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            timeout=self.timeout,
+            use_tls=cfg.implicit_tls,
+            start_tls=cfg.start_tls,
+            tls_context=ssl.create_default_context() if (cfg.implicit_tls or cfg.start_tls) else None,
+        )
+        await client.connect()
+        if cfg.username and cfg.password:
+            await client.login(cfg.username, cfg.password)
+        return client
+
+    async def _prepare(self, client: aiosmtplib.SMTP, email: OutgoingEmail, domain: str) -> None:
+        """Phase 1: envelope and body, everything but the final dot."""
+        await client.mail(email.from_address)
+        await client.rcpt(email.to_address)
+        reply = await client.execute_command(b"DATA")
+        if reply.code != 354:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        body = _LINE_ENDINGS.sub(b"\r\n", email.to_bytes(domain))
+        body = _LEADING_PERIOD.sub(b"..", body)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        assert client.protocol is not None
+        client.protocol.write(body)
+
+    async def _finish(self, client: aiosmtplib.SMTP) -> SendResult:
+        """Phase 2: the final dot, and the server's verdict."""
+        assert client.protocol is not None
+        client.protocol.write(b".\r\n")
+        reply = await client.protocol.read_response(timeout=self.timeout)
+        return SendResult(reply.code == 250, reply.code, reply.message)
+
+    async def send_batch(self, messages: Sequence[OutgoingEmail], commit: CommitFn) -> dict[str, SendResult]:
+        """Send ``messages`` in rounds of ``connections``; see the module docstring for the commit point."""
+        results: dict[str, SendResult] = {}
+        for start in range(0, len(messages), self.connections):
+            results.update(await self._send_round(messages[start : start + self.connections], commit))
+        return results
+
+    async def _send_round(self, round_: Sequence[OutgoingEmail], commit: CommitFn) -> dict[str, SendResult]:
+        clients = await asyncio.gather(*(self._connect() for _ in round_))
+        domain = _domain_of(round_[0].from_address)
+        prepared = await asyncio.gather(
+            *(self._prepare(c, m, domain) for c, m in zip(clients, round_, strict=True)), return_exceptions=True
+        )
+        failed = {m.message_id: p for m, p in zip(round_, prepared, strict=True) if isinstance(p, BaseException)}
+        results: dict[str, SendResult] = {}
+        for message_id, err in failed.items():
+            if isinstance(err, aiosmtplib.SMTPResponseException):
+                results[message_id] = SendResult(False, err.code, err.message)
+            else:
+                # The relay is unreachable or broke mid-way: nothing was accepted, let the activity retry.
+                for client in clients:
+                    client.close()
+                raise err
+        ready = [(c, m) for c, m in zip(clients, round_, strict=True) if m.message_id not in failed]
+        await commit([m.message_id for _, m in ready])
+        finals = await asyncio.gather(*(self._finish(c) for c, _ in ready), return_exceptions=True)
+        for (client, message), final in zip(ready, finals, strict=True):
+            if isinstance(final, BaseException):
+                # The ledger already says sent: the server may have accepted it, so it is not sent again.
+                log.warning("no reply after DATA for message %s: %s", message.message_id, final)
+                results[message.message_id] = SendResult(True, 0, f"no reply after DATA: {final}")
+                client.close()
+            else:
+                results[message.message_id] = final
+                self._idle.append(client)
+        for client, message in zip(clients, round_, strict=True):
+            if message.message_id in failed:
+                await _reset(client)
+                self._idle.append(client)
+        return results
+
+    async def close(self) -> None:
+        """Quit every idle connection."""
+        idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()
+
+
+async def _reset(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.rset()
+    except aiosmtplib.SMTPException:
+        client.close()
+
+
+def _domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip(">") or "sojourn.local"
+
+
+def transport_from_url(url: str) -> EmailTransport:
+    """The transport ``SOJOURN_SMTP_URL`` asks for: ``null://`` or an SMTP relay."""
+    if url.startswith("null:"):
+        return NullTransport()
+    return SmtpTransport(SmtpConfig.from_url(url))

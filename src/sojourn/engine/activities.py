@@ -1,0 +1,408 @@
+"""The engine's activities: every step of a journey is one set-based call over a whole lane of a cohort.
+
+Activities are idempotent: they move rows only from the state the step expects, and sends go through the
+message ledger's deterministic ids (see :mod:`sojourn.store.message_ledger` and :mod:`sojourn.channels.email`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, func, literal, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from sojourn.channels.email import EmailTransport, OutgoingEmail, SendResult
+from sojourn.channels.tracking import instrument_html
+from sojourn.domain.journeys import Activity, JourneyDefinition, JourneyState, journey_window
+from sojourn.domain.templates import build_context, render_email
+from sojourn.engine.inputs import (
+    AdmitInput,
+    Branch,
+    CohortSpec,
+    EnrollInput,
+    JourneyFinish,
+    JourneyPlan,
+    JourneyRef,
+    LaneEnd,
+    StepInput,
+    StepResult,
+)
+from sojourn.engine.split_sql import condition_clause
+from sojourn.settings import Settings
+from sojourn.store import journey_ledger as ledger
+from sojourn.store import message_ledger
+from sojourn.store.endpoint_rows import endpoint_response
+from sojourn.store.segments_repo import load_segment_clause
+from sojourn.store.tables import endpoints, participants
+from sojourn.store.templates_repo import email_channel, load_email_template
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = 500
+
+
+def tracking_secret(settings: Settings) -> bytes:
+    """The HMAC key of tracking links, derived from the API secret so one secret configures both."""
+    return hashlib.sha256(b"sojourn-tracking:" + settings.secret_access_key.encode()).digest()
+
+
+class JourneyActivities:
+    """Activities of the JourneyWorkflow and CohortWorkflow, bound to the database and the email transport."""
+
+    def __init__(self, db: AsyncEngine, settings: Settings, transport: EmailTransport) -> None:
+        self.db = db
+        self.settings = settings
+        self.transport = transport
+        self.secret = tracking_secret(settings)
+
+    def all(self) -> list[Any]:
+        """Every activity callable, for the worker."""
+        return [
+            self.load_journey_plan,
+            self.enroll_segment,
+            self.admit_intake,
+            self.run_step,
+            self.end_lane,
+            self.finish_journey,
+        ]
+
+    @activity.defn(name="load_journey_plan")
+    async def load_journey_plan(self, ref: JourneyRef) -> JourneyPlan:
+        """Load the journey's current version and compute when entries start and end."""
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT version, state, definition, started_at, updated_at FROM journeys "
+                        "WHERE app_id = :a AND id = :j"
+                    ),
+                    {"a": ref.app_id, "j": ref.journey_id},
+                )
+            ).one()
+        definition = JourneyDefinition.model_validate(row.definition)
+        published = row.started_at or row.updated_at
+        start_at, end_at = journey_window(definition, published)
+        entry = "segment" if definition.entry_segment_id else ("event" if definition.entry_event_filter else "none")
+        return JourneyPlan(
+            app_id=ref.app_id,
+            journey_id=ref.journey_id,
+            version=row.version,
+            state=row.state,
+            definition=definition.model_dump(mode="json", exclude_none=True),
+            start_at=start_at,
+            end_at=end_at,
+            entry=entry,
+            segment_id=definition.entry_segment_id,
+            cohort_size=self.settings.cohort_size,
+        )
+
+    @activity.defn(name="enroll_segment")
+    async def enroll_segment(self, inp: EnrollInput) -> list[CohortSpec]:
+        """Enter the entry segment's current members into the journey, in cohorts of ``cohort_size``."""
+        async with self.db.begin() as conn:
+            done = await ledger.cohorts_from(conn, inp.journey_id, inp.first_cohort_no, "segment")
+            if done:
+                return [CohortSpec(cohort_no=c, size=s, claimed=s) for c, s in done]
+            clause = await load_segment_clause(conn, inp.app_id, inp.segment_id, now=datetime.now(UTC))
+            result = await conn.execute(enrollment_insert(inp, clause))
+            sizes = Counter(int(r[0]) for r in result)
+            for cohort_no, size in sorted(sizes.items()):
+                await ledger.record_cohort(conn, inp.journey_id, cohort_no, inp.version, size, "segment")
+            await ledger.add_counts(conn, inp.journey_id, {("", "ENDPOINT_ENTERED"): sum(sizes.values())})
+        return [CohortSpec(cohort_no=c, size=s, claimed=s) for c, s in sorted(sizes.items())]
+
+    @activity.defn(name="admit_intake")
+    async def admit_intake(self, inp: AdmitInput) -> CohortSpec | None:
+        """Turn waiting event-triggered entrants into cohort ``inp.cohort_no`` (None when nobody waits)."""
+        async with self.db.begin() as conn:
+            done = await ledger.cohorts_from(conn, inp.journey_id, inp.cohort_no, "intake")
+            if done and done[0][0] == inp.cohort_no:
+                claimed = await conn.scalar(
+                    text("SELECT count(*) FROM journey_intake WHERE journey_id = :j AND cohort_no = :c"),
+                    {"j": inp.journey_id, "c": inp.cohort_no},
+                )
+                return CohortSpec(cohort_no=inp.cohort_no, size=done[0][1], claimed=int(claimed or 0))
+            claimed_ids = (
+                await conn.execute(
+                    text(
+                        """
+                        WITH batch AS (
+                          SELECT id FROM journey_intake WHERE journey_id = :j AND cohort_no IS NULL
+                          ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED)
+                        UPDATE journey_intake i SET cohort_no = :c FROM batch WHERE i.id = batch.id
+                        RETURNING i.endpoint_id
+                        """
+                    ),
+                    {"j": inp.journey_id, "n": inp.cohort_size, "c": inp.cohort_no},
+                )
+            ).fetchall()
+            if not claimed_ids:
+                return None
+            reentry_cap = int(inp.limits.get("EndpointReentryCap") or 0)
+            entered = await conn.execute(
+                text(
+                    """
+                    INSERT INTO participants (journey_id, endpoint_id, entry_no, app_id, version, cohort_no, lane, position)
+                    SELECT :j, d.endpoint_id, COALESCE(prev.entries, 0) + 1, :a, :v, :c, '0', :start
+                    FROM (SELECT DISTINCT endpoint_id FROM journey_intake WHERE journey_id = :j AND cohort_no = :c) d
+                    LEFT JOIN LATERAL (
+                      SELECT max(entry_no) AS entries, bool_or(status = 'active') AS busy
+                      FROM participants p WHERE p.journey_id = :j AND p.endpoint_id = d.endpoint_id) prev ON true
+                    WHERE NOT COALESCE(prev.busy, false)
+                      AND (CAST(:cap AS int) = 0 OR COALESCE(prev.entries, 0) < CAST(:cap AS int))
+                    RETURNING endpoint_id
+                    """
+                ),
+                {"j": inp.journey_id, "a": inp.app_id, "v": inp.version, "c": inp.cohort_no, "start": inp.start_activity, "cap": reentry_cap},
+            )
+            size = len(entered.fetchall())
+            distinct = len({r[0] for r in claimed_ids})
+            busy = await self._count_rejections(conn, inp, distinct - size, reentry_cap)
+            await ledger.record_cohort(conn, inp.journey_id, inp.cohort_no, inp.version, size, "intake")
+            await ledger.add_counts(conn, inp.journey_id, {("", "ENDPOINT_ENTERED"): size, **busy})
+        return CohortSpec(cohort_no=inp.cohort_no, size=size, claimed=len(claimed_ids))
+
+    async def _count_rejections(self, conn: Any, inp: AdmitInput, rejected: int, cap: int) -> dict[tuple[str, str], int]:
+        if rejected <= 0:
+            return {}
+        over_cap = 0
+        if cap:
+            over_cap = int(
+                await conn.scalar(
+                    text(
+                        """
+                        SELECT count(*) FROM (SELECT DISTINCT endpoint_id FROM journey_intake WHERE journey_id = :j AND cohort_no = :c) d
+                        WHERE (SELECT count(*) FROM participants p WHERE p.journey_id = :j AND p.endpoint_id = d.endpoint_id
+                               AND p.cohort_no <> :c) >= :cap
+                          AND NOT EXISTS (SELECT 1 FROM participants p WHERE p.journey_id = :j AND p.endpoint_id = d.endpoint_id
+                               AND p.status = 'active' AND p.cohort_no <> :c)
+                        """
+                    ),
+                    {"j": inp.journey_id, "c": inp.cohort_no, "cap": cap},
+                )
+                or 0
+            )
+        return {("", "REENTRY_CAP_EXCEEDED"): over_cap, ("", "ACTIVE_ENDPOINT_REJECTED"): rejected - over_cap}
+
+    @activity.defn(name="run_step")
+    async def run_step(self, inp: StepInput) -> StepResult:
+        """Run one journey activity for one lane of a cohort."""
+        assert inp.activity_id is not None and inp.activity is not None
+        act = Activity.model_validate(inp.activity)
+        if act.EMAIL is not None:
+            return await self._email_step(inp, act)
+        if act.Holdout is not None:
+            pct = act.Holdout.Percentage
+            cut = pct * ledger.HASH_BUCKETS // 100
+            return await self._bucket_step(
+                inp,
+                [(0, cut, inp.lane, None, "held_out"), (cut, ledger.HASH_BUCKETS, inp.lane, act.Holdout.NextActivity, "active")],
+                metrics=("HELD_OUT", "CONTINUED"),
+            )
+        if act.RandomSplit is not None:
+            ranges: list[tuple[int, int, str, str | None, str]] = []
+            first = 0
+            for i, branch in enumerate(act.RandomSplit.Branches):
+                end = first + (branch.Percentage or 0) * ledger.HASH_BUCKETS // 100
+                ranges.append((first, end, f"{inp.lane}.{i + 1}", branch.NextActivity, "active"))
+                first = end
+            return await self._bucket_step(inp, ranges, metrics=tuple(f"Branch_{i + 1}" for i in range(len(ranges))))
+        if act.ConditionalSplit is not None:
+            return await self._condition_step(inp, act)
+        raise ValueError(f"activity {inp.activity_id}: {act.kind} is not supported")
+
+    async def _bucket_step(
+        self, inp: StepInput, ranges: Sequence[tuple[int, int, str, str | None, str]], metrics: Sequence[str]
+    ) -> StepResult:
+        assert inp.activity_id is not None
+        async with self.db.begin() as conn:
+            await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+            moved = await ledger.split_by_buckets(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, ranges)
+            counts = {(inp.activity_id, metric): n for metric, n in zip(metrics, moved, strict=True)}
+            counts[(inp.activity_id, "ENTERED")] = sum(moved)
+            await ledger.add_counts(conn, inp.journey_id, counts)
+        branches = [
+            Branch(lane=lane, next_activity=nxt, count=n)
+            for (_, _, lane, nxt, status), n in zip(ranges, moved, strict=True)
+            if status == "active" and nxt is not None
+        ]
+        return StepResult(branches=branches, processed=sum(moved))
+
+    async def _condition_step(self, inp: StepInput, act: Activity) -> StepResult:
+        assert inp.activity_id is not None and act.ConditionalSplit is not None
+        split = act.ConditionalSplit
+        async with self.db.begin() as conn:
+            await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+            clause = await condition_clause(conn, inp.app_id, inp.journey_id, split.Condition, now=datetime.now(UTC))
+            yes_lane, no_lane = f"{inp.lane}.1", f"{inp.lane}.2"
+            yes, no = await ledger.split_by_condition(
+                conn,
+                inp.journey_id,
+                inp.cohort_no,
+                inp.lane,
+                inp.activity_id,
+                clause,
+                ((yes_lane, split.TrueActivity), (no_lane, split.FalseActivity)),
+            )
+            await ledger.add_counts(
+                conn,
+                inp.journey_id,
+                {(inp.activity_id, "Branch_1"): yes, (inp.activity_id, "Branch_2"): no, (inp.activity_id, "ENTERED"): yes + no},
+            )
+        return StepResult(
+            branches=[
+                Branch(lane=yes_lane, next_activity=split.TrueActivity, count=yes),
+                Branch(lane=no_lane, next_activity=split.FalseActivity, count=no),
+            ],
+            processed=yes + no,
+            detail=f"yes {yes}, no {no}",
+        )
+
+    async def _email_step(self, inp: StepInput, act: Activity) -> StepResult:
+        assert inp.activity_id is not None and act.EMAIL is not None
+        email = act.EMAIL
+        async with self.db.begin() as conn:
+            await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+            await message_ledger.claim_journey_emails(
+                conn,
+                app_id=inp.app_id,
+                journey_id=inp.journey_id,
+                version=inp.version,
+                cohort_no=inp.cohort_no,
+                lane=inp.lane,
+                activity_id=inp.activity_id,
+                visit=inp.visit,
+            )
+            template = await load_email_template(conn, email.TemplateName or "", email.TemplateVersion)
+            channel = await email_channel(conn, inp.app_id)
+        from_address = (email.MessageConfig.FromAddress if email.MessageConfig else None) or (channel or {}).get("FromAddress")
+        problem = _email_problem(template, channel, from_address, email.TemplateName)
+        sent = 0
+        while True:
+            async with self.db.connect() as conn:
+                rows = await message_ledger.pending_journey_emails(
+                    conn,
+                    journey_id=inp.journey_id,
+                    cohort_no=inp.cohort_no,
+                    lane=inp.lane,
+                    activity_id=inp.activity_id,
+                    limit=SEND_BATCH,
+                )
+            if not rows:
+                break
+            if problem is not None:
+                async with self.db.begin() as conn:
+                    await message_ledger.mark_failed(conn, [(r["message_id"], problem[0], problem[1]) for r in rows])
+                continue
+            assert template is not None and from_address is not None
+            sent += await self._send_rows(rows, template, from_address)
+            activity.heartbeat(sent)
+        async with self.db.begin() as conn:
+            moved = await ledger.move_lane(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, email.NextActivity)
+        return StepResult(branches=[Branch(lane=inp.lane, next_activity=email.NextActivity, count=moved)], processed=moved, detail=f"sent {sent}")
+
+    async def _send_rows(self, rows: list[dict[str, Any]], template: dict[str, Any], from_address: str) -> int:
+        outgoing: list[OutgoingEmail] = []
+        failures: list[tuple[str, str, str]] = []
+        for row in rows:
+            try:
+                outgoing.append(self._render(row, template, from_address))
+            except (ValueError, KeyError) as err:
+                failures.append((row["message_id"], "RENDERING_FAILURE", str(err)))
+
+        async def commit(ids: Sequence[str]) -> None:
+            async with self.db.begin() as conn:
+                await message_ledger.mark_sent(conn, ids)
+
+        results: dict[str, SendResult] = await self.transport.send_batch(outgoing, commit) if outgoing else {}
+        failures += [
+            (mid, "PERMANENT_FAILURE" if r.permanent else "TEMPORARY_FAILURE", f"{r.code} {r.message}")
+            for mid, r in results.items()
+            if not r.ok
+        ]
+        if failures:
+            async with self.db.begin() as conn:
+                await message_ledger.mark_failed(conn, failures)
+        return sum(1 for r in results.values() if r.ok)
+
+    def _render(self, row: dict[str, Any], template: dict[str, Any], from_address: str) -> OutgoingEmail:
+        context = build_context(endpoint_response(row), default_substitutions=template.get("DefaultSubstitutions"))
+        rendered = render_email(template, context)
+        html = rendered.html
+        if html is not None:
+            html = instrument_html(
+                html, public_url=self.settings.effective_public_url, message_id=row["message_id"], secret=self.secret
+            )
+        return OutgoingEmail(
+            message_id=row["message_id"],
+            from_address=from_address,
+            to_address=row["address"],
+            subject=rendered.subject,
+            html=html,
+            text=rendered.text,
+        )
+
+    @activity.defn(name="end_lane")
+    async def end_lane(self, inp: LaneEnd) -> int:
+        """Every active member of a lane leaves the journey (end of graph, cancel, journey end)."""
+        async with self.db.begin() as conn:
+            n = await ledger.end_lane(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.status)
+            if inp.status == "completed":
+                await ledger.add_counts(conn, inp.journey_id, {(w, "COMPLETED"): n for w in inp.waited})
+            elif inp.status == "cancelled":
+                await ledger.add_counts(conn, inp.journey_id, {("", "CANCELLED"): n})
+        return n
+
+    @activity.defn(name="finish_journey")
+    async def finish_journey(self, inp: JourneyFinish) -> None:
+        """Record the journey's final state (a cancelled journey stays CANCELLED)."""
+        async with self.db.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE journeys SET state = :s, updated_at = now() WHERE app_id = :a AND id = :j "
+                    "AND state NOT IN ('CANCELLED', 'DRAFT')"
+                ),
+                {"s": inp.state if inp.state in JourneyState.__members__ else JourneyState.COMPLETED, "a": inp.app_id, "j": inp.journey_id},
+            )
+
+
+def enrollment_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
+    """INSERT ... SELECT of the segment's members into the participant ledger, numbered into cohorts."""
+    e, p = endpoints, participants
+    members = (
+        select(e.c.id, (func.row_number().over(order_by=e.c.id) - 1).label("rn"))
+        .where(e.c.app_id == inp.app_id, clause)
+        .subquery()
+    )
+    rows = select(
+        literal(inp.journey_id),
+        members.c.id,
+        literal(1),
+        literal(inp.app_id),
+        literal(inp.version),
+        (literal(inp.first_cohort_no) + members.c.rn // inp.cohort_size).cast(Integer),
+        literal("0"),
+        literal(inp.start_activity),
+    )
+    columns = ["journey_id", "endpoint_id", "entry_no", "app_id", "version", "cohort_no", "lane", "position"]
+    return pg_insert(p).from_select(columns, rows).on_conflict_do_nothing().returning(p.c.cohort_no)
+
+
+def _email_problem(
+    template: dict[str, Any] | None, channel: dict[str, Any] | None, from_address: str | None, name: str | None
+) -> tuple[str, str] | None:
+    """Why no email of this activity can be sent at all, as (metric, message); None when they can."""
+    if template is None:
+        return ("RENDERING_FAILURE", f"email template {name!r} does not exist")
+    if channel is not None and not channel.get("Enabled", True):
+        return ("UNSUPPORTED_CHANNEL", "the app's email channel is disabled")
+    if not from_address:
+        return ("UNSUPPORTED_CHANNEL", "no FromAddress: set the app's email channel (UpdateEmailChannel)")
+    return None

@@ -1,0 +1,185 @@
+"""CohortWorkflow: moves a batch of participants that entered together through the journey graph.
+
+Each step is one activity call for a whole lane (a sub-cohort): set-based SQL and batched sends. Splits and
+holdouts divide a lane into new lanes that go on in parallel. Per-participant truth stays in Postgres; this
+workflow's history carries only lane names and counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from sojourn.domain.journeys import Activity, JourneyDefinition
+    from sojourn.engine import names
+    from sojourn.engine.inputs import CohortInput, LaneEnd, StepInput, StepResult
+
+STEP_TIMEOUT = timedelta(minutes=30)
+STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+
+
+@workflow.defn(name="CohortWorkflow")
+class CohortWorkflow:
+    """Runs one cohort of a journey; pause/resume/cancel arrive as signals from the JourneyWorkflow."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.cancelled = False
+        self.waiting: dict[str, str] = {}
+
+    @workflow.signal
+    def set_state(self, state: str) -> None:
+        """ACTIVE, PAUSED or CANCELLED, forwarded by the journey."""
+        self.paused = state == "PAUSED"
+        self.cancelled = self.cancelled or state == "CANCELLED"
+
+    @workflow.query
+    def lanes(self) -> dict[str, str]:
+        """What each live lane is doing right now."""
+        return dict(self.waiting)
+
+    @workflow.run
+    async def run(self, inp: CohortInput) -> int:
+        """Move the cohort from the start activity to the end of every branch.
+
+        Returns:
+            The number of participants the cohort started with.
+        """
+        self.inp = inp
+        self.definition = JourneyDefinition.model_validate(inp.definition)
+        start = self.definition.StartActivity
+        await self._run_lane("0", start)
+        await self._notify_journey()
+        return inp.size
+
+    async def _run_lane(self, lane: str, activity_id: str | None) -> None:
+        waited: list[str] = []
+        step = 0
+        while activity_id is not None:
+            if not await self._gate(lane, waited):
+                return
+            act = self.definition.Activities[activity_id]
+            delay = self._delay_of(act)
+            if delay is not None:
+                if not await self._sleep(lane, activity_id, delay):
+                    await self._end_lane(lane, "ended" if not self.cancelled else "cancelled", [*waited, activity_id])
+                    return
+                if act.Wait is not None:
+                    waited.append(activity_id)
+                    activity_id = act.Wait.NextActivity
+                    continue
+            if not await self._gate(lane, waited):
+                return
+            self.waiting[lane] = f"running {act.kind} activity '{activity_id}'"
+            self._details()
+            result: StepResult = await workflow.execute_activity(
+                "run_step",
+                StepInput(
+                    app_id=self.inp.app_id,
+                    journey_id=self.inp.journey_id,
+                    version=self.inp.version,
+                    cohort_no=self.inp.cohort_no,
+                    lane=lane,
+                    activity_id=activity_id,
+                    activity=act.model_dump(mode="json", exclude_none=True),
+                    waited=waited,
+                    visit=f"{lane}:{step}",
+                ),
+                result_type=StepResult,
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=STEP_RETRY,
+                summary=f"{act.kind} {activity_id} (lane {lane})",
+            )
+            waited, step = [], step + 1
+            live = [b for b in result.branches if b.count > 0]
+            self.waiting.pop(lane, None)
+            if len(live) == 1 and live[0].lane == lane:
+                activity_id = live[0].next_activity
+                continue
+            await asyncio.gather(*(self._run_lane(b.lane, b.next_activity) for b in live if b.next_activity))
+            return
+        if waited:
+            # The lane ended on a Wait: its members leave the journey now.
+            await self._end_lane(lane, "completed", waited)
+        self.waiting.pop(lane, None)
+
+    def _delay_of(self, act: Activity) -> timedelta | None:
+        now = workflow.now()
+        if act.Wait is not None and act.Wait.WaitTime is not None:
+            return act.Wait.WaitTime.delay(now)
+        split = act.ConditionalSplit
+        if split is not None and split.EvaluationWaitTime is not None:
+            return split.EvaluationWaitTime.delay(now)
+        return None
+
+    async def _gate(self, lane: str, waited: list[str]) -> bool:
+        """Hold while the journey is paused; False when it was cancelled (the lane's members are released)."""
+        if self.paused and not self.cancelled:
+            self.waiting[lane] = "paused"
+            self._details()
+            await workflow.wait_condition(lambda: not self.paused or self.cancelled)
+        if self.cancelled:
+            await self._end_lane(lane, "cancelled", waited)
+            return False
+        return True
+
+    async def _sleep(self, lane: str, activity_id: str, delay: timedelta) -> bool:
+        """Sleep ``delay`` of journey time: the clock stops while paused. False if cancelled or past the deadline."""
+        remaining = delay
+        while remaining > timedelta(0):
+            until = workflow.now() + remaining
+            if until > self.inp.deadline:
+                remaining = self.inp.deadline - workflow.now()
+                if remaining <= timedelta(0):
+                    return False
+            self.waiting[lane] = f"waiting at '{activity_id}' until {(workflow.now() + remaining).isoformat(timespec='seconds')}"
+            self._details()
+            started = workflow.now()
+            try:
+                await workflow.wait_condition(lambda: self.paused or self.cancelled, timeout=remaining)
+            except TimeoutError:
+                remaining = timedelta(0)
+                break
+            if self.cancelled:
+                return False
+            remaining -= workflow.now() - started
+            self.waiting[lane] = f"paused at '{activity_id}' with {remaining} left"
+            self._details()
+            await workflow.wait_condition(lambda: not self.paused or self.cancelled)
+            if self.cancelled:
+                return False
+        return workflow.now() < self.inp.deadline
+
+    async def _end_lane(self, lane: str, status: str, waited: list[str]) -> None:
+        await workflow.execute_activity(
+            "end_lane",
+            LaneEnd(
+                app_id=self.inp.app_id,
+                journey_id=self.inp.journey_id,
+                cohort_no=self.inp.cohort_no,
+                lane=lane,
+                status=status,
+                waited=waited,
+            ),
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=STEP_RETRY,
+            summary=f"lane {lane} leaves: {status}",
+        )
+        self.waiting.pop(lane, None)
+
+    def _details(self) -> None:
+        lines = [f"cohort {self.inp.cohort_no} of journey {self.inp.journey_id} ({self.inp.size} participants)"]
+        lines += [f"- lane {lane}: {what}" for lane, what in sorted(self.waiting.items())]
+        workflow.set_current_details("\n".join(lines))
+
+    async def _notify_journey(self) -> None:
+        handle = workflow.get_external_workflow_handle(names.journey_workflow_id(self.inp.app_id, self.inp.journey_id))
+        try:
+            await handle.signal("cohort_done", self.inp.cohort_no)
+        except Exception:  # noqa: BLE001 - the journey may be gone (deleted); the cohort's work is done anyway
+            workflow.logger.warning("journey workflow did not take the cohort_done signal")
+

@@ -1,0 +1,151 @@
+"""Inputs and results of the engine's workflows and activities: one model per call, so fields can be added."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JourneyInput(BaseModel):
+    """Starts (or continues) the JourneyWorkflow of one journey."""
+
+    app_id: str
+    journey_id: str
+    # Off on the time-skipping test server, which has no custom search attributes.
+    observe: bool = True
+    carried: JourneyCarry | None = None
+
+
+class JourneyCarry(BaseModel):
+    """What a JourneyWorkflow hands to itself across continue-as-new."""
+
+    state: str
+    active_cohorts: list[int] = Field(default_factory=list)
+    enrolled: bool = False
+    plan: JourneyPlan | None = None
+    next_cohort_no: int = 0
+
+
+class JourneyPlan(BaseModel):
+    """The current version of a journey and when it runs, as loaded from Postgres."""
+
+    app_id: str
+    journey_id: str
+    version: int
+    state: str
+    definition: dict[str, Any]
+    start_at: datetime
+    end_at: datetime
+    entry: str  # "segment" | "event" | "none"
+    segment_id: str | None = None
+    cohort_size: int = 1000
+
+
+class JourneyRef(BaseModel):
+    """Which journey an activity is about."""
+
+    app_id: str
+    journey_id: str
+
+
+class EnrollInput(BaseModel):
+    """Puts a segment's members into the journey, in cohorts."""
+
+    app_id: str
+    journey_id: str
+    version: int
+    segment_id: str
+    start_activity: str
+    cohort_size: int
+    # Cohort numbers are allocated by the workflow, so a retried activity makes the same cohorts.
+    first_cohort_no: int
+
+
+class AdmitInput(BaseModel):
+    """Moves waiting event-triggered entrants (intake rows) into one new cohort."""
+
+    app_id: str
+    journey_id: str
+    version: int
+    start_activity: str
+    cohort_size: int
+    cohort_no: int
+    limits: dict[str, Any] = Field(default_factory=dict)
+
+
+class CohortSpec(BaseModel):
+    """A cohort that enrollment or intake made (``size`` participants entered; ``claimed`` intake rows used)."""
+
+    cohort_no: int
+    size: int
+    claimed: int = 0
+
+
+class CohortInput(BaseModel):
+    """Starts a CohortWorkflow: a batch of participants that entered together."""
+
+    app_id: str
+    journey_id: str
+    version: int
+    cohort_no: int
+    size: int
+    definition: dict[str, Any]
+    deadline: datetime
+    observe: bool = True
+
+
+class StepInput(BaseModel):
+    """Runs one activity of the journey graph for one lane (sub-cohort) of a cohort."""
+
+    app_id: str
+    journey_id: str
+    version: int
+    cohort_no: int
+    lane: str
+    activity_id: str | None
+    activity: dict[str, Any] | None = None
+    # Wait activities the lane passed since its last step (their completions are counted now).
+    waited: list[str] = Field(default_factory=list)
+    # Distinguishes visits of the same activity (loops), so message ids stay unique and deterministic.
+    visit: str = ""
+
+
+class Branch(BaseModel):
+    """Where part of a lane went after a step."""
+
+    lane: str
+    next_activity: str | None
+    count: int
+
+
+class StepResult(BaseModel):
+    """What a step did: the branches that go on, and counts for the UI."""
+
+    branches: list[Branch] = Field(default_factory=list)
+    processed: int = 0
+    detail: str = ""
+
+
+class LaneEnd(BaseModel):
+    """Ends a lane: its members leave the journey with ``status``."""
+
+    app_id: str
+    journey_id: str
+    cohort_no: int
+    lane: str
+    status: str
+    waited: list[str] = Field(default_factory=list)
+
+
+class JourneyFinish(BaseModel):
+    """Records the final state of a journey."""
+
+    app_id: str
+    journey_id: str
+    state: str
+
+
+JourneyInput.model_rebuild()
+JourneyCarry.model_rebuild()

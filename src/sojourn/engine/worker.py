@@ -1,0 +1,67 @@
+"""The sojourn worker: journey and cohort workflows plus their activities on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from sojourn.channels.email import EmailTransport, transport_from_url
+from sojourn.engine.activities import JourneyActivities
+from sojourn.engine.client import connect
+from sojourn.engine.cohort_workflow import CohortWorkflow
+from sojourn.engine.journey_workflow import JourneyWorkflow
+from sojourn.settings import Settings
+from sojourn.store.db import create_engine
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS: Sequence[type] = (JourneyWorkflow, CohortWorkflow)
+
+
+def build_worker(
+    client: Client,
+    db: AsyncEngine,
+    settings: Settings,
+    *,
+    transport: EmailTransport | None = None,
+    task_queue: str | None = None,
+    extra_activities: Sequence[Any] = (),
+) -> Worker:
+    """A Temporal worker running sojourn's workflows and activities.
+
+    Args:
+        client: Connected Temporal client.
+        db: The database engine the activities use.
+        settings: Process settings.
+        transport: Email transport (default: from ``settings.smtp_url``).
+        task_queue: Override of ``settings.task_queue`` (tests use a random one).
+        extra_activities: Custom activities of this deployment (from ``activities/``).
+    """
+    activities = JourneyActivities(db, settings, transport or transport_from_url(settings.smtp_url))
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[*activities.all(), *extra_activities],
+        # Our models are deterministic and expensive to re-import per workflow: pass them through the sandbox.
+        workflow_runner=SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("sojourn")),
+        max_concurrent_activities=50,
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the worker until ``stop`` is set (or forever)."""
+    client = await connect(settings)
+    db = create_engine(settings.database_url or "", pool_size=20)
+    worker = build_worker(client, db, settings)
+    log.info("worker polling task queue %r on %s", settings.task_queue, settings.effective_temporal_address)
+    async with worker:
+        await (stop.wait() if stop is not None else asyncio.Event().wait())
+    await db.dispose()

@@ -1,0 +1,211 @@
+"""The participant ledger and journey counters: set-based SQL for every step of a cohort.
+
+Every statement here is idempotent under activity retries: rows move only from the state a step expects
+(a lane at an activity, an intake row not yet claimed), and counters grow only by the rows that moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+from sqlalchemy import ColumnElement, and_, func, not_, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sojourn.store.tables import participants
+
+HASH_BUCKETS = 10_000
+
+
+def stable_bucket(journey_id: str, activity_id: str, endpoint_id: str) -> int:
+    """A participant's bucket 0-9999 for random splits and holdouts: stable, reproducible in analytics.
+
+    Same as the SQL in :func:`split_by_buckets`: the first 8 hex digits of md5(journey/activity/endpoint).
+    """
+    digest = hashlib.md5(f"{journey_id}/{activity_id}/{endpoint_id}".encode(), usedforsecurity=False).hexdigest()
+    return int(digest[:8], 16) % HASH_BUCKETS
+
+
+_BUCKET_SQL = "(('x' || substr(md5(:journey_id || '/' || :activity_id || '/' || p.endpoint_id), 1, 8))::bit(32)::bigint % 10000)"
+
+
+async def add_counts(conn: AsyncConnection, journey_id: str, counts: Mapping[tuple[str, str], int]) -> None:
+    """Add to journey counters keyed by (activity id or "" for the journey, metric)."""
+    rows = [{"j": journey_id, "a": a, "m": m, "v": v} for (a, m), v in counts.items() if v]
+    if not rows:
+        return
+    await conn.execute(
+        text(
+            "INSERT INTO journey_counters (journey_id, activity_id, metric, value) VALUES (:j, :a, :m, :v) "
+            "ON CONFLICT (journey_id, activity_id, metric) DO UPDATE SET value = journey_counters.value + EXCLUDED.value"
+        ),
+        rows,
+    )
+
+
+async def arrive(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, activity_id: str, waited: Sequence[str]) -> None:
+    """Move a lane from the Wait activities it passed to ``activity_id``, counting each wait as completed."""
+    if not waited:
+        return
+    result = await conn.execute(
+        text(
+            "UPDATE participants SET position = :act, updated_at = now() "
+            "WHERE journey_id = :journey_id AND cohort_no = :cohort_no AND lane = :lane AND status = 'active' "
+            "AND position = ANY(:waited)"
+        ),
+        {"act": activity_id, "journey_id": journey_id, "cohort_no": cohort_no, "lane": lane, "waited": list(waited)},
+    )
+    # Every member that moved passed every wait of the list.
+    moved = int(result.rowcount or 0)
+    await add_counts(conn, journey_id, {(w, "COMPLETED"): moved for w in waited})
+
+
+async def move_lane(
+    conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, from_activity: str, to_activity: str | None
+) -> int:
+    """Move a lane's members at ``from_activity`` on to ``to_activity``; ``None`` means they leave (completed)."""
+    if to_activity is None:
+        result = await conn.execute(
+            text(
+                "UPDATE participants SET position = NULL, status = 'completed', updated_at = now() "
+                "WHERE journey_id = :j AND cohort_no = :c AND lane = :lane AND status = 'active' AND position = :a"
+            ),
+            {"j": journey_id, "c": cohort_no, "lane": lane, "a": from_activity},
+        )
+    else:
+        result = await conn.execute(
+            text(
+                "UPDATE participants SET position = :to, updated_at = now() "
+                "WHERE journey_id = :j AND cohort_no = :c AND lane = :lane AND status = 'active' AND position = :a"
+            ),
+            {"j": journey_id, "c": cohort_no, "lane": lane, "a": from_activity, "to": to_activity},
+        )
+    return int(result.rowcount or 0)
+
+
+async def end_lane(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, status: str) -> int:
+    """Every active member of a lane leaves the journey with ``status`` (completed, cancelled, ended)."""
+    result = await conn.execute(
+        text(
+            "UPDATE participants SET position = NULL, status = :status, updated_at = now() "
+            "WHERE journey_id = :j AND cohort_no = :c AND lane = :lane AND status = 'active'"
+        ),
+        {"j": journey_id, "c": cohort_no, "lane": lane, "status": status},
+    )
+    return int(result.rowcount or 0)
+
+
+async def split_by_buckets(
+    conn: AsyncConnection,
+    journey_id: str,
+    cohort_no: int,
+    lane: str,
+    activity_id: str,
+    ranges: Sequence[tuple[int, int, str, str | None, str]],
+) -> list[int]:
+    """Divide a lane by stable hash buckets.
+
+    Args:
+        ranges: (first bucket, end bucket exclusive, new lane, next activity or None, status) per branch;
+            status is 'active' to go on, or how members leave ('held_out').
+
+    Returns:
+        Members moved by each range, in order.
+    """
+    moved: list[int] = []
+    for first, end, new_lane, next_activity, status in ranges:
+        leaving = status != "active" or next_activity is None
+        result = await conn.execute(
+            text(
+                "UPDATE participants p SET lane = :new_lane, position = :next, status = :status, updated_at = now() "
+                "WHERE journey_id = :journey_id AND cohort_no = :c AND lane = :lane AND status = 'active' "
+                f"AND position = :activity_id AND {_BUCKET_SQL} >= :first AND {_BUCKET_SQL} < :end"
+            ),
+            {
+                "new_lane": new_lane,
+                "next": None if leaving else next_activity,
+                "status": (status if status != "active" else "completed") if leaving else "active",
+                "journey_id": journey_id,
+                "c": cohort_no,
+                "lane": lane,
+                "activity_id": activity_id,
+                "first": first,
+                "end": end,
+            },
+        )
+        moved.append(int(result.rowcount or 0))
+    return moved
+
+
+async def split_by_condition(
+    conn: AsyncConnection,
+    journey_id: str,
+    cohort_no: int,
+    lane: str,
+    activity_id: str,
+    condition: ColumnElement[bool],
+    branches: tuple[tuple[str, str | None], tuple[str, str | None]],
+) -> tuple[int, int]:
+    """Send a lane's members at a split down the true or false branch, by a condition over ``participants``.
+
+    Args:
+        condition: A boolean expression over the ``participants`` table.
+        branches: ((true lane, true next activity), (false lane, false next activity)).
+
+    Returns:
+        (members sent down the true branch, members sent down the false branch).
+    """
+    p = participants
+    at_split = and_(
+        p.c.journey_id == journey_id,
+        p.c.cohort_no == cohort_no,
+        p.c.lane == lane,
+        p.c.status == "active",
+        p.c.position == activity_id,
+    )
+    counts: list[int] = []
+    for (new_lane, next_activity), predicate in zip(branches, (condition, not_(condition)), strict=True):
+        result = await conn.execute(
+            update(p)
+            .where(at_split, predicate)
+            .values(
+                lane=new_lane,
+                position=next_activity,
+                status="active" if next_activity is not None else "completed",
+                updated_at=func.now(),
+            )
+        )
+        counts.append(int(result.rowcount or 0))
+    return counts[0], counts[1]
+
+
+async def record_cohort(conn: AsyncConnection, journey_id: str, cohort_no: int, version: int, size: int, source: str) -> None:
+    """Remember a cohort, so a retried enrollment or intake returns the same cohorts."""
+    await conn.execute(
+        text(
+            "INSERT INTO journey_cohorts (journey_id, cohort_no, version, size, source) VALUES (:j, :c, :v, :s, :src) "
+            "ON CONFLICT DO NOTHING"
+        ),
+        {"j": journey_id, "c": cohort_no, "v": version, "s": size, "src": source},
+    )
+
+
+async def cohorts_from(conn: AsyncConnection, journey_id: str, first_cohort_no: int, source: str) -> list[tuple[int, int]]:
+    """(cohort_no, size) of cohorts from ``first_cohort_no`` on made by ``source``."""
+    rows = await conn.execute(
+        text(
+            "SELECT cohort_no, size FROM journey_cohorts WHERE journey_id = :j AND cohort_no >= :c AND source = :src "
+            "ORDER BY cohort_no"
+        ),
+        {"j": journey_id, "c": first_cohort_no, "src": source},
+    )
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+def sum_by(items: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Add up (key, n) pairs."""
+    total: Counter[str] = Counter()
+    for key, n in items:
+        total[key] += n
+    return dict(total)

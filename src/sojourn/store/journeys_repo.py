@@ -1,0 +1,137 @@
+"""Journeys and their versions in Postgres, plus the execution metrics read from the ledgers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def insert_journey(
+    conn: AsyncConnection, app_id: str, journey_id: str, name: str, state: str, definition: dict[str, Any], tags: dict[str, str]
+) -> None:
+    """Store a new journey as version 1."""
+    await conn.execute(
+        text(
+            "INSERT INTO journeys (app_id, id, name, state, version, definition, tags, started_at) "
+            "VALUES (:a, :j, :n, :s, 1, CAST(:d AS jsonb), CAST(:t AS jsonb), CASE WHEN :s = 'ACTIVE' THEN now() END)"
+        ),
+        {"a": app_id, "j": journey_id, "n": name, "s": state, "d": _json(definition), "t": _json(tags)},
+    )
+    await conn.execute(
+        text("INSERT INTO journey_versions (journey_id, version, definition) VALUES (:j, 1, CAST(:d AS jsonb))"),
+        {"j": journey_id, "d": _json(definition)},
+    )
+
+
+async def get_journey(conn: AsyncConnection, app_id: str, journey_id: str, *, for_update: bool = False) -> Any | None:
+    """The journey row, or None."""
+    lock = " FOR UPDATE" if for_update else ""
+    result = await conn.execute(
+        text(f"SELECT * FROM journeys WHERE app_id = :a AND id = :j{lock}"), {"a": app_id, "j": journey_id}
+    )
+    return result.first()
+
+
+async def list_journeys(conn: AsyncConnection, app_id: str, offset: int, limit: int) -> list[Any]:
+    """A page of the app's journeys, oldest first."""
+    result = await conn.execute(
+        text("SELECT * FROM journeys WHERE app_id = :a ORDER BY created_at, id OFFSET :o LIMIT :l"),
+        {"a": app_id, "o": offset, "l": limit},
+    )
+    return list(result)
+
+
+async def update_definition(
+    conn: AsyncConnection, app_id: str, journey_id: str, *, definition: dict[str, Any], state: str, new_version: bool
+) -> int:
+    """Replace the definition; ``new_version`` keeps the old one for participants already in the journey."""
+    row = (
+        await conn.execute(
+            text(
+                "UPDATE journeys SET definition = CAST(:d AS jsonb), name = :n, state = :s, updated_at = now(), "
+                "version = version + CASE WHEN :nv THEN 1 ELSE 0 END, "
+                "started_at = COALESCE(started_at, CASE WHEN :s = 'ACTIVE' THEN now() END) "
+                "WHERE app_id = :a AND id = :j RETURNING version"
+            ),
+            {"d": _json(definition), "n": definition["Name"], "s": state, "nv": new_version, "a": app_id, "j": journey_id},
+        )
+    ).one()
+    await conn.execute(
+        text(
+            "INSERT INTO journey_versions (journey_id, version, definition) VALUES (:j, :v, CAST(:d AS jsonb)) "
+            "ON CONFLICT (journey_id, version) DO UPDATE SET definition = EXCLUDED.definition"
+        ),
+        {"j": journey_id, "v": row.version, "d": _json(definition)},
+    )
+    return int(row.version)
+
+
+async def set_state(conn: AsyncConnection, app_id: str, journey_id: str, state: str) -> None:
+    """Record a lifecycle change (the workflow is told separately)."""
+    await conn.execute(
+        text(
+            "UPDATE journeys SET state = :s, updated_at = now(), "
+            "started_at = COALESCE(started_at, CASE WHEN :s = 'ACTIVE' THEN now() END) WHERE app_id = :a AND id = :j"
+        ),
+        {"s": state, "a": app_id, "j": journey_id},
+    )
+
+
+async def journey_metrics(conn: AsyncConnection, journey_id: str) -> dict[str, int]:
+    """Pinpoint's journey execution metrics, from the participant ledger and counters."""
+    counters = {
+        r.metric: int(r.value)
+        for r in await conn.execute(
+            text("SELECT metric, value FROM journey_counters WHERE journey_id = :j AND activity_id = ''"), {"j": journey_id}
+        )
+    }
+    by_status = {
+        r.status: int(r.n)
+        for r in await conn.execute(
+            text("SELECT status, count(*) AS n FROM participants WHERE journey_id = :j GROUP BY status"), {"j": journey_id}
+        )
+    }
+    return {
+        "ENDPOINT_ENTERED": counters.get("ENDPOINT_ENTERED", 0),
+        "ENDPOINT_ACTIVE": by_status.get("active", 0),
+        "ENDPOINT_LEFT": sum(n for s, n in by_status.items() if s != "active"),
+        "CANCELLED": by_status.get("cancelled", 0),
+        "REENTRY_CAP_EXCEEDED": counters.get("REENTRY_CAP_EXCEEDED", 0),
+        "ACTIVE_ENDPOINT_REJECTED": counters.get("ACTIVE_ENDPOINT_REJECTED", 0),
+    }
+
+
+async def activity_metrics(conn: AsyncConnection, journey_id: str, activity_id: str, activity_type: str) -> dict[str, int]:
+    """Per-activity metrics: message outcomes from the message ledger, path counts from the counters."""
+    metrics = {
+        r.metric: int(r.value)
+        for r in await conn.execute(
+            text("SELECT metric, value FROM journey_counters WHERE journey_id = :j AND activity_id = :a"),
+            {"j": journey_id, "a": activity_id},
+        )
+    }
+    if activity_type == "MESSAGE":
+        rows = await conn.execute(
+            text(
+                "SELECT CASE WHEN status = 'sent' THEN 'SUCCESS' WHEN status = 'pending' THEN 'PENDING' "
+                "ELSE split_part(COALESCE(status_message, 'FAILURE'), ':', 1) END AS metric, count(*) AS n "
+                "FROM messages WHERE journey_id = :j AND activity_id = :a GROUP BY 1"
+            ),
+            {"j": journey_id, "a": activity_id},
+        )
+        metrics.update({r.metric: int(r.n) for r in rows})
+    if activity_type == "WAIT":
+        waiting = await conn.scalar(
+            text("SELECT count(*) FROM participants WHERE journey_id = :j AND status = 'active' AND position = :a"),
+            {"j": journey_id, "a": activity_id},
+        )
+        metrics["WAITING"] = int(waiting or 0)
+    return metrics
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), default=str)

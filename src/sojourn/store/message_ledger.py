@@ -1,0 +1,122 @@
+"""The message ledger: one row per message, keyed by a deterministic id, claimed before anything is sent."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+# Why a participant gets no email, in Pinpoint's run-filter vocabulary.
+_SKIP_REASON = """
+CASE
+  WHEN e.id IS NULL THEN 'ENDPOINT_MISSING'
+  WHEN e.opt_out = 'ALL' THEN 'ENDPOINT_OPT_OUT'
+  WHEN e.endpoint_status <> 'ACTIVE' THEN 'ENDPOINT_INACTIVE'
+  WHEN e.channel_type IS DISTINCT FROM 'EMAIL' THEN 'ENDPOINT_MISSING_CHANNEL'
+  WHEN e.address IS NULL OR e.address = '' THEN 'ENDPOINT_MISSING_ADDRESS'
+  ELSE NULL
+END
+"""
+
+
+async def claim_journey_emails(
+    conn: AsyncConnection,
+    *,
+    app_id: str,
+    journey_id: str,
+    version: int,
+    cohort_no: int,
+    lane: str,
+    activity_id: str,
+    visit: str,
+) -> Counter[str]:
+    """Insert a ledger row for every member of the lane at ``activity_id``; unreachable ones as ``skipped``.
+
+    The message id is md5(app/journey/version/activity/endpoint/entry/visit): the same on every retry, so
+    ``ON CONFLICT DO NOTHING`` makes the claim idempotent.
+
+    Returns:
+        New rows per status/reason (``pending`` or a skip reason); empty on a retry.
+    """
+    result = await conn.execute(
+        text(
+            f"""
+            INSERT INTO messages (message_id, app_id, journey_id, activity_id, endpoint_id, entry_no, channel, address,
+                                  status, status_message)
+            SELECT md5(:app_id || '/' || :journey_id || '/' || :version || '/' || :activity_id || '/' || p.endpoint_id
+                       || '/' || p.entry_no || '/' || :visit),
+                   :app_id, :journey_id, :activity_id, p.endpoint_id, p.entry_no, 'EMAIL', e.address,
+                   CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason
+            FROM participants p
+            LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = p.endpoint_id
+            CROSS JOIN LATERAL (SELECT {_SKIP_REASON} AS reason) r
+            WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
+              AND p.status = 'active' AND p.position = :activity_id
+            ON CONFLICT (message_id) DO NOTHING
+            RETURNING COALESCE(status_message, status)
+            """
+        ),
+        {
+            "app_id": app_id,
+            "journey_id": journey_id,
+            "version": str(version),
+            "activity_id": activity_id,
+            "visit": visit,
+            "cohort_no": cohort_no,
+            "lane": lane,
+        },
+    )
+    return Counter(str(r[0]) for r in result)
+
+
+async def pending_journey_emails(
+    conn: AsyncConnection, *, journey_id: str, cohort_no: int, lane: str, activity_id: str, limit: int
+) -> list[dict[str, Any]]:
+    """Claimed, not yet sent messages of the lane at ``activity_id``, with their endpoint rows."""
+    result = await conn.execute(
+        text(
+            """
+            SELECT m.message_id, e.*
+            FROM participants p
+            JOIN messages m ON m.journey_id = p.journey_id AND m.activity_id = :activity_id
+                           AND m.endpoint_id = p.endpoint_id AND m.entry_no = p.entry_no AND m.status = 'pending'
+            JOIN endpoints e ON e.app_id = p.app_id AND e.id = p.endpoint_id
+            WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
+              AND p.status = 'active' AND p.position = :activity_id
+            ORDER BY m.message_id
+            LIMIT :limit
+            """
+        ),
+        {"journey_id": journey_id, "cohort_no": cohort_no, "lane": lane, "activity_id": activity_id, "limit": limit},
+    )
+    return [dict(r._mapping) for r in result]
+
+
+async def mark_sent(conn: AsyncConnection, message_ids: Sequence[str]) -> int:
+    """Mark messages sent (the commit point of a send). Returns how many changed."""
+    result = await conn.execute(
+        text(
+            "UPDATE messages SET status = 'sent', sent_at = now(), attempts = attempts + 1 "
+            "WHERE message_id = ANY(:ids) AND status = 'pending'"
+        ),
+        {"ids": list(message_ids)},
+    )
+    return int(result.rowcount or 0)
+
+
+async def mark_failed(conn: AsyncConnection, failures: Sequence[tuple[str, str, str]]) -> Counter[str]:
+    """Record failed messages: (message id, metric such as PERMANENT_FAILURE, the server's words)."""
+    counts: Counter[str] = Counter()
+    for message_id, metric, why in failures:
+        result = await conn.execute(
+            text(
+                "UPDATE messages SET status = 'failed', status_message = :why, attempts = attempts + 1 "
+                "WHERE message_id = :id AND status IN ('pending', 'sent')"
+            ),
+            {"id": message_id, "why": f"{metric}: {why}"[:500]},
+        )
+        counts[metric] += int(result.rowcount or 0)
+    return counts
