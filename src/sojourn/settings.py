@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     temporal_address: str | None = Field(
         default=None, description="host:port of a Temporal frontend. Set: use it and start no dev server."
     )
+    postgres_port: int = Field(default=5433, description="Port of the embedded PostgreSQL on 127.0.0.1.")
     temporal_namespace: str = Field(default="default", description="Temporal namespace of all sojourn workflows.")
     temporal_port: int = Field(default=7233, description="gRPC port of the embedded Temporal dev server.")
     temporal_ui_port: int = Field(default=8233, description="Port of the embedded Temporal UI.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import sysconfig
 import time
 from datetime import timedelta
 from pathlib import Path
+
+from sojourn.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -274,3 +277,102 @@ class TemporalDevServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def run_up(settings: Settings) -> int:
+    """``sojourn up``: start what is not configured externally, migrate, run worker and API until Ctrl-C.
+
+    Returns:
+        The process exit code.
+    """
+    from sojourn.cli import spawn, wait_for_http
+    from sojourn.store.migrate import upgrade
+
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    postgres: EmbeddedPostgres | None = None
+    temporal: TemporalDevServer | None = None
+    children: list[subprocess.Popen[bytes]] = []
+    env = dict(os.environ)
+    try:
+        if settings.database_url is None:
+            postgres = EmbeddedPostgres(data_dir / "postgres", port=settings.postgres_port)
+            print(f"starting PostgreSQL ({postgres.data_dir})", flush=True)
+            postgres.start()
+            postgres.ensure_database("sojourn")
+            env["SOJOURN_DATABASE_URL"] = postgres.url("sojourn")
+        database_url = env["SOJOURN_DATABASE_URL"]
+        if settings.temporal_address is None:
+            temporal = TemporalDevServer(
+                data_dir / "temporal",
+                port=settings.temporal_port,
+                ui_port=settings.temporal_ui_port,
+                namespace=settings.temporal_namespace,
+                retention=timedelta(days=settings.retention_days),
+            )
+            print("starting Temporal dev server", flush=True)
+            temporal.start(log_file=data_dir / "temporal.log")
+            env["SOJOURN_TEMPORAL_ADDRESS"] = temporal.address
+        print("applying database migrations", flush=True)
+        upgrade(database_url)
+        children.append(spawn("worker", env))
+        children.append(spawn("api", env))
+        wait_for_http(f"http://{settings.api_host}:{settings.api_port}/healthz")
+        _print_banner(settings, env, temporal)
+        return _supervise(children)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        print("\nstopping sojourn", flush=True)
+        for child in reversed(children):
+            _stop_child(child)
+        if temporal is not None:
+            temporal.stop()
+        if postgres is not None:
+            postgres.stop()
+        print("stopped", flush=True)
+
+
+def _print_banner(settings: Settings, env: dict[str, str], temporal: TemporalDevServer | None) -> None:
+    ui = f"http://127.0.0.1:{settings.temporal_ui_port}" if temporal is not None and temporal.ui_port else "(external)"
+    print(
+        "\nsojourn is up\n"
+        f"  Pinpoint API        http://{settings.api_host}:{settings.api_port}\n"
+        f"  Temporal UI         {ui}\n"
+        f"  Temporal frontend   {env['SOJOURN_TEMPORAL_ADDRESS'] if 'SOJOURN_TEMPORAL_ADDRESS' in env else settings.effective_temporal_address}\n"
+        f"  PostgreSQL          {env['SOJOURN_DATABASE_URL']}\n"
+        f"  SMTP relay          {settings.smtp_url}\n"
+        f"  access key id       {settings.access_key_id}\n"
+        f"  secret access key   {settings.secret_access_key}\n"
+        "Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    """Wait until Ctrl-C/SIGTERM, or until a child dies (then everything stops with its exit code)."""
+    stop = {"signal": False}
+
+    def on_term(signum: int, frame: object) -> None:
+        stop["signal"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    while not stop["signal"]:
+        for child in children:
+            code = child.poll()
+            if code is not None:
+                print(f"a sojourn process exited with code {code}; stopping", file=sys.stderr, flush=True)
+                return code or 1
+        time.sleep(0.5)
+    return 0
+
+
+def _stop_child(child: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if child.poll() is not None:
+        return
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

@@ -1,0 +1,28 @@
+"""The API server: Pinpoint-compatible REST plus the tracking routes, as one ASGI app."""
+
+from __future__ import annotations
+
+from sojourn.api.handlers import HANDLERS
+from sojourn.api.server import build_app
+from sojourn.api.state import AppState
+from sojourn.api.tracking import tracking_routes
+from sojourn.settings import Settings
+from sojourn.store.db import create_engine
+
+
+def create_app(settings: Settings, state: AppState | None = None) -> object:
+    """Build the ASGI app for ``settings`` (``state`` lets tests share an engine and a Temporal client)."""
+    state = state or AppState(db=create_engine(settings.database_url or ""), settings=settings)
+
+    async def dispose() -> None:
+        await state.db.dispose()
+
+    return build_app(
+        services=["pinpoint"],
+        handlers=HANDLERS,
+        state=state,
+        access_key_id=settings.access_key_id,
+        secret_access_key=settings.secret_access_key,
+        extra_routes=tracking_routes(state),
+        on_shutdown=[dispose],
+    )

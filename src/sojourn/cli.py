@@ -1,0 +1,147 @@
+"""The ``sojourn`` command: run the embedded stack, the API, the worker; migrate; deploy journeys from Python."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sojourn.settings import Settings, get_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sojourn`` command."""
+    parser = argparse.ArgumentParser(
+        prog="sojourn",
+        description="Self-hosted, Pinpoint-compatible journeys on Temporal and PostgreSQL. "
+        "Configuration comes from SOJOURN_* environment variables (see the README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = sub.add_parser("up", help="run everything on this machine: PostgreSQL, Temporal, migrations, worker, API")
+    up.set_defaults(run=cmd_up)
+    api = sub.add_parser("api", help="run the API server (needs SOJOURN_DATABASE_URL and Temporal)")
+    api.set_defaults(run=cmd_api)
+    worker = sub.add_parser("worker", help="run a worker (needs SOJOURN_DATABASE_URL and Temporal)")
+    worker.set_defaults(run=cmd_worker)
+    migrate = sub.add_parser("migrate", help="apply database migrations to SOJOURN_DATABASE_URL")
+    migrate.set_defaults(run=cmd_migrate)
+    deploy = sub.add_parser("deploy", help="create or update the journeys defined in a Python file (see workflows/)")
+    deploy.add_argument("file", type=Path, help="a Python file that defines sojourn.dsl.Journey objects")
+    deploy.add_argument("--app", required=True, help="the application (project) id to deploy into")
+    deploy.add_argument("--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)")
+    deploy.set_defaults(run=cmd_deploy)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("SOJOURN_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.run(args, get_settings()) or 0)
+
+
+def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
+    """Apply migrations."""
+    from sojourn.store.migrate import upgrade
+
+    if not settings.database_url:
+        print("SOJOURN_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    upgrade(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_api(_: argparse.Namespace, settings: Settings) -> int:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    from sojourn.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")  # type: ignore[arg-type]
+    return 0
+
+
+def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
+    """Run the Temporal worker until SIGINT/SIGTERM."""
+    from sojourn.engine.worker import run_worker
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_up(_: argparse.Namespace, settings: Settings) -> int:
+    """Run the embedded stack in the foreground; Ctrl-C stops every child process."""
+    from sojourn.stack import run_up
+
+    return run_up(settings)
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    """Create or update each journey defined in ``args.file`` (matched by name) through the API."""
+    import botocore.session
+
+    from sojourn.dsl import Journey
+
+    namespace = runpy.run_path(str(args.file))
+    journeys = [v for v in namespace.values() if isinstance(v, Journey)]
+    if not journeys:
+        print(f"{args.file} defines no sojourn.dsl.Journey", file=sys.stderr)
+        return 2
+    client: Any = botocore.session.get_session().create_client(
+        "pinpoint",
+        endpoint_url=args.endpoint_url or f"http://{settings.api_host}:{settings.api_port}",
+        region_name=settings.region,
+        aws_access_key_id=settings.access_key_id,
+        aws_secret_access_key=settings.secret_access_key,
+    )
+    existing = {j["Name"]: j["Id"] for j in client.list_journeys(ApplicationId=args.app)["JourneysResponse"]["Item"]}
+    for journey in journeys:
+        request = journey.request()
+        if journey.name in existing:
+            response = client.update_journey(ApplicationId=args.app, JourneyId=existing[journey.name], WriteJourneyRequest=request)
+            verb = "updated"
+        else:
+            response = client.create_journey(ApplicationId=args.app, WriteJourneyRequest=request)
+            verb = "created"
+        body = response["JourneyResponse"]
+        print(f"{verb} journey {body['Name']} ({body['Id']}), state {body['State']}")
+    return 0
+
+
+def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    """Block until ``url`` answers (any status)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback health check
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``sojourn <command>`` as a child process with ``env``."""
+    return subprocess.Popen([sys.executable, "-m", "sojourn", command], env=env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

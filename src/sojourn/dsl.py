@@ -1,0 +1,217 @@
+"""Journeys as Python code: a small builder that produces the same definition the API accepts.
+
+Example::
+
+    from sojourn.dsl import Journey, email, wait, split_on, holdout
+
+    journey = Journey("welcome", segment="NEW_SIGNUPS", start="now")
+    journey.then(
+        email("welcome_email"),
+        wait(days=2),
+        split_on("opened", of="welcome_email", within=wait(days=3),
+                 yes=[email("tips")],
+                 no=[email("nudge"), holdout(10)]),
+    )
+
+Activity ids are derived from what each step does (``welcomeemail``, ``wait2d``, ...) and kept unique, so the
+journey reads the same in GetJourney, in metrics and in the Temporal UI. ``journey.definition()`` returns a
+:class:`sojourn.domain.journeys.JourneyDefinition`; ``sojourn deploy`` sends it to the API.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sojourn.domain.durations import format_duration
+from sojourn.domain.journeys import JourneyDefinition
+
+EVENT_ALIASES = {"opened": "_email.open", "clicked": "_email.click", "delivered": "_email.delivered"}
+
+
+@dataclass
+class Step:
+    """One activity of a journey, before ids are assigned."""
+
+    kind: str
+    hint: str
+    body: dict[str, Any]
+    branches: list[list[Step]] = field(default_factory=list)
+    id: str = ""
+
+
+def email(template: str, *, version: str | None = None, from_address: str | None = None) -> Step:
+    """Send the email template ``template``."""
+    body: dict[str, Any] = {"TemplateName": template}
+    if version is not None:
+        body["TemplateVersion"] = version
+    if from_address is not None:
+        body["MessageConfig"] = {"FromAddress": from_address}
+    return Step("EMAIL", template, body)
+
+
+def wait(*, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0, until: datetime | None = None) -> Step:
+    """Wait for a duration, or until a moment."""
+    if until is not None:
+        return Step("Wait", "waituntil", {"WaitTime": {"WaitUntil": until.astimezone(UTC).isoformat()}})
+    delta = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    duration = format_duration(delta)
+    return Step("Wait", "wait" + duration.removeprefix("P").removeprefix("T").lower(), {"WaitTime": {"WaitFor": duration}})
+
+
+def holdout(percentage: int) -> Step:
+    """End the journey for ``percentage`` % of participants (the control group)."""
+    return Step("Holdout", f"holdout{percentage}", {"Percentage": percentage})
+
+
+def split_on(
+    event: str, *, of: str, within: Step | None = None, yes: list[Step] | None = None, no: list[Step] | None = None
+) -> Step:
+    """Yes/No split: did the participant have ``event`` ("opened", "clicked" or an event type) for the email ``of``?
+
+    Args:
+        event: "opened", "clicked", "delivered" or a full event type such as ``_email.open``.
+        of: The template name of an earlier ``email(...)`` step (or its activity id).
+        within: A ``wait(...)``: how long to wait before evaluating.
+        yes: Steps for participants who did.
+        no: Steps for participants who did not.
+    """
+    body: dict[str, Any] = {
+        "Condition": {
+            "Conditions": [
+                {"EventCondition": {"MessageActivity": of, "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [EVENT_ALIASES.get(event, event)]}}}}
+            ],
+            "Operator": "ALL",
+        }
+    }
+    if within is not None:
+        body["EvaluationWaitTime"] = within.body["WaitTime"]
+    return Step("ConditionalSplit", f"{event}split", body, branches=[yes or [], no or []])
+
+
+def random_split(*branches: tuple[int, list[Step]]) -> Step:
+    """Send participants down 2-5 paths by whole percentages summing to 100."""
+    return Step(
+        "RandomSplit",
+        "randomsplit",
+        {"Branches": [{"Percentage": pct} for pct, _ in branches]},
+        branches=[steps for _, steps in branches],
+    )
+
+
+class Journey:
+    """A journey being built: entry, schedule, and a sequence of steps.
+
+    Args:
+        name: Journey name (no spaces).
+        segment: Entry segment id (segment-triggered journey).
+        event: Entry event type (event-triggered journey, "API-triggered journey start").
+        start: "now", a datetime, or None for Pinpoint's 5-minute entry delay.
+        end: Optional end time.
+        active: Publish as ACTIVE (default) or keep as DRAFT.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        segment: str | None = None,
+        event: str | None = None,
+        start: str | datetime | None = "now",
+        end: datetime | None = None,
+        active: bool = True,
+    ) -> None:
+        if (segment is None) == (event is None):
+            raise ValueError("a journey enters either by segment=... or by event=...")
+        self.name = name
+        self.segment = segment
+        self.event = event
+        self.start = start
+        self.end = end
+        self.active = active
+        self.steps: list[Step] = []
+
+    def then(self, *steps: Step) -> Journey:
+        """Append steps to the journey's main path."""
+        self.steps.extend(steps)
+        return self
+
+    def definition(self, *, now: datetime | None = None) -> JourneyDefinition:
+        """The journey as the API's definition model."""
+        ids: dict[str, str] = {}
+        activities: dict[str, dict[str, Any]] = {}
+        start = _link(self.steps, activities, ids)
+        body: dict[str, Any] = {"Name": self.name, "Activities": activities, "StartActivity": start}
+        if self.segment is not None:
+            body["StartCondition"] = {"SegmentStartCondition": {"SegmentId": self.segment}}
+        else:
+            body["StartCondition"] = {
+                "EventStartCondition": {
+                    "EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [self.event]}}}
+                }
+            }
+        schedule: dict[str, Any] = {}
+        if self.start == "now":
+            schedule["StartTime"] = (now or datetime.now(UTC)).isoformat()
+        elif isinstance(self.start, datetime):
+            schedule["StartTime"] = self.start.astimezone(UTC).isoformat()
+        if self.end is not None:
+            schedule["EndTime"] = self.end.astimezone(UTC).isoformat()
+        if schedule:
+            body["Schedule"] = schedule
+        body["State"] = "ACTIVE" if self.active else "DRAFT"
+        # Event conditions name the email by template; the API wants the activity id.
+        for act in activities.values():
+            split = act.get("ConditionalSplit")
+            for cond in (split or {}).get("Condition", {}).get("Conditions", []):
+                ev = cond.get("EventCondition")
+                if ev and ev["MessageActivity"] in ids:
+                    ev["MessageActivity"] = ids[ev["MessageActivity"]]
+        return JourneyDefinition.model_validate(body)
+
+    def request(self, *, now: datetime | None = None) -> dict[str, Any]:
+        """The WriteJourneyRequest body for the API (JSON-ready)."""
+        return self.definition(now=now).model_dump(mode="json", exclude_none=True)
+
+
+def _unique_id(hint: str, activities: dict[str, dict[str, Any]]) -> str:
+    base = re.sub(r"[^A-Za-z0-9]", "", hint)[:90] or "step"
+    candidate, n = base, 2
+    while candidate in activities:
+        candidate, n = f"{base}{n}", n + 1
+    return candidate
+
+
+def _link(steps: list[Step], activities: dict[str, dict[str, Any]], ids: dict[str, str]) -> str | None:
+    """Assign ids, wire NextActivity links, return the first step's id."""
+    first: str | None = None
+    previous: dict[str, Any] | None = None
+    for index, step in enumerate(steps):
+        if step.branches and index != len(steps) - 1:
+            raise ValueError(f"{step.kind} must be the last step of its path: put what follows inside its branches")
+        step.id = _unique_id(step.hint, activities)
+        if step.kind == "EMAIL":
+            ids.setdefault(step.hint, step.id)
+        body = dict(step.body)
+        activities[step.id] = {step.kind: body}
+        if previous is not None:
+            previous["NextActivity"] = step.id
+        first = first or step.id
+        if step.kind == "ConditionalSplit":
+            body["TrueActivity"] = _link(step.branches[0], activities, ids)
+            body["FalseActivity"] = _link(step.branches[1], activities, ids)
+            body = {k: v for k, v in body.items() if v is not None}
+            activities[step.id] = {step.kind: body}
+            previous = None
+            break
+        if step.kind == "RandomSplit":
+            for entry, branch in zip(body["Branches"], step.branches, strict=True):
+                target = _link(branch, activities, ids)
+                if target is not None:
+                    entry["NextActivity"] = target
+            previous = None
+            break
+        previous = body
+    return first
