@@ -11,9 +11,14 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from sojourn.engine import names
+from sojourn.stack import EmbeddedPostgres, temporal_cli_path, temporal_test_server_path
 from sojourn.store.db import asyncpg_dsn, create_engine
 from sojourn.store.migrate import upgrade_async
-from sojourn.stack import EmbeddedPostgres
+from tests.support.smtp import SmtpSink
 from tests.support.helpers import free_port
 
 
@@ -49,3 +54,38 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
     yield engine
     await engine.dispose()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Java time-skipping test server: days of journey time pass in milliseconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server_path()
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (in memory) with sojourn's search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli_path(),
+        search_attributes=[names.APP_ID, names.JOURNEY_ID, names.CAMPAIGN_ID, names.SOJOURN_KIND, names.ACTIVITY_ID],
+        ui=False,
+        dev_server_extra_args=["--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true"],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on a free port that keeps every message it accepts."""
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()

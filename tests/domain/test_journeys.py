@@ -1,0 +1,141 @@
+"""Graph rules of journey definitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from sojourn.domain.journeys import (
+    EventFilterSpec,
+    JourneyDefinition,
+    WaitTimeSpec,
+    event_matches,
+    graph_problems,
+    journey_window,
+)
+
+
+def journey(activities: dict[str, Any], start: str = "a", **extra: Any) -> JourneyDefinition:
+    return JourneyDefinition.model_validate({"Name": "j", "StartActivity": start, "Activities": activities, **extra})
+
+
+def email(next_activity: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"TemplateName": "t"}
+    if next_activity:
+        body["NextActivity"] = next_activity
+    return {"EMAIL": body}
+
+
+def opened_split(of: str, yes: str | None, no: str | None, wait: str | None = "P3D") -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "Condition": {"Conditions": [{"EventCondition": {"MessageActivity": of, "Dimensions": {"EventType": {"Values": ["_email.open"]}}}}]}
+    }
+    if wait:
+        body["EvaluationWaitTime"] = {"WaitFor": wait}
+    if yes:
+        body["TrueActivity"] = yes
+    if no:
+        body["FalseActivity"] = no
+    return {"ConditionalSplit": body}
+
+
+def test_a_valid_journey_has_no_problems() -> None:
+    j = journey({"a": email("w"), "w": {"Wait": {"WaitTime": {"WaitFor": "P2D"}, "NextActivity": "s"}}, "s": opened_split("a", "b", "h"), "b": email(), "h": {"Holdout": {"Percentage": 10}}})
+    assert graph_problems(j) == []
+
+
+def test_unknown_next_activity_is_named() -> None:
+    problems = graph_problems(journey({"a": email("nope")}))
+    assert problems == ["activity 'a' leads to 'nope', which is not an activity of this journey"]
+
+
+def test_start_activity_must_exist() -> None:
+    assert "StartActivity 'x' is not one of the journey's activities" in graph_problems(journey({"a": email()}, start="x"))
+
+
+def test_unreachable_activity_is_reported() -> None:
+    assert graph_problems(journey({"a": email(), "b": email()})) == ["activity 'b' cannot be reached from StartActivity 'a'"]
+
+
+def test_cycle_without_a_wait_is_refused() -> None:
+    problems = graph_problems(journey({"a": email("b"), "b": email("a")}))
+    assert problems == ["activities a -> b -> a form a loop with no Wait in it"]
+
+
+def test_cycle_with_a_wait_is_allowed() -> None:
+    j = journey({"a": email("w"), "w": {"Wait": {"WaitTime": {"WaitFor": "P1D"}, "NextActivity": "s"}}, "s": opened_split("a", None, "a", wait=None)})
+    assert graph_problems(j) == []
+
+
+def test_two_types_in_one_activity() -> None:
+    problems = graph_problems(journey({"a": {"EMAIL": {"TemplateName": "t"}, "Holdout": {"Percentage": 5}}}))
+    assert problems == ["activity 'a' must have exactly one activity type, it has ['EMAIL', 'Holdout']"]
+
+
+def test_unsupported_types_are_refused_clearly() -> None:
+    problems = graph_problems(journey({"a": {"SMS": {"TemplateName": "t"}}}))
+    assert problems and "SMS activities are not supported by sojourn yet" in problems[0]
+
+
+def test_event_condition_must_name_an_earlier_email() -> None:
+    later = journey({"a": opened_split("b", "b", None), "b": email()})
+    assert graph_problems(later) == ["activity 'a': EventCondition.MessageActivity 'b' does not come before this split"]
+    not_email = journey({"a": {"Holdout": {"Percentage": 1, "NextActivity": "s"}}, "s": opened_split("a", None, None)})
+    assert graph_problems(not_email) == ["activity 's': EventCondition.MessageActivity 'a' is not an EMAIL activity of this journey"]
+
+
+def test_random_split_percentages_must_sum_to_100() -> None:
+    j = journey({"a": {"RandomSplit": {"Branches": [{"Percentage": 50, "NextActivity": "b"}, {"Percentage": 40}]}}, "b": email()})
+    assert graph_problems(j) == ["activity 'a': RandomSplit branch percentages must sum to 100, they sum to 90"]
+
+
+def test_activity_ids_are_alphanumeric() -> None:
+    assert "activity id 'a-b' must be 1-100 letters and digits" in graph_problems(journey({"a-b": email()}, start="a-b"))
+
+
+def test_wait_time_needs_exactly_one_member() -> None:
+    with pytest.raises(ValueError, match="exactly one of WaitFor"):
+        WaitTimeSpec.model_validate({})
+    with pytest.raises(ValueError, match="not an ISO-8601 duration"):
+        WaitTimeSpec.model_validate({"WaitFor": "two days"})
+
+
+def test_wait_until_in_the_past_moves_on_at_once() -> None:
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    assert WaitTimeSpec(WaitUntil="2026-11-23T11:00:00Z").delay(now) == timedelta(0)
+    assert WaitTimeSpec(WaitUntil="2026-11-23T12:00:20Z").delay(now) == timedelta(seconds=20)
+
+
+def test_window_start_now_and_the_540_day_limit() -> None:
+    published = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    j = journey({"a": email()}, Schedule={"StartTime": "2026-11-23T11:59:00Z"})
+    start, end = journey_window(j, published)
+    assert start == published
+    assert end == published + timedelta(days=540)
+
+
+def test_window_without_start_has_the_five_minute_entry_delay() -> None:
+    published = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    start, end = journey_window(journey({"a": email()}, Schedule={"EndTime": "2026-12-01T00:00:00Z"}), published)
+    assert start == published + timedelta(minutes=5)
+    assert end == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_event_filter_matching() -> None:
+    f = EventFilterSpec.model_validate(
+        {
+            "FilterType": "ENDPOINT",
+            "Dimensions": {
+                "EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]},
+                "Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["pro", "team"]}},
+                "Metrics": {"seats": {"ComparisonOperator": "GREATER_THAN_OR_EQUAL", "Value": 5}},
+            },
+        }
+    )
+    assert event_matches(f, "signup", {"plan": "team"}, {"seats": 5})
+    assert not event_matches(f, "login", {"plan": "team"}, {"seats": 5})
+    assert not event_matches(f, "signup", {"plan": "free"}, {"seats": 5})
+    assert not event_matches(f, "signup", {"plan": "pro"}, {"seats": 4})
+    assert not event_matches(f, "signup", {"plan": "pro"}, {})

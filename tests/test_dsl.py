@@ -1,0 +1,55 @@
+"""The Python DSL builds the same definitions the API accepts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sojourn.domain.journeys import graph_problems
+from sojourn.dsl import Journey, email, holdout, random_split, split_on, wait
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def test_onboarding_journey_definition() -> None:
+    journey = Journey("welcome", segment="seg1").then(
+        email("welcome_email"),
+        wait(days=2),
+        split_on("opened", of="welcome_email", within=wait(days=3), yes=[email("tips")], no=[holdout(10), email("nudge")]),
+    )
+    d = journey.definition(now=NOW)
+    assert graph_problems(d) == []
+    assert d.StartActivity == "welcomeemail"
+    assert d.Activities["welcomeemail"].EMAIL.NextActivity == "wait2d"  # type: ignore[union-attr]
+    split = d.Activities["openedsplit"].ConditionalSplit
+    assert split is not None and split.TrueActivity == "tips" and split.FalseActivity == "holdout10"
+    cond = split.Condition.Conditions[0].EventCondition  # type: ignore[union-attr]
+    assert cond is not None and cond.MessageActivity == "welcomeemail"
+    assert split.EvaluationWaitTime is not None and split.EvaluationWaitTime.WaitFor == "P3D"
+    assert d.Schedule is not None and d.Schedule.StartTime == NOW
+    assert d.State == "ACTIVE"
+    assert journey.request(now=NOW)["StartCondition"] == {"SegmentStartCondition": {"SegmentId": "seg1"}}
+
+
+def test_event_entry_and_unique_ids() -> None:
+    d = Journey("again", event="signup").then(email("a"), wait(seconds=10), email("a")).definition(now=NOW)
+    assert list(d.Activities) == ["a", "wait10s", "a2"]
+    assert d.entry_event_filter is not None
+
+
+def test_random_split_branches() -> None:
+    d = Journey("r", segment="s").then(random_split((50, [email("x")]), (50, [email("y")]))).definition(now=NOW)
+    assert graph_problems(d) == []
+    branches = d.Activities["randomsplit"].RandomSplit.Branches  # type: ignore[union-attr]
+    assert [b.NextActivity for b in branches] == ["x", "y"]
+
+
+def test_steps_after_a_split_are_refused() -> None:
+    with pytest.raises(ValueError, match="must be the last step"):
+        Journey("bad", segment="s").then(split_on("opened", of="a", yes=[], no=[]), email("b")).definition(now=NOW)
+
+
+def test_entry_is_segment_or_event() -> None:
+    with pytest.raises(ValueError, match="either by segment"):
+        Journey("x")
