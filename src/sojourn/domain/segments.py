@@ -84,7 +84,9 @@ class AttributeDimension(_Wire):
         if op not in DATE_OPERATORS:
             return self
         if op == "BETWEEN" and len(self.Values) != 2:
-            raise ValueError(f"AttributeType BETWEEN needs exactly two Values (a start and an end), got {len(self.Values)}")
+            raise ValueError(
+                f"AttributeType BETWEEN needs exactly two Values (a start and an end), got {len(self.Values)}"
+            )
         if not self.Values:
             raise ValueError(f"AttributeType {op} needs at least one ISO-8601 date-time in Values")
         for value in self.Values:
