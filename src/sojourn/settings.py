@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL of tracking and unsubscribe links (default: http://<api_host>:<api_port>).",
     )
+    temporal_search_attributes: bool = Field(
+        default=True, description="Set search attributes on workflows (off only for servers without them)."
+    )
     cohort_size: int = Field(default=1000, ge=1, le=20000, description="Most participants moved by one cohort workflow.")
     retention_days: int = Field(default=30, ge=1, description="How long Temporal keeps closed workflow runs.")
 

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from sojourn.api.handlers.events import ring_doorbells
 from sojourn.api.state import AppState
-from sojourn.channels.tracking import PIXEL_GIF, InvalidTokenError, verify_token
+from sojourn.channels.tracking import PIXEL_GIF, InvalidTokenError, parse_click_token, parse_open_token
 from sojourn.engine.activities import tracking_secret
 from sojourn.store.events_repo import EventRow, record_events
 
@@ -60,8 +60,7 @@ def tracking_routes(state: AppState) -> list[Route]:
     async def open_pixel(request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            payload = verify_token(token, secret)
-            await record_engagement(state, payload["m"], "_email.open", {})
+            await record_engagement(state, parse_open_token(token, secret), "_email.open", {})
         except InvalidTokenError:
             log.info("ignored an open pixel with a bad token")
         # Always the pixel: a mail client shows nothing either way.
@@ -69,11 +68,10 @@ def tracking_routes(state: AppState) -> list[Route]:
 
     async def click(request: Request) -> Response:
         try:
-            payload = verify_token(request.path_params["token"], secret)
+            message_id, target = parse_click_token(request.path_params["token"], secret)
         except InvalidTokenError:
             return Response("This link is broken or was altered.", status_code=400, media_type="text/plain")
-        target = payload["u"]
-        await record_engagement(state, payload["m"], "_email.click", {"feedback": target})
+        await record_engagement(state, message_id, "_email.click", {"feedback": target})
         return RedirectResponse(target, status_code=302, headers=_NO_CACHE)
 
     return [

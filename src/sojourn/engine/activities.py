@@ -285,6 +285,7 @@ class JourneyActivities:
         from_address = (email.MessageConfig.FromAddress if email.MessageConfig else None) or (channel or {}).get("FromAddress")
         problem = _email_problem(template, channel, from_address, email.TemplateName)
         sent = 0
+        activity.heartbeat(0)
         while True:
             async with self.db.connect() as conn:
                 rows = await message_ledger.pending_journey_emails(

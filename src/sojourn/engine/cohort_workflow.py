@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from sojourn.engine.inputs import CohortInput, LaneEnd, StepInput, StepResult
 
 STEP_TIMEOUT = timedelta(minutes=30)
+# Steps heartbeat at least once per send batch; a worker that dies mid-step is noticed this fast.
+STEP_HEARTBEAT = timedelta(seconds=20)
 STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -91,6 +93,7 @@ class CohortWorkflow:
                 ),
                 result_type=StepResult,
                 start_to_close_timeout=STEP_TIMEOUT,
+                heartbeat_timeout=STEP_HEARTBEAT,
                 retry_policy=STEP_RETRY,
                 summary=f"{act.kind} {activity_id} (lane {lane})",
             )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,15 +18,16 @@ class SegmentNotFound(LookupError):
 async def load_definitions(conn: AsyncConnection, app_id: str) -> dict[tuple[str, int | None], WriteSegmentRequest]:
     """Every segment of the app, current and by version, for resolving segment references."""
     found: dict[tuple[str, int | None], WriteSegmentRequest] = {}
-    for row in await conn.execute(select(segments.c.id, segments.c.definition).where(segments.c.app_id == app_id)):
-        found[(row.id, None)] = WriteSegmentRequest.model_validate(row.definition)
+    current = await conn.execute(select(segments.c.id, segments.c.definition).where(segments.c.app_id == app_id))
+    for segment_id, definition in current:
+        found[(segment_id, None)] = WriteSegmentRequest.model_validate(definition)
     rows = await conn.execute(
         select(segment_versions.c.segment_id, segment_versions.c.version, segment_versions.c.definition).where(
             segment_versions.c.app_id == app_id
         )
     )
-    for row in rows:
-        found[(row.segment_id, row.version)] = WriteSegmentRequest.model_validate(row.definition)
+    for segment_id, version, definition in rows:
+        found[(segment_id, version)] = WriteSegmentRequest.model_validate(definition)
     return found
 
 
@@ -47,8 +46,3 @@ async def load_segment_clause(conn: AsyncConnection, app_id: str, segment_id: st
             raise SegmentNotFound(f"segment {ref_id}" + (f" version {version}" if version else "") + " not found") from None
 
     return segment_clause(resolve(segment_id, None), now=now, resolve=resolve)
-
-
-def definition_of(raw: dict[str, Any]) -> WriteSegmentRequest:
-    """A stored segment definition as the model."""
-    return WriteSegmentRequest.model_validate(raw)

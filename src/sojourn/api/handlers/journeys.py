@@ -85,7 +85,7 @@ async def start_journey_workflow(client: Client, state: AppState, app_id: str, j
     """Start the journey's workflow (a second start of a running one is a no-op)."""
     await client.start_workflow(
         JourneyWorkflow.run,
-        JourneyInput(app_id=app_id, journey_id=journey_id),
+        JourneyInput(app_id=app_id, journey_id=journey_id, observe=state.settings.temporal_search_attributes),
         id=names.journey_workflow_id(app_id, journey_id),
         task_queue=state.settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -95,7 +95,9 @@ async def start_journey_workflow(client: Client, state: AppState, app_id: str, j
                 SearchAttributePair(names.JOURNEY_ID, journey_id),
                 SearchAttributePair(names.SOJOURN_KIND, "journey"),
             ]
-        ),
+        )
+        if state.settings.temporal_search_attributes
+        else None,
         static_summary=f"journey {journey_id} of app {app_id}",
     )
 

@@ -52,8 +52,6 @@ async def _check_references(conn: AsyncConnection, app_id: str, segment_id: str)
         await load_segment_clause(conn, app_id, segment_id, now=datetime.now(UTC))
     except SegmentNotFound as err:
         raise BadRequestError(f"Invalid segment: SegmentGroups refers to a {err}") from None
-    except RecursionError:
-        raise BadRequestError("Invalid segment: its SourceSegments refer to each other in a loop") from None
     except ValueError as err:
         raise BadRequestError(f"Invalid segment: {err}") from None
 

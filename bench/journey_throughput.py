@@ -1,0 +1,301 @@
+"""Journey throughput on the embedded stack: cohort workflows versus one workflow per participant.
+
+    python bench/journey_throughput.py --endpoints 100000
+
+Starts its own PostgreSQL and Temporal dev server (SQLite, WAL) in a temporary directory, seeds N email
+endpoints in one segment, runs EMAIL -> Wait -> ConditionalSplit on open -> EMAIL with the null email transport
+(the ledger is still written) while 20% of recipients "open" (``_email.open`` events tied to their message), and
+then runs the same journey written as one plain Temporal workflow per participant on a sample (the baseline).
+The last line is machine-readable:
+
+    participants_per_s=<float> history_events_per_participant=<float> baseline_ratio=<float> peak_rss_mb=<int>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from sojourn.api.state import AppState
+from sojourn.engine import names
+from sojourn.engine.client import connect
+from sojourn.settings import Settings
+from sojourn.stack import EmbeddedPostgres, TemporalDevServer, port_is_free
+from sojourn.store.db import create_engine
+from sojourn.store.migrate import upgrade_async
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.seed import call, ensure_template  # noqa: E402
+
+WAIT = "PT5S"
+EVALUATION_WAIT = "PT3S"
+OPEN_SHARE = 20
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    assert port_is_free(port)
+    return port
+
+
+def journey_request(segment_id: str) -> dict[str, Any]:
+    return {
+        "Name": "bench",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"SegmentStartCondition": {"SegmentId": segment_id}},
+        "Schedule": {"StartTime": datetime.now(UTC)},
+        "Activities": {
+            "welcome": {"EMAIL": {"TemplateName": "bench_welcome", "NextActivity": "pause"}},
+            "pause": {"Wait": {"WaitTime": {"WaitFor": WAIT}, "NextActivity": "opened"}},
+            "opened": {
+                "ConditionalSplit": {
+                    "Condition": {"Conditions": [{"EventCondition": {"MessageActivity": "welcome", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}}}}]},
+                    "EvaluationWaitTime": {"WaitFor": EVALUATION_WAIT},
+                    "TrueActivity": "thanks",
+                    "FalseActivity": "nudge",
+                }
+            },
+            "thanks": {"EMAIL": {"TemplateName": "bench_thanks"}},
+            "nudge": {"EMAIL": {"TemplateName": "bench_nudge"}},
+        },
+    }
+
+
+async def seed(state: AppState, n: int) -> tuple[str, str]:
+    """An app with N endpoints in a segment (bulk SQL: seeding is not what is measured)."""
+    app_id = (await call(state, "CreateApp", CreateApplicationRequest={"Name": "bench"}))["ApplicationResponse"]["Id"]
+    await call(state, "UpdateEmailChannel", ApplicationId=app_id, EmailChannelRequest={"FromAddress": "bench@sojourn.test", "Identity": "sojourn.test"})
+    for name in ("bench_welcome", "bench_thanks", "bench_nudge"):
+        await ensure_template(state, name)
+    async with state.db.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO endpoints (app_id, id, channel_type, address, attributes, user_attributes, cohort_id) "
+                "SELECT :a, 'ep' || g, 'EMAIL', 'user' || g || '@bench.test', '{\"group\": [\"bench\"]}'::jsonb, "
+                "jsonb_build_object('FirstName', jsonb_build_array('User' || g)), g % 100 FROM generate_series(1, :n) g"
+            ),
+            {"a": app_id, "n": n},
+        )
+    segment = await call(
+        state,
+        "CreateSegment",
+        ApplicationId=app_id,
+        WriteSegmentRequest={"Name": "bench", "Dimensions": {"Attributes": {"group": {"AttributeType": "INCLUSIVE", "Values": ["bench"]}}}},
+    )
+    return app_id, segment["SegmentResponse"]["Id"]
+
+
+async def simulate_opens(db: AsyncEngine, journey_id: str, stop: asyncio.Event) -> None:
+    """20% of sent welcome emails get an ``_email.open`` event tied to their message, soon after sending."""
+    while not stop.is_set():
+        async with db.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO events (app_id, endpoint_id, event_id, event_type, occurred_at, message_id) "
+                    "SELECT m.app_id, m.endpoint_id, 'open-' || m.message_id, '_email.open', now(), m.message_id "
+                    "FROM messages m WHERE m.journey_id = :j AND m.activity_id = 'welcome' AND m.status = 'sent' "
+                    "AND ('x' || substr(m.message_id, 1, 8))::bit(32)::bigint % 100 < :share "
+                    "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = m.message_id)"
+                ),
+                {"j": journey_id, "share": OPEN_SHARE},
+            )
+        try:
+            await asyncio.wait_for(stop.wait(), 0.5)
+        except TimeoutError:
+            pass
+
+
+async def history_events(client: Client, app_id: str, journey_id: str) -> int:
+    total = 0
+    async for wf in client.list_workflows(f"AppId = '{app_id}' AND JourneyId = '{journey_id}'"):
+        total += (await client.get_workflow_handle(wf.id, run_id=wf.run_id).describe()).raw_description.workflow_execution_info.history_length
+    return total
+
+
+def peak_rss_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+# ---- the baseline: the same journey as one plain workflow per participant ----
+
+
+@dataclass
+class ParticipantInput:
+    app_id: str
+    run_id: str
+    endpoint_id: str
+    address: str
+
+
+class BaselineActivities:
+    def __init__(self, db: AsyncEngine) -> None:
+        self.db = db
+
+    @activity.defn(name="baseline_send")
+    async def send(self, inp: ParticipantInput, activity_id: str) -> str:
+        message_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{inp.run_id}/{activity_id}/{inp.endpoint_id}").hex
+        async with self.db.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (message_id, app_id, journey_id, activity_id, endpoint_id, channel, address, status, sent_at) "
+                    "VALUES (:m, :a, :j, :act, :e, 'EMAIL', :addr, 'sent', now()) ON CONFLICT DO NOTHING"
+                ),
+                {"m": message_id, "a": inp.app_id, "j": inp.run_id, "act": activity_id, "e": inp.endpoint_id, "addr": inp.address},
+            )
+            if activity_id == "welcome" and int(message_id[:8], 16) % 100 < OPEN_SHARE:
+                await conn.execute(
+                    text(
+                        "INSERT INTO events (app_id, endpoint_id, event_id, event_type, occurred_at, message_id) "
+                        "VALUES (:a, :e, :m, '_email.open', now(), :m)"
+                    ),
+                    {"a": inp.app_id, "e": inp.endpoint_id, "m": message_id},
+                )
+        return message_id
+
+    @activity.defn(name="baseline_opened")
+    async def opened(self, message_id: str) -> bool:
+        async with self.db.connect() as conn:
+            return bool(await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM events WHERE message_id = :m AND event_type = '_email.open')"), {"m": message_id}))
+
+
+@workflow.defn(name="BaselineParticipantJourney", sandboxed=False)
+class BaselineParticipantJourney:
+    @workflow.run
+    async def run(self, inp: ParticipantInput) -> str:
+        opts: dict[str, Any] = {"start_to_close_timeout": timedelta(minutes=1)}
+        message_id = await workflow.execute_activity("baseline_send", args=[inp, "welcome"], result_type=str, **opts)
+        await workflow.sleep(timedelta(seconds=5))
+        await workflow.sleep(timedelta(seconds=3))
+        opened = await workflow.execute_activity("baseline_opened", message_id, result_type=bool, **opts)
+        await workflow.execute_activity("baseline_send", args=[inp, "thanks" if opened else "nudge"], result_type=str, **opts)
+        return "yes" if opened else "no"
+
+
+async def run_baseline(client: Client, db: AsyncEngine, app_id: str, sample: int) -> tuple[float, float]:
+    """Rate (participants/s) and history events per participant of one workflow per participant."""
+    queue = f"baseline-{uuid.uuid4().hex}"
+    run_id = f"baseline-{uuid.uuid4().hex[:8]}"
+    acts = BaselineActivities(db)
+    async with Worker(client, task_queue=queue, workflows=[BaselineParticipantJourney], activities=[acts.send, acts.opened], max_concurrent_activities=100):
+        started = time.monotonic()
+        sem = asyncio.Semaphore(100)
+
+        async def start(i: int) -> Any:
+            async with sem:
+                return await client.start_workflow(
+                    BaselineParticipantJourney.run,
+                    ParticipantInput(app_id, run_id, f"ep{i + 1}", f"user{i + 1}@bench.test"),
+                    id=f"{run_id}-{i}",
+                    task_queue=queue,
+                )
+
+        handles = await asyncio.gather(*(start(i) for i in range(sample)))
+        await asyncio.gather(*(h.result() for h in handles))
+        elapsed = time.monotonic() - started
+        events = 0
+        for h in handles[:50]:
+            events += (await h.describe()).raw_description.workflow_execution_info.history_length
+    return sample / elapsed, events / min(50, len(handles))
+
+
+async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="sojourn-bench-") as tmp:
+        data = Path(tmp)
+        pg = EmbeddedPostgres(data / "pg", port=free_port())
+        pg.start()
+        pg.ensure_database("sojourn")
+        temporal = TemporalDevServer(data / "temporal", port=free_port(), ui_port=None)
+        temporal.start(log_file=data / "temporal.log")
+        worker: subprocess.Popen[bytes] | None = None
+        try:
+            settings = Settings(
+                database_url=pg.url("sojourn"),
+                temporal_address=temporal.address,
+                smtp_url="null://",
+                task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+                cohort_size=cohort_size,
+            )
+            await upgrade_async(settings.database_url or "")
+            db = create_engine(settings.database_url or "", pool_size=10)
+            client = await connect(settings)
+            state = AppState(db=db, settings=settings)
+            state.use_temporal(client)
+            print(f"seeding {endpoints} endpoints...", flush=True)
+            app_id, segment_id = await seed(state, endpoints)
+            env = {
+                **os.environ,
+                "SOJOURN_DATABASE_URL": settings.database_url or "",
+                "SOJOURN_TEMPORAL_ADDRESS": temporal.address,
+                "SOJOURN_SMTP_URL": "null://",
+                "SOJOURN_TASK_QUEUE": settings.task_queue,
+                "SOJOURN_COHORT_SIZE": str(cohort_size),
+                "SOJOURN_LOG_LEVEL": "WARNING",
+            }
+            worker = subprocess.Popen([sys.executable, "-m", "sojourn", "worker"], env=env)
+            await asyncio.sleep(2)
+            print("running the cohort journey...", flush=True)
+            started = time.monotonic()
+            created = await call(state, "CreateJourney", ApplicationId=app_id, WriteJourneyRequest=journey_request(segment_id))
+            journey_id = created["JourneyResponse"]["Id"]
+            stop = asyncio.Event()
+            opener = asyncio.create_task(simulate_opens(db, journey_id, stop))
+            result = await client.get_workflow_handle(names.journey_workflow_id(app_id, journey_id)).result()
+            elapsed = time.monotonic() - started
+            stop.set()
+            await opener
+            assert result == "COMPLETED", result
+            rate = endpoints / elapsed
+            async with db.connect() as conn:
+                sent = dict((await conn.execute(text("SELECT activity_id, count(*) FROM messages WHERE journey_id = :j AND status = 'sent' GROUP BY 1"), {"j": journey_id})).all())
+            await asyncio.sleep(2)  # visibility is eventually consistent
+            events = await history_events(client, app_id, journey_id)
+            rss = peak_rss_mb(worker.pid)
+            print(f"cohort journey: {endpoints} participants in {elapsed:.1f}s = {rate:.0f}/s; sent {sent}; "
+                  f"{events} history events; worker peak RSS {rss} MB", flush=True)
+            print(f"running the baseline (one workflow per participant) on {baseline_sample} participants...", flush=True)
+            base_rate, base_events = await run_baseline(client, db, app_id, baseline_sample)
+            print(f"baseline: {base_rate:.1f} participants/s, {base_events:.1f} history events per participant", flush=True)
+            await db.dispose()
+            return (
+                f"participants_per_s={rate:.1f} history_events_per_participant={events / endpoints:.4f} "
+                f"baseline_ratio={rate / base_rate:.1f} peak_rss_mb={rss}"
+            )
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(30)
+            temporal.stop()
+            pg.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoints", type=int, default=100_000, help="participants in the segment (default 100000)")
+    parser.add_argument("--baseline-sample", type=int, default=1000, help="participants in the baseline run (default 1000)")
+    parser.add_argument("--cohort-size", type=int, default=1000, help="participants per cohort workflow (default 1000)")
+    args = parser.parse_args()
+    print(asyncio.run(main(args.endpoints, args.baseline_sample, args.cohort_size)))

@@ -1,0 +1,176 @@
+"""End to end: `sojourn up` as a subprocess, a real SMTP server, boto3 over HTTP, the pixel fetched for real."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.smtp import SmtpSink
+from tests.support.stack import SojournProcess
+
+HTML = '<html><body><p>Hi {{User.UserAttributes.FirstName}}</p><a href="https://example.com/start">Start</a></body></html>'
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[SmtpSink]:
+    server = SmtpSink()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sojourn(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterator[SojournProcess]:
+    process = SojournProcess(tmp_path_factory.mktemp("sojourn"), sink.url)
+    process.start()
+    yield process
+    assert process.stop() == 0
+
+
+def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def setup_app(client: Any, members: int) -> tuple[str, str, list[str]]:
+    app_id = client.create_app(CreateApplicationRequest={"Name": "e2e"})["ApplicationResponse"]["Id"]
+    client.update_email_channel(ApplicationId=app_id, EmailChannelRequest={"FromAddress": "team@sojourn.test", "Identity": "sojourn.test", "Enabled": True})
+    for name in ("e2ewelcome", "e2etips", "e2enudge"):
+        try:
+            client.create_email_template(
+                TemplateName=name,
+                EmailTemplateRequest={"Subject": name, "HtmlPart": HTML, "TextPart": "Hi", "DefaultSubstitutions": '{"User.UserAttributes.FirstName": "there"}'},
+            )
+        except client.exceptions.BadRequestException:
+            pass
+    addresses = [f"e2e{i}-{app_id[:6]}@example.com" for i in range(members)]
+    client.update_endpoints_batch(
+        ApplicationId=app_id,
+        EndpointBatchRequest={
+            "Item": [
+                {"Id": f"ep{i}", "ChannelType": "EMAIL", "Address": a, "Attributes": {"cohort": ["e2e"]}, "User": {"UserId": f"u{i}", "UserAttributes": {"FirstName": [f"P{i}"]}}}
+                for i, a in enumerate(addresses)
+            ]
+        },
+    )
+    segment_id = client.create_segment(
+        ApplicationId=app_id,
+        WriteSegmentRequest={"Name": "e2e", "Dimensions": {"Attributes": {"cohort": {"AttributeType": "INCLUSIVE", "Values": ["e2e"]}}}},
+    )["SegmentResponse"]["Id"]
+    return app_id, segment_id, addresses
+
+
+def short_journey(segment_id: str) -> dict[str, Any]:
+    return {
+        "Name": "e2e-onboarding",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"SegmentStartCondition": {"SegmentId": segment_id}},
+        "Schedule": {"StartTime": datetime.now(UTC)},
+        "Activities": {
+            "welcome": {"EMAIL": {"TemplateName": "e2ewelcome", "NextActivity": "pause"}},
+            "pause": {"Wait": {"WaitTime": {"WaitFor": "PT10S"}, "NextActivity": "opened"}},
+            "opened": {
+                "ConditionalSplit": {
+                    "Condition": {"Conditions": [{"EventCondition": {"MessageActivity": "welcome", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}}}}]},
+                    "EvaluationWaitTime": {"WaitFor": "PT2S"},
+                    "TrueActivity": "tips",
+                    "FalseActivity": "nudge",
+                }
+            },
+            "tips": {"EMAIL": {"TemplateName": "e2etips"}},
+            "nudge": {"EMAIL": {"TemplateName": "e2enudge"}},
+        },
+    }
+
+
+def test_segment_journey_with_open_split_and_restart(sojourn: SojournProcess, sink: SmtpSink) -> None:
+    client = sojourn.client()
+    app_id, segment_id, addresses = setup_app(client, members=4)
+    journey = client.create_journey(ApplicationId=app_id, WriteJourneyRequest=short_journey(segment_id))["JourneyResponse"]
+    assert journey["State"] == "ACTIVE"
+
+    wait_for(lambda: all(sink.to(a) for a in addresses), what="welcome emails")
+    opener = addresses[0]
+    (welcome,) = sink.to(opener)
+    pixel = re.search(r'src="([^"]+/t/o/[^"]+)"', welcome.html())
+    assert pixel is not None, welcome.html()
+    assert pixel.group(1).startswith(sojourn.url)
+    with urllib.request.urlopen(pixel.group(1)) as response:  # noqa: S310 - loopback
+        assert response.headers["Content-Type"] == "image/gif"
+
+    # Stop everything in the middle of the 10-second wait, start again: the journey resumes.
+    assert sojourn.stop() == 0
+    sojourn.start()
+
+    wait_for(lambda: all(len(sink.to(a)) == 2 for a in addresses), timeout=90, what="follow-up emails")
+    time.sleep(2)
+    subjects = {a: [m.subject for m in sink.to(a)] for a in addresses}
+    assert subjects[opener] == ["e2ewelcome", "e2etips"]
+    for other in addresses[1:]:
+        assert subjects[other] == ["e2ewelcome", "e2enudge"]
+
+    def completed() -> bool:
+        metrics = client.get_journey_execution_metrics(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyExecutionMetricsResponse"]["Metrics"]
+        return metrics == {**metrics, "ENDPOINT_ENTERED": "4", "ENDPOINT_LEFT": "4", "ENDPOINT_ACTIVE": "0"}
+
+    wait_for(completed, what="journey metrics")
+    split = client.get_journey_execution_activity_metrics(ApplicationId=app_id, JourneyId=journey["Id"], JourneyActivityId="opened")
+    assert split["JourneyExecutionActivityMetricsResponse"]["ActivityType"] == "CONDITIONAL_SPLIT"
+    assert split["JourneyExecutionActivityMetricsResponse"]["Metrics"]["Branch_1"] == "1"
+    wait_for(lambda: client.get_journey(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyResponse"]["State"] == "COMPLETED", what="COMPLETED")
+
+
+def test_put_events_starts_an_event_triggered_journey(sojourn: SojournProcess, sink: SmtpSink) -> None:
+    client = sojourn.client()
+    app_id, _, addresses = setup_app(client, members=2)
+    request = {
+        "Name": "on-signup",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"EventStartCondition": {"EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}}}}},
+        "Schedule": {"StartTime": datetime.now(UTC)},
+        "Activities": {"welcome": {"EMAIL": {"TemplateName": "e2ewelcome"}}},
+    }
+    client.create_journey(ApplicationId=app_id, WriteJourneyRequest=request)
+    before = len(sink.to(addresses[1]))
+    sent_at = time.monotonic()
+    result = client.put_events(
+        ApplicationId=app_id,
+        EventsRequest={"BatchItem": {"ep1": {"Endpoint": {}, "Events": {"e1": {"EventType": "signup", "Timestamp": datetime.now(UTC).isoformat()}}}}},
+    )
+    assert result["EventsResponse"]["Results"]["ep1"]["EventsItemResponse"]["e1"]["StatusCode"] == 202
+    wait_for(lambda: len(sink.to(addresses[1])) == before + 1, timeout=30, what="the triggered email")
+    assert time.monotonic() - sent_at < 10
+    assert sink.to(addresses[0]) == []
+
+
+def test_deploy_a_journey_written_in_python(sojourn: SojournProcess, sink: SmtpSink, tmp_path: Path) -> None:
+    client = sojourn.client()
+    app_id, segment_id, _ = setup_app(client, members=1)
+    source = tmp_path / "journey.py"
+    source.write_text(
+        "from sojourn.dsl import Journey, email, split_on, wait\n"
+        f"welcome = Journey('dsl-welcome', segment={segment_id!r}).then(\n"
+        "    email('e2ewelcome'), wait(seconds=5),\n"
+        "    split_on('opened', of='e2ewelcome', yes=[email('e2etips')], no=[email('e2enudge')]))\n"
+    )
+    env = {**sojourn.env, "SOJOURN_API_PORT": str(sojourn.api_port)}
+    out = subprocess.run([sys.executable, "-m", "sojourn", "deploy", str(source), "--app", app_id], env=env, capture_output=True, text=True, check=True)
+    assert "created journey dsl-welcome" in out.stdout
+    (journey,) = client.list_journeys(ApplicationId=app_id)["JourneysResponse"]["Item"]
+    got = client.get_journey(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyResponse"]
+    assert got["StartActivity"] == "e2ewelcome"
+    assert set(got["Activities"]) == {"e2ewelcome", "wait5s", "openedsplit", "e2etips", "e2enudge"}

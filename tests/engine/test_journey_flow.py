@@ -1,0 +1,107 @@
+"""Journeys on the time-skipping server with the real PostgreSQL and a real SMTP server."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from sojourn.api.state import AppState
+from sojourn.api.tracking import record_engagement
+from sojourn.channels.email import SmtpConfig, SmtpTransport
+from sojourn.engine import names
+from sojourn.engine.worker import build_worker
+from sojourn.settings import Settings
+from tests.support.helpers import assert_eventually
+from tests.support.seed import app_with_audience, call, onboarding
+from tests.support.smtp import SmtpSink
+
+
+@pytest_asyncio.fixture
+async def stack(
+    db: AsyncEngine, time_skipping_env: WorkflowEnvironment, smtp_server: SmtpSink
+) -> AsyncIterator[tuple[AppState, Worker]]:
+    settings = Settings(task_queue=f"tq-{uuid.uuid4().hex}", temporal_search_attributes=False, smtp_url=smtp_server.url)
+    state = AppState(db=db, settings=settings)
+    state.use_temporal(time_skipping_env.client)
+    worker = build_worker(time_skipping_env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url)))
+    async with worker:
+        yield state, worker
+
+
+async def test_wait_and_open_split_send_each_participant_down_their_path(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=12, outsiders=3)
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=onboarding(audience.segment_id))
+    journey_id = created["JourneyResponse"]["Id"]
+
+    async def welcomed() -> None:
+        assert len(smtp_server.messages) == 12
+
+    await assert_eventually(welcomed)
+    openers = set(audience.addresses[:5])
+    for address in openers:
+        (received,) = smtp_server.to(address)
+        assert received.subject == "welcome"
+        message_id = received.message_id.strip("<>").split("@")[0]
+        assert await record_engagement(state, message_id, "_email.open", {})
+
+    started = time.monotonic()
+    handle = time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+    assert await handle.result() == "COMPLETED"
+    # Two days of wait and a three-day evaluation wait, skipped.
+    assert time.monotonic() - started < 15
+
+    subjects = smtp_server.subjects_by_recipient()
+    assert set(subjects) == set(audience.addresses)
+    for address in audience.addresses:
+        assert subjects[address] == ["welcome", "tips" if address in openers else "nudge"]
+
+    metrics = await call(state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id)
+    m = metrics["JourneyExecutionMetricsResponse"]["Metrics"]
+    assert m["ENDPOINT_ENTERED"] == "12" and m["ENDPOINT_LEFT"] == "12" and m["ENDPOINT_ACTIVE"] == "0"
+    split = await call(state, "GetJourneyExecutionActivityMetrics", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyActivityId="opened")
+    assert split["JourneyExecutionActivityMetricsResponse"]["Metrics"]["Branch_1"] == "5"
+    assert split["JourneyExecutionActivityMetricsResponse"]["Metrics"]["Branch_2"] == "7"
+    welcome = await call(state, "GetJourneyExecutionActivityMetrics", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyActivityId="welcome")
+    assert welcome["JourneyExecutionActivityMetricsResponse"]["Metrics"]["SUCCESS"] == "12"
+
+
+@pytest.mark.parametrize("percentage", [30])
+async def test_holdout_share_is_within_statistical_bounds(
+    stack: tuple[AppState, Worker], db: AsyncEngine, time_skipping_env: WorkflowEnvironment, percentage: int
+) -> None:
+    state, _ = stack
+    n = 3000
+    audience = await app_with_audience(state, members=n, templates=())
+    request = {
+        "Name": "control",
+        "State": "ACTIVE",
+        "StartActivity": "control",
+        "StartCondition": {"SegmentStartCondition": {"SegmentId": audience.segment_id}},
+        "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
+        "Activities": {
+            "control": {"Holdout": {"Percentage": percentage, "NextActivity": "later"}},
+            "later": {"Wait": {"WaitTime": {"WaitFor": "PT1H"}}},
+        },
+    }
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+    journey_id = created["JourneyResponse"]["Id"]
+    handle = time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+    assert await handle.result() == "COMPLETED"
+    async with db.connect() as conn:
+        rows = dict((await conn.execute(text("SELECT status, count(*) FROM participants WHERE journey_id = :j GROUP BY status"), {"j": journey_id})).all())
+    held = rows.get("held_out", 0)
+    assert held + rows.get("completed", 0) == n
+    expected, sd = n * percentage / 100, math.sqrt(n * percentage / 100 * (1 - percentage / 100))
+    assert abs(held - expected) < 4 * sd, (held, expected, sd)
