@@ -56,9 +56,12 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The Java time-skipping test server: days of journey time pass in milliseconds."""
+    """The Java time-skipping test server: days of journey time pass in milliseconds.
+
+    One per test: a skipped clock must not leak into the next test (it starts in a fraction of a second).
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server_path()
     )

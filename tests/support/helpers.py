@@ -7,7 +7,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -40,3 +40,12 @@ async def assert_eventually(
             if time.monotonic() > deadline:
                 raise
         await asyncio.sleep(interval)
+
+
+async def skip_time_until_done(env: Any, handle: Any) -> Any:
+    """Await a workflow's result on the time-skipping server, letting its timers jump ahead meanwhile.
+
+    (Handles that ``get_workflow_handle`` returns do not unlock time skipping by themselves.)
+    """
+    async with env.time_skipping_unlocked():
+        return await handle.result()
