@@ -41,7 +41,7 @@ from sojourn.store.db import create_engine
 from sojourn.store.migrate import upgrade_async
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.seed import call, ensure_template  # noqa: E402
+from tests.support.seed import call, ensure_template
 
 WAIT = "PT5S"
 EVALUATION_WAIT = "PT3S"

@@ -10,7 +10,6 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
-
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -18,8 +17,8 @@ from sojourn.engine import names
 from sojourn.stack import EmbeddedPostgres, temporal_cli_path, temporal_test_server_path
 from sojourn.store.db import asyncpg_dsn, create_engine
 from sojourn.store.migrate import upgrade_async
-from tests.support.smtp import SmtpSink
 from tests.support.helpers import free_port
+from tests.support.smtp import SmtpSink
 
 
 @pytest.fixture(scope="session")

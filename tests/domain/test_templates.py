@@ -57,7 +57,10 @@ def syntax_error(source: str) -> TemplateSyntaxError:
     [
         ("Hi {{User.UserAttributes.FirstName}}!", "Hi Ann!"),
         ("{{Attributes.plan}}", "pro"),
-        ("{{Address}} {{Id}} {{ChannelType}} {{EndpointStatus}} {{OptOut}}", "ann@example.com ep-1 EMAIL ACTIVE NONE"),
+        (
+            "{{Address}} {{Id}} {{ChannelType}} {{EndpointStatus}} {{OptOut}}",
+            "ann@example.com ep-1 EMAIL ACTIVE NONE",
+        ),
         ("{{EffectiveDate}}", "2020-09-19T11:45:25.220Z"),
         ("{{Demographic.Timezone}} {{Location.City}}", "America/Los_Angeles Los Angeles"),
         ("{{Metrics.score}} {{Metrics.ratio}}", "3 2.5"),
@@ -97,6 +100,9 @@ def test_variables(source: str, expected: str) -> None:
         (0.00001, "0.00001"),
         (-0.000001, "-0.000001"),
         (1.5e-7, "1.5e-7"),
+        (-1e-7, "-1e-7"),
+        (123.456, "123.456"),
+        (2**53 + 2.0, "9007199254740994"),
         (float("nan"), "NaN"),
         (float("inf"), "Infinity"),
         (["Ann"], "Ann"),
@@ -140,12 +146,18 @@ def test_text_mode_escapes_nothing() -> None:
 
 
 def test_template_markup_itself_is_not_escaped() -> None:
-    assert render('<a href="x?a=1&b=2">{{v}}</a>', {"v": "A&B"}, html=True) == '<a href="x?a=1&b=2">A&amp;B</a>'
+    assert (
+        render('<a href="x?a=1&b=2">{{v}}</a>', {"v": "A&B"}, html=True) == '<a href="x?a=1&b=2">A&amp;B</a>'
+    )
 
 
 def test_helper_output_is_escaped_in_html() -> None:
     assert render("{{upper v}}|{{{upper v}}}", {"v": "<i>"}, html=True) == "&lt;I&gt;|<I>"
     assert render("{{eq 1 1 yes='<y>'}}", {}, html=True) == "&lt;y&gt;"
+
+
+def test_literal_head_names_a_variable_or_helper_as_handlebars() -> None:
+    assert render("[{{'Address'}}][{{\"a b\"}}][{{'upper' 'x'}}]", {"Address": "A"}) == "[A][][X]"
 
 
 def test_escaped_mustache_is_literal() -> None:
@@ -245,7 +257,10 @@ def test_with_block_and_else() -> None:
 def test_sections_and_inverted_sections() -> None:
     assert render("{{#User.UserAttributes}}{{FirstName}}{{/User.UserAttributes}}") == "Ann"
     assert render("{{#Attributes.Interests}}<{{this}}>{{/Attributes.Interests}}") == "<golf><chess><jazz>"
-    assert render("{{^Nope}}missing{{/Nope}}{{^Address}}x{{else}}has address{{/Address}}") == "missinghas address"
+    assert (
+        render("{{^Nope}}missing{{/Nope}}{{^Address}}x{{else}}has address{{/Address}}")
+        == "missinghas address"
+    )
 
 
 def test_comments_render_nothing() -> None:
@@ -333,9 +348,12 @@ def test_conditional_helpers_inline(source: str, expected: str) -> None:
         ('{{#lt Attributes.Age.[0] "18"}}minor{{else}}adult{{/lt}}', "adult"),
         ('{{#lte Attributes.Age.[0] "17"}}minor{{else}}adult{{/lte}}', "adult"),
         ('{{#and (eq Location.City "Los Angeles") (eq Location.Country "US")}}LA{{else}}no{{/and}}', "LA"),
-        ('{{#or (eq Location.City "Seattle") (eq Location.City "Los Angeles")}}west{{else}}east{{/or}}', "west"),
+        (
+            '{{#or (eq Location.City "Seattle") (eq Location.City "Los Angeles")}}west{{else}}east{{/or}}',
+            "west",
+        ),
         ('{{#not (eq Location.City "Paris")}}not Paris{{else}}Paris{{/not}}', "not Paris"),
-        ('{{#if (gt Metrics.score 2)}}high{{/if}}', "high"),
+        ("{{#if (gt Metrics.score 2)}}high{{/if}}", "high"),
     ],
 )
 def test_conditional_helpers_as_blocks(source: str, expected: str) -> None:
@@ -357,7 +375,10 @@ def test_conditional_helpers_as_blocks(source: str, expected: str) -> None:
         ("{{abbreviate 'Alejandro' 6}}", "Ale..."),
         ("{{abbreviate 'Ann' 6}}", "Ann"),
         ("{{center Location.City size=15 pad='*'}}", "**Los Angeles**"),
-        ("[{{ljust Location.City 13}}][{{rjust Location.City 13 pad='.'}}]", "[Los Angeles  ][..Los Angeles]"),
+        (
+            "[{{ljust Location.City 13}}][{{rjust Location.City 13 pad='.'}}]",
+            "[Los Angeles  ][..Los Angeles]",
+        ),
         ("{{cut Location.City 'e'}} {{cut Location.City}}", "Los Angls LosAngeles"),
         ("{{replace Location.City ' ' '_'}}", "Los_Angeles"),
         ("{{replace Location.City '' '_'}}", "Los Angeles"),
@@ -367,9 +388,15 @@ def test_conditional_helpers_as_blocks(source: str, expected: str) -> None:
         ("{{join 'a' 'b' 'c' '-'}}", "a-b-c"),
         ("[{{join Nope ', '}}]", "[]"),
         ("{{substring Location.City 4 9}} {{substring Location.City 4}}", "Angel Angeles"),
-        ("{{inflect 3 apple apples includeCount=false}} {{inflect 1 apple apples includeCount=true}}", "apples 1 apple"),
+        (
+            "{{inflect 3 apple apples includeCount=false}} {{inflect 1 apple apples includeCount=true}}",
+            "apples 1 apple",
+        ),
         ("{{inflect 3 'box' 'boxes' includeCount=true}}", "3 boxes"),
-        ("{{ordinalize 1}} {{ordinalize 2}} {{ordinalize 3}} {{ordinalize 11}} {{ordinalize 22}} {{ordinalize 113}}", "1st 2nd 3rd 11th 22nd 113th"),
+        (
+            "{{ordinalize 1}} {{ordinalize 2}} {{ordinalize 3}} {{ordinalize 11}} {{ordinalize 22}} {{ordinalize 113}}",
+            "1st 2nd 3rd 11th 22nd 113th",
+        ),
         ("{{ordinalize 'x'}}", "x"),
         ("{{slugify ' Los Angeles! '}}", "los-angeles"),
         ("{{stripTags '<h1>Art</h1>'}}", "Art"),
@@ -405,7 +432,10 @@ def test_encoding_helpers() -> None:
     assert render("{{encode64 'Hello World'}}") == "SGVsbG8gV29ybGQ="
     assert render("{{decode64 'SGVsbG8gV29ybGQ='}}|{{decode64 '%%%'}}") == "Hello World|"
     assert render("{{md5 'Hello World'}}") == "b10a8db164e0754105b7a99be72e3fe5"
-    assert render("{{sha256 'Hello World'}}") == "a591a6d40bf420404a011733cfb7b190d62c65bf0bcda32b57b277d9ad9f146e"
+    assert (
+        render("{{sha256 'Hello World'}}")
+        == "a591a6d40bf420404a011733cfb7b190d62c65bf0bcda32b57b277d9ad9f146e"
+    )
     assert render("{{sha512 'a'}}").startswith("1f40fc92da241694")
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", render("{{uuid}}"))
 
@@ -421,7 +451,10 @@ def test_encoding_helpers() -> None:
         ("{{dateFormat EffectiveDate 'long'}}", "September 19, 2020"),
         ("{{dateFormat EffectiveDate format='short'}}", "9/19/20"),
         ("{{dateFormat EffectiveDate \"yyyy-MM-dd'T'HH:mm:ss.SSSXXX\"}}", "2020-09-19T11:45:25.220Z"),
-        ("{{dateFormat EffectiveDate 'EEE d MMM yy, h:mm a z' tz=America/Los_Angeles}}", "Sat 19 Sep 20, 4:45 AM PDT"),
+        (
+            "{{dateFormat EffectiveDate 'EEE d MMM yy, h:mm a z' tz=America/Los_Angeles}}",
+            "Sat 19 Sep 20, 4:45 AM PDT",
+        ),
         ("{{dateFormat EffectiveDate 'HH:mm Z' tz=Demographic.Timezone}}", "04:45 -0700"),
         ("{{dateFormat EffectiveDate 'HH:mm' tz='Nowhere/Unknown'}}", "11:45"),
         (
@@ -463,7 +496,7 @@ def test_format_date_styles() -> None:
         ("{{#if a}}x{{/each}}", 1, 11, "{{/each}} does not match {{#if}} opened at line 1, column 1"),
         ("x {{/if}}", 1, 3, "closes no open block"),
         ("{{else}}", 1, 1, "{{else}} outside"),
-        ("{{#if a}}1{{else}}2{{else}}3{{/if}}", 1, 19, "second {{else}}"),
+        ("{{#if a}}1{{else}}2{{else}}3{{/if}}", 1, 20, "second {{else}}"),
         ("line one\nHello {{User.UserId", 2, 7, "never closed with '}}'"),
         ("{{{raw}}", 1, 1, "never closed with '}}}'"),
         ("{{x}}}", 1, 1, "closed by '}}}'"),
@@ -482,7 +515,9 @@ def test_format_date_styles() -> None:
         ("{{eq a yes='y' b}}", 1, 16, "positional arguments must come before"),
         ("{{eq a yes=}}", 1, 8, "yes= needs a value"),
         ("{{#each items as |item|}}{{/each}}", 1, 18, "block parameters"),
-        ("{{'a' 'b'}}", 1, 1, "only a helper takes arguments"),
+        ("{{'a' 'b'}}", 1, 1, "unknown helper 'a'"),
+        ("{{(upper a) b}}", 1, 1, "only a helper takes arguments"),
+        ("{{{{raw}}}}{{{{/raw}}}}", 1, 1, "raw blocks"),
         ("{{> missing}}", 1, 1, "partial 'missing' is not defined"),
         ('{{#*inline "p"}}{{> p}}{{/inline}}{{> p}}', 1, 17, "partial 'p' calls itself"),
         ("{{#> layout}}x{{/layout}}", 1, 1, "partial blocks"),
@@ -525,7 +560,9 @@ def test_build_context_exposes_endpoint_fields() -> None:
 
 
 def test_default_applies_when_missing_or_empty() -> None:
-    defaults = '{"User.UserAttributes.FirstName": "there", "Attributes.plan": "free", "Location.City": "your city"}'
+    defaults = (
+        '{"User.UserAttributes.FirstName": "there", "Attributes.plan": "free", "Location.City": "your city"}'
+    )
     source = "Hi {{User.UserAttributes.FirstName}} ({{User.UserAttributes.FirstName.[0]}}), {{Attributes.plan}}, {{Location.City}}"
     for empty in (None, [], [""], ""):
         endpoint = {"User": {"UserAttributes": {"FirstName": empty}}, "Attributes": {"plan": empty}}
@@ -546,7 +583,10 @@ def test_without_default_a_missing_variable_renders_nothing() -> None:
 def test_default_for_an_indexed_variable() -> None:
     defaults = '{"User.UserAttributes.FirstName.[0]": "there", "User.UserAttributes.[Last Name]": "Doe"}'
     context = build_context({"User": {"UserAttributes": {"FirstName": [""]}}}, default_substitutions=defaults)
-    assert render("{{User.UserAttributes.FirstName.[0]}} {{User.UserAttributes.[Last Name]}}", context) == "there Doe"
+    assert (
+        render("{{User.UserAttributes.FirstName.[0]}} {{User.UserAttributes.[Last Name]}}", context)
+        == "there Doe"
+    )
 
 
 def test_substitutions_override_endpoint_values() -> None:
@@ -555,7 +595,10 @@ def test_substitutions_override_endpoint_values() -> None:
         default_substitutions=None,
         substitutions={"User.UserAttributes.FirstName": ["Bob"], "Coupon": ["SAVE10"]},
     )
-    assert render("{{User.UserAttributes.FirstName}} {{Coupon}} {{Address}}", context) == "Bob SAVE10 ann@example.com"
+    assert (
+        render("{{User.UserAttributes.FirstName}} {{Coupon}} {{Address}}", context)
+        == "Bob SAVE10 ann@example.com"
+    )
 
 
 def test_defaults_fill_in_after_substitutions() -> None:
@@ -630,7 +673,10 @@ def test_render_email_escapes_only_the_html_part() -> None:
 
 
 def test_render_email_applies_defaults_from_build_context() -> None:
-    template = {"Subject": "Hi {{User.UserAttributes.FirstName}}", "DefaultSubstitutions": '{"User.UserAttributes.FirstName": "there"}'}
+    template = {
+        "Subject": "Hi {{User.UserAttributes.FirstName}}",
+        "DefaultSubstitutions": '{"User.UserAttributes.FirstName": "there"}',
+    }
     context = build_context({}, default_substitutions=template["DefaultSubstitutions"])
     assert render_email(template, context) == RenderedEmail(subject="Hi there", html=None, text=None)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -88,7 +88,7 @@ async def test_worker_killed_mid_send_sends_exactly_once(
 
         await assert_eventually(done, timeout=120)
         assert await handle.result() == "COMPLETED"
-        time.sleep(1)
+        await asyncio.sleep(1)
         per_recipient = Counter(m.to for m in killer_sink.messages)
         assert set(per_recipient) == set(audience.addresses)
         assert set(per_recipient.values()) == {1}

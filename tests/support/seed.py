@@ -70,7 +70,7 @@ async def ensure_template(state: AppState, name: str) -> None:
     """Create the email template ``name`` (subject = its name) unless it exists."""
     try:
         await call(state, "GetEmailTemplate", TemplateName=name)
-    except Exception:  # noqa: BLE001 - NotFound: create it
+    except Exception:
         await call(
             state,
             "CreateEmailTemplate",

@@ -114,9 +114,7 @@ def instrument_html(html: str, *, public_url: str, message_id: str, secret: byte
 
     out = _ANCHOR.sub(rewrite_anchor, html)
     pixel = f'<img src="{open_pixel_url(public_url, message_id, secret)}" width="1" height="1" alt="" style="display:none">'
-    match = None
-    for match in _BODY_END.finditer(out):
-        pass
-    if match is None:
+    ends = [m.start() for m in _BODY_END.finditer(out)]
+    if not ends:
         return out + pixel
-    return out[: match.start()] + pixel + out[match.start() :]
+    return out[: ends[-1]] + pixel + out[ends[-1] :]

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sojourn.domain.durations import parse_duration
 
-
 MAX_JOURNEY_DAYS = 540
 ENTRY_DELAY = timedelta(minutes=5)
 MAX_ACTIVITIES = 40
@@ -378,7 +377,7 @@ def graph_problems(definition: JourneyDefinition) -> list[str]:
             if aid not in reachable:
                 problems.append(f"activity '{aid}' cannot be reached from StartActivity '{definition.StartActivity}'")
         problems += _cycle_problems(definition.StartActivity, acts)
-        problems += _event_condition_problems(definition.StartActivity, acts)
+        problems += _event_condition_problems(acts)
     return problems
 
 
@@ -460,8 +459,8 @@ def _cycle_problems(start: str, acts: dict[str, Activity]) -> list[str]:
     return problems
 
 
-def _ancestors(target: str, start: str, acts: dict[str, Activity]) -> set[str]:
-    """Activities on some path from ``start`` to ``target`` before it."""
+def _ancestors(target: str, acts: dict[str, Activity]) -> set[str]:
+    """Activities on some path that leads to ``target``."""
     preds: dict[str, set[str]] = {a: set() for a in acts}
     for aid, act in acts.items():
         for nxt in act.next_ids():
@@ -477,7 +476,7 @@ def _ancestors(target: str, start: str, acts: dict[str, Activity]) -> set[str]:
     return found
 
 
-def _event_condition_problems(start: str, acts: dict[str, Activity]) -> list[str]:
+def _event_condition_problems(acts: dict[str, Activity]) -> list[str]:
     problems: list[str] = []
     for aid, act in acts.items():
         split = act.ConditionalSplit
@@ -491,7 +490,7 @@ def _event_condition_problems(start: str, acts: dict[str, Activity]) -> list[str
                 problems.append(f"activity '{aid}': an EventCondition needs MessageActivity, the email activity it is about")
             elif ev.MessageActivity not in acts or acts[ev.MessageActivity].EMAIL is None:
                 problems.append(f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' is not an EMAIL activity of this journey")
-            elif ev.MessageActivity not in _ancestors(aid, start, acts):
+            elif ev.MessageActivity not in _ancestors(aid, acts):
                 problems.append(f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' does not come before this split")
     return problems
 

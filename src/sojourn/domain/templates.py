@@ -93,10 +93,13 @@ class TemplateSyntaxError(ValueError):
         return (type(self), (self.reason, self.line, self.column))
 
 
+def _position(source: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of an offset."""
+    return source.count("\n", 0, offset) + 1, offset - (source.rfind("\n", 0, offset) + 1) + 1
+
+
 def _syntax_error(source: str, offset: int, reason: str) -> TemplateSyntaxError:
-    line = source.count("\n", 0, offset) + 1
-    column = offset - (source.rfind("\n", 0, offset) + 1) + 1
-    return TemplateSyntaxError(reason, line, column)
+    return TemplateSyntaxError(reason, *_position(source, offset))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -115,23 +118,28 @@ def escape_html(text: str) -> str:
 
 
 def _js_number(value: float) -> str:
-    """``String(value)`` in JavaScript: shortest round-trip digits, exponent only below 1e-6 or from 1e21."""
+    """``String(value)`` in JavaScript (ECMAScript Number::toString) from Python's shortest digits."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    if value.is_integer() and abs(value) < 1e21:
+    if value.is_integer() and abs(value) < 2**53:
         return str(int(value))
-    text = repr(value)
-    if "e" not in text:
-        return text
-    mantissa, exponent_text = text.split("e")
-    exponent = int(exponent_text)
-    if -7 < exponent < 0:  # Python switches to exponents at 1e-5, JavaScript only below 1e-6
-        sign = "-" if mantissa.startswith("-") else ""
-        digits = mantissa.lstrip("-").replace(".", "")
-        return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
-    return f"{mantissa}e{'+' if exponent > 0 else '-'}{abs(exponent)}"
+    sign = "-" if value < 0 else ""
+    mantissa, _, exponent = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    raw = whole + fraction
+    significant = raw.lstrip("0")
+    point = len(whole) + int(exponent or 0) - (len(raw) - len(significant))  # value = 0.digits × 10^point
+    digits = significant.rstrip("0")
+    if len(digits) <= point <= 21:
+        return sign + digits + "0" * (point - len(digits))
+    if 0 < point <= 21:
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    if -6 < point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    tail = f".{digits[1:]}" if len(digits) > 1 else ""
+    return f"{sign}{digits[0]}{tail}e{'+' if point > 0 else '-'}{abs(point - 1)}"
 
 
 def to_text(value: Any) -> str:
@@ -771,11 +779,11 @@ class _Lexer:
         pos += strip_before
         if source.startswith("!", pos):
             return self.comment(start, pos, strip_before)
+        if source.startswith("{{", pos):
+            raise self.error(start, "raw blocks ({{{{raw}}}}) are not supported")
         sigil = source[pos : pos + 1]
         kind = "output"
-        if sigil == "{":
-            kind, pos = "raw", pos + 1
-        elif sigil == "&":
+        if sigil in ("{", "&"):  # {{{x}}} and {{&x}} are never escaped
             kind, pos = "raw", pos + 1
         elif sigil in _BLOCK_SIGILS:
             kind, pos = _BLOCK_SIGILS[sigil], pos + 1
@@ -931,21 +939,21 @@ def _strip_whitespace(items: list[_TextPiece | _Tag]) -> None:
 
 
 def _standalone(before: object, after: object, first: bool, final: bool) -> bool:
-    """True when a tag is alone on its line (judged on the original text around it)."""
-    if before is None:
-        before_ok = True
-    elif isinstance(before, _TextPiece):
-        pattern = r"(?:\A|\r?\n)\s*\Z" if first else r"\r?\n\s*\Z"
-        before_ok = re.search(pattern, before.original) is not None
+    """True when a tag is alone on its line, judged on the original text around it (as Handlebars).
+
+    The text before must end with a line break and blanks (or be all blank at the start of the template),
+    the text after must start with blanks and a line break (or be all blank at its end).
+    """
+    if isinstance(before, _TextPiece):
+        trailing = before.original[len(before.original.rstrip()) :]
+        before_ok = "\n" in trailing or (first and trailing == before.original)
     else:
-        before_ok = False
-    if after is None:
-        after_ok = True
-    elif isinstance(after, _TextPiece):
-        pattern = r"\A\s*?(?:\r?\n|\Z)" if final else r"\A\s*?\r?\n"
-        after_ok = re.match(pattern, after.original) is not None
+        before_ok = before is None
+    if isinstance(after, _TextPiece):
+        leading = after.original[: len(after.original) - len(after.original.lstrip())]
+        after_ok = "\n" in leading or (final and leading == after.original)
     else:
-        after_ok = False
+        after_ok = after is None
     return before_ok and after_ok
 
 
@@ -1025,13 +1033,14 @@ class _ExpressionParser:
 
     def call(self, head: _Expr, params: list[_Expr], hash_args: dict[str, _Expr], offset: int) -> _Expr:
         """A helper call, or the plain value when the head is not a helper and has no arguments."""
+        if isinstance(head, _Literal):  # as Handlebars, {{"name"}} and {{"helper" x}} name what they call
+            head = _Path((to_text(head.value),), source=to_text(head.value))
         name = head.simple_name if isinstance(head, _Path) else None
-        if name in _HELPERS:
-            assert name is not None
+        if name is not None and name in _HELPERS:
             return _Call(name, tuple(params), tuple(hash_args.items()))
         if params or hash_args:
             if not isinstance(head, _Path):
-                raise self.error("only a helper takes arguments; a literal or (…) cannot", offset)
+                raise self.error("only a helper takes arguments; a (…) sub-expression cannot", offset)
             known = ", ".join(sorted(_HELPERS))
             raise self.error(f"unknown helper {head.source!r}; known helpers: {known}", offset)
         return head
@@ -1115,8 +1124,9 @@ def _compile_bareword(path: _Path) -> Evaluate:
 
 
 def _compile_argument(helper: str, slot: int | str, node: _Expr) -> Evaluate:
-    if isinstance(node, _Path) and node.simple_name is not None and slot in _BAREWORD_ARGS.get(helper, ()):
-        return _compile_bareword(node)
+    if isinstance(node, _Path) and slot in _BAREWORD_ARGS.get(helper, ()):
+        if not (node.data or node.depth or node.scoped):
+            return _compile_bareword(node)
     return _compile_expr(node)
 
 
@@ -1373,11 +1383,10 @@ class _Compiler:
             self.finish_block(self.stack.pop())
         block = self.stack[-1]
         if block.name != name:
-            opened = _syntax_error(self.lexer.source, block.offset, "")
+            line, column = _position(self.lexer.source, block.offset)
             raise self.error(
                 tag.offset,
-                f"{{{{/{name}}}}} does not match {{{{#{block.name}}}}} "
-                f"opened at line {opened.line}, column {opened.column}",
+                f"{{{{/{name}}}}} does not match {{{{#{block.name}}}}} opened at line {line}, column {column}",
             )
         self.finish_block(self.stack.pop())
 

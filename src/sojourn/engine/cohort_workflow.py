@@ -183,6 +183,6 @@ class CohortWorkflow:
         handle = workflow.get_external_workflow_handle(names.journey_workflow_id(self.inp.app_id, self.inp.journey_id))
         try:
             await handle.signal("cohort_done", self.inp.cohort_no)
-        except Exception:  # noqa: BLE001 - the journey may be gone (deleted); the cohort's work is done anyway
+        except Exception:
             workflow.logger.warning("journey workflow did not take the cohort_done signal")
 

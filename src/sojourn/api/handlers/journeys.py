@@ -155,7 +155,7 @@ async def list_journeys(ctx: RequestContext, params: dict[str, Any]) -> dict[str
     async with ctx.state.db.connect() as conn:
         await require_app(conn, app_id)
         rows = await repo.list_journeys(conn, app_id, offset, size + 1)
-    page = {"Item": [journey_response(r) for r in rows[:size]]}
+    page: dict[str, Any] = {"Item": [journey_response(r) for r in rows[:size]]}
     if len(rows) > size:
         page["NextToken"] = str(offset + size)
     return {"JourneysResponse": page}
