@@ -1,120 +1,301 @@
-"""Open and click tracking: signed tokens, the open pixel and link rewriting of outgoing HTML."""
+"""Open and click tracking of outgoing email: signed tokens, the open pixel and link rewriting.
+
+A token is ``base64url(compact JSON payload) "." base64url(HMAC-SHA256 tag truncated to 128 bits)``, so the
+tracking routes need no database lookup to trust what a link says. A click token binds the message id and
+the target URL together, which keeps the redirect route from being an open redirect.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import html as html_lib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from html.entities import html5 as _HTML5_ENTITIES
+from typing import Final
+from urllib.parse import urlsplit
 
-# A transparent 1x1 GIF.
-PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-_TAG_BYTES = 16  # 128-bit truncated HMAC-SHA256
-_ANCHOR = re.compile(r"<a\b[^>]*>", re.I)
-_HREF = re.compile(r"""(\shref\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.I)
-_BODY_END = re.compile(r"</body\s*>", re.I)
+PIXEL_GIF: Final = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+"""A transparent 1×1 GIF89a (42 bytes)."""
+
+_TAG_BYTES: Final = 16  # HMAC-SHA256 truncated to 128 bits
+_MAX_TOKEN_CHARS: Final = 8192  # verify_token refuses longer input without decoding it
+_MAX_TRACKED_URL_BYTES: Final = 4000  # longer links stay untracked, so every token we issue verifies
+_TOKEN: Final = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{22})")
+NOTRACK_ATTRIBUTE: Final = "data-sojourn-notrack"
+"""An ``<a>`` carrying this attribute keeps its link untouched."""
 
 
 class InvalidTokenError(ValueError):
     """A tracking token that is malformed or was not signed with our secret."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+# ---- tokens ----
 
 
-def _unb64(text: str) -> bytes:
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _signature(body: bytes, secret: bytes) -> bytes:
+    return hmac.new(secret, body, hashlib.sha256).digest()[:_TAG_BYTES]
+
+
 def sign_token(payload: Mapping[str, str], secret: bytes) -> str:
-    """A compact URL-safe token carrying ``payload``, signed with HMAC-SHA256."""
-    body = json.dumps(dict(payload), separators=(",", ":"), sort_keys=True).encode()
-    tag = hmac.new(secret, body, hashlib.sha256).digest()[:_TAG_BYTES]
-    return f"{_b64(body)}.{_b64(tag)}"
+    """A compact, URL-safe token carrying ``payload``, signed with HMAC-SHA256.
+
+    Args:
+        payload: Short string fields (keys and values must be strings).
+        secret: The HMAC key; must not be empty.
+
+    Returns:
+        ``base64url(JSON).base64url(tag)``, made only of ``A-Z a-z 0-9 - _ .``.
+
+    Raises:
+        ValueError: An empty secret, or a key or value that is not a string.
+    """
+    if not secret:
+        raise ValueError("the tracking secret must not be empty")
+    if not all(isinstance(key, str) and isinstance(value, str) for key, value in payload.items()):
+        raise ValueError("token payload keys and values must be strings")
+    body = json.dumps(dict(payload), separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    return f"{_b64encode(body)}.{_b64encode(_signature(body, secret))}"
 
 
 def verify_token(token: str, secret: bytes) -> dict[str, str]:
-    """The payload of a token we signed.
+    """The payload of a token signed by :func:`sign_token` with ``secret``.
+
+    Args:
+        token: The token as it came in a URL.
+        secret: The HMAC key it must have been signed with.
+
+    Returns:
+        The payload.
 
     Raises:
-        InvalidTokenError: malformed, or the signature does not match.
+        InvalidTokenError: The token is malformed, was altered, or was signed with another secret.
     """
+    match = _TOKEN.fullmatch(token) if isinstance(token, str) and len(token) <= _MAX_TOKEN_CHARS else None
+    if match is None:
+        raise InvalidTokenError("malformed tracking token")
+    body_text, tag_text = match.groups()
     try:
-        body_part, tag_part = token.split(".", 1)
-        body, tag = _unb64(body_part), _unb64(tag_part)
-    except (ValueError, TypeError) as err:
-        raise InvalidTokenError("malformed tracking token") from err
-    expected = hmac.new(secret, body, hashlib.sha256).digest()[:_TAG_BYTES]
-    if not hmac.compare_digest(tag, expected):
+        body, tag = _b64decode(body_text), _b64decode(tag_text)
+    except (binascii.Error, ValueError):
+        raise InvalidTokenError("malformed tracking token") from None
+    # Only the canonical spelling is accepted: unused trailing bits could otherwise be flipped unnoticed.
+    if _b64encode(body) != body_text or _b64encode(tag) != tag_text:
+        raise InvalidTokenError("malformed tracking token")
+    if not hmac.compare_digest(tag, _signature(body, secret)):
         raise InvalidTokenError("tracking token signature does not match")
     try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as err:
-        raise InvalidTokenError("malformed tracking token") from err
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidTokenError("malformed tracking token") from None
     if not isinstance(payload, dict) or not all(isinstance(v, str) for v in payload.values()):
         raise InvalidTokenError("malformed tracking token")
     return payload
 
 
+def _base(public_url: str) -> str:
+    return public_url.rstrip("/")
+
+
 def open_pixel_url(public_url: str, message_id: str, secret: bytes) -> str:
-    """URL of the open-tracking pixel of one message."""
-    return f"{public_url.rstrip('/')}/t/o/{sign_token({'m': message_id}, secret)}.gif"
+    """The URL of the open-tracking pixel of one message.
+
+    Args:
+        public_url: Where the sojourn API is reachable from recipients' mail clients.
+        message_id: The message whose opens the pixel records.
+        secret: The tracking HMAC key.
+
+    Returns:
+        ``{public_url}/t/o/{token}.gif``.
+    """
+    return f"{_base(public_url)}/t/o/{sign_token({'k': 'o', 'm': message_id}, secret)}.gif"
 
 
 def click_url(public_url: str, message_id: str, target_url: str, secret: bytes) -> str:
-    """Redirect URL that records a click on ``target_url`` (bound into the token: no open redirect)."""
-    return f"{public_url.rstrip('/')}/t/c/{sign_token({'m': message_id, 'u': target_url}, secret)}"
+    """The redirect URL that records a click on ``target_url`` in one message.
+
+    Args:
+        public_url: Where the sojourn API is reachable from recipients' mail clients.
+        message_id: The message the link is in.
+        target_url: Where the recipient goes; signed into the token, so the redirect cannot be repointed.
+        secret: The tracking HMAC key.
+
+    Returns:
+        ``{public_url}/t/c/{token}``.
+    """
+    return f"{_base(public_url)}/t/c/{sign_token({'k': 'c', 'm': message_id, 'u': target_url}, secret)}"
 
 
 def parse_open_token(token: str, secret: bytes) -> str:
-    """The message id of an open-pixel token."""
+    """The message id in an open-pixel token (the part of the path before ``.gif``).
+
+    Raises:
+        InvalidTokenError: Not a valid open token.
+    """
     payload = verify_token(token, secret)
-    if "m" not in payload:
-        raise InvalidTokenError("not an open token")
+    if payload.get("k") != "o" or not payload.get("m"):
+        raise InvalidTokenError("not an open-tracking token")
     return payload["m"]
 
 
 def parse_click_token(token: str, secret: bytes) -> tuple[str, str]:
-    """(message id, target URL) of a click token."""
+    """The message id and target URL in a click token.
+
+    Raises:
+        InvalidTokenError: Not a valid click token, or its target is not an http(s) URL.
+    """
     payload = verify_token(token, secret)
-    if "m" not in payload or "u" not in payload:
-        raise InvalidTokenError("not a click token")
+    if payload.get("k") != "c" or not payload.get("m") or not _is_web_url(payload.get("u", "")):
+        raise InvalidTokenError("not a click-tracking token")
     return payload["m"], payload["u"]
 
 
-def _trackable(url: str) -> bool:
-    lowered = url.strip().lower()
-    return lowered.startswith(("http://", "https://")) and "{{" not in url
+# ---- HTML instrumentation ----
+
+# One left-to-right pass over the markup. Comments (except Outlook's <!--[if mso]> blocks, whose content
+# Outlook renders) and <script>/<style> bodies are skipped whole; a start tag is matched with its
+# attributes, quoted values included, so a '>' inside a value does not end it. Atomic groups keep the
+# match linear on malformed input.
+_ATTRIBUTES: Final = r"""(?>[\s/]+|[^\s/>][^\s/>=]*+(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s>]*+))?)*+"""
+_MARKUP: Final = re.compile(
+    rf"""
+    <(?:
+      !--(?!\[if)(?:>|->|.*?(?:--!?>|\Z))
+    | (?P<raw>script|style)(?=[\s/>]).*?(?:</(?P=raw)\s*>|\Z)
+    | (?P<tag>[A-Za-z][^\s/>]*+)(?P<attributes>{_ATTRIBUTES})>
+    | (?P<body_end>/body\s*>)
+    )
+    """,
+    re.IGNORECASE | re.DOTALL | re.VERBOSE,
+)
+_ATTRIBUTE: Final = re.compile(
+    r"""(?P<name>[^\s/>][^\s/>=]*+)(?:\s*+=\s*+(?P<value>"[^"]*+"|'[^']*+'|[^\s>]*+))?"""
+)
+_CHARACTER_REFERENCE: Final = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z0-9]+;?)")
+_URL_NOISE: Final = re.compile(r"[\t\n\r]")  # browsers drop these from URLs
+
+
+def _unescape_attribute(value: str) -> str:
+    """Decode character references as a browser does inside an attribute value.
+
+    Unlike ``html.unescape``, a legacy reference without ``;`` followed by ``=`` stays literal, so the
+    query ``?a=1&copy=2`` keeps its ``&copy`` (the HTML standard's rule for attributes).
+    """
+    if "&" not in value:
+        return value
+
+    def decode(match: re.Match[str]) -> str:
+        reference = match.group()
+        if reference.startswith("&#"):
+            return html_lib.unescape(reference)
+        name = reference[1:]
+        if name.endswith(";"):
+            return _HTML5_ENTITIES.get(name, reference)
+        # Without ';' only a whole legacy name (&amp, &copy) decodes, and not right before '='.
+        if name in _HTML5_ENTITIES and value[match.end() : match.end() + 1] != "=":
+            return _HTML5_ENTITIES[name]
+        return reference
+
+    return _CHARACTER_REFERENCE.sub(decode, value)
+
+
+def _is_web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def _click_target(raw_value: str, own_prefix: str) -> str | None:
+    """The URL a link goes to, if it is one to track: http(s), fully rendered, not ours, not huge."""
+    url = _URL_NOISE.sub("", _unescape_attribute(raw_value)).strip()
+    if "{{" in url or "}}" in url or url.startswith(own_prefix) or not _is_web_url(url):
+        return None
+    return url if len(url.encode()) <= _MAX_TRACKED_URL_BYTES else None
+
+
+def _href_edit(
+    html: str, match: re.Match[str], rewrite: Callable[[str], str | None]
+) -> tuple[int, int, str] | None:
+    """(start, end, new text) for the href value of one ``<a>`` tag, or None to leave the tag alone."""
+    start, end = match.span("attributes")
+    href: re.Match[str] | None = None
+    for attribute in _ATTRIBUTE.finditer(html, start, end):
+        name = attribute.group("name").lower()
+        if name == NOTRACK_ATTRIBUTE:
+            return None
+        if name == "href" and href is None:  # as browsers, the first of duplicate attributes wins
+            href = attribute
+    if href is None or href.group("value") is None:
+        return None
+    quoted = href.group("value")
+    quote = quoted[0] if quoted[:1] in ("'", '"') else ""
+    new_url = rewrite(quoted[1:-1] if quote else quoted)
+    if new_url is None:
+        return None
+    quote = quote or '"'
+    return href.start("value"), href.end("value"), f"{quote}{html_lib.escape(new_url)}{quote}"
 
 
 def instrument_html(html: str, *, public_url: str, message_id: str, secret: bytes) -> str:
-    """Rewrite http(s) links to click-tracking redirects and add the open pixel before ``</body>``.
+    """Rewrite a message's links to click-tracking redirects and add its open pixel.
 
-    Links with a ``data-sojourn-notrack`` attribute, mailto:/tel:/anchors and unrendered ``{{...}}`` are left
-    alone; everything else in the HTML is unchanged.
+    Every ``href`` of an ``<a>`` whose target is an http(s) URL becomes the message's click URL for that
+    target. Left alone: ``mailto:``, ``tel:``, ``#anchors`` and other schemes, links with a
+    ``data-sojourn-notrack`` attribute, links still holding ``{{…}}``, links already pointing at
+    ``public_url``'s tracking routes, and links in comments, ``<script>`` and ``<style>``. A 1×1 pixel goes just
+    before the last ``</body>``, or at the end without one. Everything else stays byte-for-byte the same.
+
+    Args:
+        html: The rendered HTML part.
+        public_url: Where the sojourn API is reachable from recipients' mail clients.
+        message_id: The message being sent.
+        secret: The tracking HMAC key.
+
+    Returns:
+        The instrumented HTML.
     """
+    own_prefix = f"{_base(public_url)}/t/"
 
-    def rewrite_anchor(tag: re.Match[str]) -> str:
-        text = tag.group(0)
-        if "data-sojourn-notrack" in text.lower():
-            return text
+    def rewrite(raw_value: str) -> str | None:
+        target = _click_target(raw_value, own_prefix)
+        return None if target is None else click_url(public_url, message_id, target, secret)
 
-        def rewrite_href(m: re.Match[str]) -> str:
-            raw = next(g for g in (m.group(2), m.group(3), m.group(4)) if g is not None)
-            target = html_lib.unescape(raw)
-            if not _trackable(target):
-                return m.group(0)
-            return f'{m.group(1)}"{html_lib.escape(click_url(public_url, message_id, target, secret))}"'
+    edits: list[tuple[int, int, str]] = []
+    body_end = len(html)
+    for match in _MARKUP.finditer(html):
+        if match.group("body_end"):
+            body_end = match.start()
+        elif (match.group("tag") or "").lower() == "a" and (edit := _href_edit(html, match, rewrite)):
+            edits.append(edit)
+    pixel = (
+        f'<img src="{html_lib.escape(open_pixel_url(public_url, message_id, secret))}" '
+        'width="1" height="1" alt="" style="display:none">'
+    )
+    edits.append((body_end, body_end, pixel))
+    return _apply(html, edits)
 
-        return _HREF.sub(rewrite_href, text, count=1)
 
-    out = _ANCHOR.sub(rewrite_anchor, html)
-    pixel = f'<img src="{open_pixel_url(public_url, message_id, secret)}" width="1" height="1" alt="" style="display:none">'
-    ends = [m.start() for m in _BODY_END.finditer(out)]
-    if not ends:
-        return out + pixel
-    return out[: ends[-1]] + pixel + out[ends[-1] :]
+def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """``text`` with each (start, end, replacement) applied; edits are in order and do not overlap."""
+    out: list[str] = []
+    position = 0
+    for start, end, replacement in sorted(edits, key=lambda edit: edit[0]):
+        out.append(text[position:start])
+        out.append(replacement)
+        position = end
+    out.append(text[position:])
+    return "".join(out)
