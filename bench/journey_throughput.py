@@ -253,7 +253,7 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
                 "SOJOURN_SMTP_URL": "null://",
                 "SOJOURN_TASK_QUEUE": settings.task_queue,
                 "SOJOURN_COHORT_SIZE": str(cohort_size),
-                "SOJOURN_LOG_LEVEL": "WARNING",
+                "SOJOURN_LOG_LEVEL": os.environ.get("SOJOURN_LOG_LEVEL", "WARNING"),
             }
             worker = subprocess.Popen([sys.executable, "-m", "sojourn", "worker"], env=env)
             await asyncio.sleep(2)

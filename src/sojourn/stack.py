@@ -117,7 +117,7 @@ class EmbeddedPostgres:
                 conf.write(
                     "\n# sojourn embedded defaults\n"
                     "max_connections = 200\nshared_buffers = 256MB\nwork_mem = 16MB\n"
-                    "maintenance_work_mem = 128MB\nmax_wal_size = 2GB\n"
+                    "maintenance_work_mem = 128MB\nmax_wal_size = 2GB\nautovacuum_naptime = 10s\n"
                 )
         if self.is_running():
             return

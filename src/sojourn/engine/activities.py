@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from sojourn.engine.inputs import (
     StepInput,
     StepResult,
 )
-from sojourn.engine.split_sql import condition_clause
+from sojourn.engine.split_sql import members_meeting
 from sojourn.settings import Settings
 from sojourn.store import journey_ledger as ledger
 from sojourn.store import message_ledger
@@ -46,6 +47,7 @@ from sojourn.store.templates_repo import email_channel, load_email_template
 log = logging.getLogger(__name__)
 
 SEND_BATCH = 500
+ANALYZE_AFTER = 5000
 
 
 def tracking_secret(settings: Settings) -> bytes:
@@ -113,9 +115,12 @@ class JourneyActivities:
             clause = await load_segment_clause(conn, inp.app_id, inp.segment_id, now=datetime.now(UTC))
             result = await conn.execute(enrollment_insert(inp, clause))
             sizes = Counter(int(r[0]) for r in result)
+            if sum(sizes.values()) >= ANALYZE_AFTER:
+                # Fresh statistics: the first cohorts' split queries are planned right after this insert.
+                await conn.execute(text("ANALYZE participants"))
             for cohort_no, size in sorted(sizes.items()):
                 await ledger.record_cohort(conn, inp.journey_id, cohort_no, inp.version, size, "segment")
-            await ledger.add_counts(conn, inp.journey_id, {("", "ENDPOINT_ENTERED"): sum(sizes.values())})
+            await ledger.add_counts(conn, inp.journey_id, {("", "ENDPOINT_ENTERED"): sum(sizes.values())}, shard=ledger.JOURNEY_SHARD)
         return [CohortSpec(cohort_no=c, size=s, claimed=s) for c, s in sorted(sizes.items())]
 
     @activity.defn(name="admit_intake")
@@ -166,7 +171,7 @@ class JourneyActivities:
             distinct = len({r[0] for r in claimed_ids})
             busy = await self._count_rejections(conn, inp, distinct - size, reentry_cap)
             await ledger.record_cohort(conn, inp.journey_id, inp.cohort_no, inp.version, size, "intake")
-            await ledger.add_counts(conn, inp.journey_id, {("", "ENDPOINT_ENTERED"): size, **busy})
+            await ledger.add_counts(conn, inp.journey_id, {("", "ENDPOINT_ENTERED"): size, **busy}, shard=ledger.JOURNEY_SHARD)
         return CohortSpec(cohort_no=inp.cohort_no, size=size, claimed=len(claimed_ids))
 
     async def _count_rejections(self, conn: Any, inp: AdmitInput, rejected: int, cap: int) -> dict[tuple[str, str], int]:
@@ -196,6 +201,16 @@ class JourneyActivities:
         """Run one journey activity for one lane of a cohort."""
         assert inp.activity_id is not None and inp.activity is not None
         act = Activity.model_validate(inp.activity)
+        started = time.perf_counter()
+        result = await self._run_step(inp, act)
+        log.debug(
+            "journey %s cohort %s lane %s: %s %s moved %d in %.3fs",
+            inp.journey_id, inp.cohort_no, inp.lane, act.kind, inp.activity_id, result.processed, time.perf_counter() - started,
+        )
+        return result
+
+    async def _run_step(self, inp: StepInput, act: Activity) -> StepResult:
+        assert inp.activity_id is not None
         if act.EMAIL is not None:
             return await self._email_step(inp, act)
         if act.Holdout is not None:
@@ -227,7 +242,7 @@ class JourneyActivities:
             moved = await ledger.split_by_buckets(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, ranges)
             counts = {(inp.activity_id, metric): n for metric, n in zip(metrics, moved, strict=True)}
             counts[(inp.activity_id, "ENTERED")] = sum(moved)
-            await ledger.add_counts(conn, inp.journey_id, counts)
+            await ledger.add_counts(conn, inp.journey_id, counts, shard=inp.cohort_no)
         branches = [
             Branch(lane=lane, next_activity=nxt, count=n)
             for (_, _, lane, nxt, status), n in zip(ranges, moved, strict=True)
@@ -240,21 +255,23 @@ class JourneyActivities:
         split = act.ConditionalSplit
         async with self.db.begin() as conn:
             await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
-            clause = await condition_clause(conn, inp.app_id, inp.journey_id, split.Condition, now=datetime.now(UTC))
+            members = await ledger.lane_members(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
+            chosen = await members_meeting(conn, inp.app_id, inp.journey_id, split.Condition, members, now=datetime.now(UTC))
             yes_lane, no_lane = f"{inp.lane}.1", f"{inp.lane}.2"
-            yes, no = await ledger.split_by_condition(
+            yes, no = await ledger.split_by_members(
                 conn,
                 inp.journey_id,
                 inp.cohort_no,
                 inp.lane,
                 inp.activity_id,
-                clause,
+                chosen,
                 ((yes_lane, split.TrueActivity), (no_lane, split.FalseActivity)),
             )
             await ledger.add_counts(
                 conn,
                 inp.journey_id,
                 {(inp.activity_id, "Branch_1"): yes, (inp.activity_id, "Branch_2"): no, (inp.activity_id, "ENTERED"): yes + no},
+                shard=inp.cohort_no,
             )
         return StepResult(
             branches=[
@@ -356,9 +373,9 @@ class JourneyActivities:
         async with self.db.begin() as conn:
             n = await ledger.end_lane(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.status)
             if inp.status == "completed":
-                await ledger.add_counts(conn, inp.journey_id, {(w, "COMPLETED"): n for w in inp.waited})
+                await ledger.add_counts(conn, inp.journey_id, {(w, "COMPLETED"): n for w in inp.waited}, shard=inp.cohort_no)
             elif inp.status == "cancelled":
-                await ledger.add_counts(conn, inp.journey_id, {("", "CANCELLED"): n})
+                await ledger.add_counts(conn, inp.journey_id, {("", "CANCELLED"): n}, shard=inp.cohort_no)
         return n
 
     @activity.defn(name="finish_journey")

@@ -1,44 +1,68 @@
-"""Conditions of journey splits as SQL over the participant ledger, evaluated for a whole lane at once."""
+"""Conditions of journey splits, evaluated for a whole lane at once.
+
+Each simple condition is one query over the lane's members passed as an array (``= ANY(:ids)``), so its plan
+is an index probe per member whatever the table statistics say (a freshly filled journey has none yet).
+ALL/ANY combine the per-condition answers as sets.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sojourn.domain.journeys import ConditionSpec, SimpleCondition
 from sojourn.domain.segments import SegmentDimensions
 from sojourn.store.segment_sql import dimensions_clause
 from sojourn.store.segments_repo import load_segment_clause
-from sojourn.store.tables import endpoints, events, messages, participants
+from sojourn.store.tables import endpoints, events, messages
 
 # Outcomes the message ledger itself knows (an SMTP relay's acceptance is the delivery we can observe).
 LEDGER_EVENTS = {"_email.send": ("sent",), "_email.delivered": ("sent",)}
 
-
-async def condition_clause(
-    conn: AsyncConnection, app_id: str, journey_id: str, condition: ConditionSpec | None, *, now: datetime
-) -> ColumnElement[bool]:
-    """A boolean over ``participants`` that is true for members who meet ``condition`` (ALL/ANY)."""
-    if condition is None or not condition.Conditions:
-        return false()
-    parts = [await _simple_clause(conn, app_id, journey_id, c, now=now) for c in condition.Conditions]
-    return and_(*parts) if condition.Operator == "ALL" else or_(*parts)
+Member = tuple[str, int]  # (endpoint id, entry number)
 
 
-async def _simple_clause(
-    conn: AsyncConnection, app_id: str, journey_id: str, cond: SimpleCondition, *, now: datetime
-) -> ColumnElement[bool]:
-    p = participants
+async def members_meeting(
+    conn: AsyncConnection,
+    app_id: str,
+    journey_id: str,
+    condition: ConditionSpec | None,
+    members: Sequence[Member],
+    *,
+    now: datetime,
+) -> set[Member]:
+    """The members of a lane who meet ``condition`` (ALL or ANY of its simple conditions)."""
+    if condition is None or not condition.Conditions or not members:
+        return set()
+    result: set[Member] | None = None
+    for simple in condition.Conditions:
+        met = await _meeting(conn, app_id, journey_id, simple, members, now=now)
+        if condition.Operator == "ALL":
+            result = met if result is None else result & met
+        else:
+            result = met if result is None else result | met
+    return result or set()
+
+
+async def _meeting(
+    conn: AsyncConnection, app_id: str, journey_id: str, cond: SimpleCondition, members: Sequence[Member], *, now: datetime
+) -> set[Member]:
+    ids = sorted({endpoint_id for endpoint_id, _ in members})
     if cond.EventCondition is not None:
-        return _event_clause(journey_id, cond.EventCondition.MessageActivity or "", _event_types(cond))
+        values, inclusive = _event_types(cond)
+        found = await _with_event(conn, journey_id, cond.EventCondition.MessageActivity or "", values, ids)
+        return {m for m in members if (m in found) == inclusive}
     if cond.SegmentCondition is not None:
         clause = await load_segment_clause(conn, app_id, cond.SegmentCondition.SegmentId, now=now)
     else:
         clause = dimensions_clause(SegmentDimensions.model_validate(cond.SegmentDimensions or {}), now=now)
-    # Segment conditions are evaluated against the endpoint's latest data, as Pinpoint does.
-    return exists(select(1).where(endpoints.c.app_id == app_id, endpoints.c.id == p.c.endpoint_id, clause))
+    # Segment conditions read the endpoint's latest data, as Pinpoint does.
+    rows = await conn.execute(select(endpoints.c.id).where(endpoints.c.app_id == app_id, endpoints.c.id.in_(ids), clause))
+    matching = {r[0] for r in rows}
+    return {m for m in members if m[0] in matching}
 
 
 def _event_types(cond: SimpleCondition) -> tuple[list[str], bool]:
@@ -49,30 +73,22 @@ def _event_types(cond: SimpleCondition) -> tuple[list[str], bool]:
     return (list(dims.EventType.Values), dims.EventType.DimensionType == "INCLUSIVE")
 
 
-def _event_clause(journey_id: str, message_activity: str, types: tuple[list[str], bool]) -> ColumnElement[bool]:
-    values, inclusive = types
-    p, m, ev = participants, messages, events
-    same_message = and_(
-        m.c.journey_id == journey_id,
-        m.c.activity_id == message_activity,
-        m.c.endpoint_id == p.c.endpoint_id,
-        m.c.entry_no == p.c.entry_no,
-    )
+async def _with_event(conn: AsyncConnection, journey_id: str, message_activity: str, values: list[str], ids: list[str]) -> set[Member]:
+    """Members whose message from ``message_activity`` has one of the event types ``values``."""
+    m, ev = messages, events
     ledger_statuses = sorted({s for v in values for s in LEDGER_EVENTS.get(v, ())})
     event_values = [v for v in values if v not in LEDGER_EVENTS]
-    found: list[ColumnElement[bool]] = []
+    tests: list[ColumnElement[bool]] = []
     if ledger_statuses:
-        found.append(exists(select(1).where(same_message, m.c.status.in_(ledger_statuses))))
+        tests.append(m.c.status.in_(ledger_statuses))
     if event_values:
-        found.append(
-            exists(
-                select(1)
-                .select_from(m.join(ev, ev.c.message_id == m.c.message_id))
-                .where(same_message, ev.c.event_type.in_(event_values))
+        tests.append(exists(select(1).where(ev.c.message_id == m.c.message_id, ev.c.event_type.in_(event_values))))
+    found: set[Member] = set()
+    for test in tests:
+        rows = await conn.execute(
+            select(m.c.endpoint_id, m.c.entry_no).where(
+                m.c.journey_id == journey_id, m.c.activity_id == message_activity, m.c.endpoint_id.in_(ids), test
             )
         )
-    any_found = or_(*found) if found else false()
-    return any_found if inclusive else not_(any_found)
-
-
-
+        found |= {(r[0], int(r[1])) for r in rows}
+    return found

@@ -10,10 +10,9 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import ColumnElement, and_, func, not_, text, update
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sojourn.store.tables import participants
 
 HASH_BUCKETS = 10_000
 
@@ -30,15 +29,22 @@ def stable_bucket(journey_id: str, activity_id: str, endpoint_id: str) -> int:
 _BUCKET_SQL = "(('x' || substr(md5(:journey_id || '/' || :activity_id || '/' || p.endpoint_id), 1, 8))::bit(32)::bigint % 10000)"
 
 
-async def add_counts(conn: AsyncConnection, journey_id: str, counts: Mapping[tuple[str, str], int]) -> None:
-    """Add to journey counters keyed by (activity id or "" for the journey, metric)."""
-    rows = [{"j": journey_id, "a": a, "m": m, "v": v} for (a, m), v in counts.items() if v]
+JOURNEY_SHARD = -1
+
+
+async def add_counts(conn: AsyncConnection, journey_id: str, counts: Mapping[tuple[str, str], int], *, shard: int) -> None:
+    """Add to journey counters keyed by (activity id or "" for the journey, metric).
+
+    Args:
+        shard: The cohort counting (or JOURNEY_SHARD): concurrent cohorts update different rows.
+    """
+    rows = [{"j": journey_id, "a": a, "m": m, "s": shard, "v": v} for (a, m), v in counts.items() if v]
     if not rows:
         return
     await conn.execute(
         text(
-            "INSERT INTO journey_counters (journey_id, activity_id, metric, value) VALUES (:j, :a, :m, :v) "
-            "ON CONFLICT (journey_id, activity_id, metric) DO UPDATE SET value = journey_counters.value + EXCLUDED.value"
+            "INSERT INTO journey_counters (journey_id, activity_id, metric, shard, value) VALUES (:j, :a, :m, :s, :v) "
+            "ON CONFLICT (journey_id, activity_id, metric, shard) DO UPDATE SET value = journey_counters.value + EXCLUDED.value"
         ),
         rows,
     )
@@ -58,7 +64,7 @@ async def arrive(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: s
     )
     # Every member that moved passed every wait of the list.
     moved = int(result.rowcount or 0)
-    await add_counts(conn, journey_id, {(w, "COMPLETED"): moved for w in waited})
+    await add_counts(conn, journey_id, {(w, "COMPLETED"): moved for w in waited}, shard=cohort_no)
 
 
 async def move_lane(
@@ -138,43 +144,59 @@ async def split_by_buckets(
     return moved
 
 
-async def split_by_condition(
+async def lane_members(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, activity_id: str) -> list[tuple[str, int]]:
+    """(endpoint id, entry number) of the lane's active members at ``activity_id``."""
+    rows = await conn.execute(
+        text(
+            "SELECT endpoint_id, entry_no FROM participants "
+            "WHERE journey_id = :j AND cohort_no = :c AND lane = :lane AND status = 'active' AND position = :a"
+        ),
+        {"j": journey_id, "c": cohort_no, "lane": lane, "a": activity_id},
+    )
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+async def split_by_members(
     conn: AsyncConnection,
     journey_id: str,
     cohort_no: int,
     lane: str,
     activity_id: str,
-    condition: ColumnElement[bool],
+    chosen: set[tuple[str, int]],
     branches: tuple[tuple[str, str | None], tuple[str, str | None]],
 ) -> tuple[int, int]:
-    """Send a lane's members at a split down the true or false branch, by a condition over ``participants``.
+    """Send the ``chosen`` members of a lane down the first branch and the rest down the second.
 
     Args:
-        condition: A boolean expression over the ``participants`` table.
-        branches: ((true lane, true next activity), (false lane, false next activity)).
+        chosen: (endpoint id, entry number) of the members that take the first branch.
+        branches: ((first lane, first next activity), (second lane, second next activity)).
 
     Returns:
-        (members sent down the true branch, members sent down the false branch).
+        (members sent down the first branch, members sent down the second).
     """
-    p = participants
-    at_split = and_(
-        p.c.journey_id == journey_id,
-        p.c.cohort_no == cohort_no,
-        p.c.lane == lane,
-        p.c.status == "active",
-        p.c.position == activity_id,
-    )
     counts: list[int] = []
-    for (new_lane, next_activity), predicate in zip(branches, (condition, not_(condition)), strict=True):
+    at = "journey_id = :j AND cohort_no = :c AND lane = :lane AND status = 'active' AND position = :a"
+    params = {"j": journey_id, "c": cohort_no, "lane": lane, "a": activity_id}
+    pairs = sorted(chosen)
+    chosen_ids = [endpoint for endpoint, _ in pairs]
+    entries = [entry for _, entry in pairs]
+    for index, (new_lane, next_activity) in enumerate(branches):
+        # First the chosen members (by id and entry), then everyone still left at the split.
+        pick = (
+            "AND (endpoint_id, entry_no) IN (SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:entries AS int[])))"
+            if index == 0
+            else ""
+        )
+        if index == 0 and not chosen:
+            counts.append(0)
+            continue
         result = await conn.execute(
-            update(p)
-            .where(at_split, predicate)
-            .values(
-                lane=new_lane,
-                position=next_activity,
-                status="active" if next_activity is not None else "completed",
-                updated_at=func.now(),
-            )
+            text(
+                "UPDATE participants SET lane = :new_lane, position = :next, "
+                "status = CASE WHEN CAST(:next AS text) IS NULL THEN 'completed' ELSE 'active' END, updated_at = now() "
+                f"WHERE {at} {pick}"
+            ),
+            {**params, "new_lane": new_lane, "next": next_activity, "ids": chosen_ids, "entries": entries},
         )
         counts.append(int(result.rowcount or 0))
     return counts[0], counts[1]

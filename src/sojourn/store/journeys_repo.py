@@ -84,7 +84,8 @@ async def journey_metrics(conn: AsyncConnection, journey_id: str) -> dict[str, i
     counters = {
         r.metric: int(r.value)
         for r in await conn.execute(
-            text("SELECT metric, value FROM journey_counters WHERE journey_id = :j AND activity_id = ''"), {"j": journey_id}
+            text("SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = '' GROUP BY metric"),
+            {"j": journey_id},
         )
     }
     by_status = {
@@ -108,7 +109,7 @@ async def activity_metrics(conn: AsyncConnection, journey_id: str, activity_id: 
     metrics = {
         r.metric: int(r.value)
         for r in await conn.execute(
-            text("SELECT metric, value FROM journey_counters WHERE journey_id = :j AND activity_id = :a"),
+            text("SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = :a GROUP BY metric"),
             {"j": journey_id, "a": activity_id},
         )
     }

@@ -250,8 +250,10 @@ journey_counters = Table(
     # "" for journey-level metrics.
     Column("activity_id", Text, nullable=False),
     Column("metric", Text, nullable=False),
+    # The cohort that counted (-1: the journey itself). Cohorts never wait on each other's counter rows.
+    Column("shard", Integer, nullable=False),
     Column("value", BigInteger, nullable=False, server_default=text("0")),
-    PrimaryKeyConstraint("journey_id", "activity_id", "metric"),
+    PrimaryKeyConstraint("journey_id", "activity_id", "metric", "shard"),
 )
 
 messages = Table(
@@ -273,5 +275,7 @@ messages = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     _ts("created_at"),
     Column("sent_at", DateTime(timezone=True)),
-    Index("ix_messages_journey_activity", "journey_id", "activity_id"),
+    # One participant's message of one activity: the split conditions and the send loop look rows up this way.
+    Index("ix_messages_participant", "journey_id", "activity_id", "endpoint_id", "entry_no"),
+    Index("ix_messages_app", "app_id"),
 )

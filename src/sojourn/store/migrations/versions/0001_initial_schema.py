@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:07:26.999957
+Create Date: 2026-11-23 09:21:14.617532
 """
 
 from __future__ import annotations
@@ -91,8 +91,11 @@ def upgrade() -> None:
         sa.Column("journey_id", sa.Text(), nullable=False),
         sa.Column("activity_id", sa.Text(), nullable=False),
         sa.Column("metric", sa.Text(), nullable=False),
+        sa.Column("shard", sa.Integer(), nullable=False),
         sa.Column("value", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
-        sa.PrimaryKeyConstraint("journey_id", "activity_id", "metric", name=op.f("pk_journey_counters")),
+        sa.PrimaryKeyConstraint(
+            "journey_id", "activity_id", "metric", "shard", name=op.f("pk_journey_counters")
+        ),
     )
     op.create_table(
         "journey_intake",
@@ -137,7 +140,13 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_messages")),
     )
-    op.create_index("ix_messages_journey_activity", "messages", ["journey_id", "activity_id"], unique=False)
+    op.create_index("ix_messages_app", "messages", ["app_id"], unique=False)
+    op.create_index(
+        "ix_messages_participant",
+        "messages",
+        ["journey_id", "activity_id", "endpoint_id", "entry_no"],
+        unique=False,
+    )
     op.create_table(
         "participants",
         sa.Column("journey_id", sa.Text(), nullable=False),
@@ -372,7 +381,8 @@ def downgrade() -> None:
         postgresql_where=sa.text("status = 'active'"),
     )
     op.drop_table("participants")
-    op.drop_index("ix_messages_journey_activity", table_name="messages")
+    op.drop_index("ix_messages_participant", table_name="messages")
+    op.drop_index("ix_messages_app", table_name="messages")
     op.drop_table("messages")
     op.drop_table("journey_versions")
     op.drop_index(
