@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from sojourn.domain.journeys import Activity, JourneyDefinition
+    from sojourn.domain.journeys import JourneyDefinition
     from sojourn.engine import names
     from sojourn.engine.inputs import CohortInput, LaneEnd, StepInput, StepResult
 
@@ -64,18 +64,17 @@ class CohortWorkflow:
         while activity_id is not None:
             if not await self._gate(lane, waited):
                 return
-            act = self.definition.Activities[activity_id]
-            delay = self._delay_of(act)
-            if delay is not None:
-                if not await self._sleep(lane, activity_id, delay):
-                    await self._end_lane(lane, "ended" if not self.cancelled else "cancelled", [*waited, activity_id])
-                    return
-                if act.Wait is not None:
-                    waited.append(activity_id)
-                    activity_id = act.Wait.NextActivity
-                    continue
+            delay, waits, next_id = self._plan_delays(activity_id)
+            if delay > timedelta(0) and not await self._sleep(lane, activity_id, delay):
+                await self._end_lane(lane, "cancelled" if self.cancelled else "ended", [*waited, *waits])
+                return
+            waited += waits
+            activity_id = next_id
+            if activity_id is None:
+                break
             if not await self._gate(lane, waited):
                 return
+            act = self.definition.Activities[activity_id]
             self.waiting[lane] = f"running {act.kind} activity '{activity_id}'"
             self._details()
             result: StepResult = await workflow.execute_activity(
@@ -110,14 +109,29 @@ class CohortWorkflow:
             await self._end_lane(lane, "completed", waited)
         self.waiting.pop(lane, None)
 
-    def _delay_of(self, act: Activity) -> timedelta | None:
+    def _plan_delays(self, activity_id: str) -> tuple[timedelta, list[str], str | None]:
+        """The time to wait before the lane's next step, as one timer.
+
+        Consecutive Wait activities, and the evaluation wait of a split right after them, are added up so the
+        lane sleeps once (fewer history events). Returns the delay, the Wait activities it covers, and the
+        activity to run after it (None when the lane ends on a Wait).
+        """
         now = workflow.now()
-        if act.Wait is not None and act.Wait.WaitTime is not None:
-            return act.Wait.WaitTime.delay(now)
-        split = act.ConditionalSplit
-        if split is not None and split.EvaluationWaitTime is not None:
-            return split.EvaluationWaitTime.delay(now)
-        return None
+        due = now
+        waits: list[str] = []
+        current: str | None = activity_id
+        while current is not None:
+            act = self.definition.Activities[current]
+            if act.Wait is not None and act.Wait.WaitTime is not None:
+                due += act.Wait.WaitTime.delay(due)
+                waits.append(current)
+                current = act.Wait.NextActivity
+                continue
+            split = act.ConditionalSplit
+            if split is not None and split.EvaluationWaitTime is not None:
+                due += split.EvaluationWaitTime.delay(due)
+            break
+        return due - now, waits, current
 
     async def _gate(self, lane: str, waited: list[str]) -> bool:
         """Hold while the journey is paused; False when it was cancelled (the lane's members are released)."""
