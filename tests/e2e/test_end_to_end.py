@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import Client
 
+from sojourn.engine import names
 from tests.support.smtp import SmtpSink
 from tests.support.stack import SojournProcess
 
@@ -131,6 +134,23 @@ def test_segment_journey_with_open_split_and_restart(sojourn: SojournProcess, si
     assert split["JourneyExecutionActivityMetricsResponse"]["ActivityType"] == "CONDITIONAL_SPLIT"
     assert split["JourneyExecutionActivityMetricsResponse"]["Metrics"]["Branch_1"] == "1"
     wait_for(lambda: client.get_journey(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyResponse"]["State"] == "COMPLETED", what="COMPLETED")
+    # What a person finds in the Temporal UI: the journey and its cohort, by search attributes.
+    found = asyncio.run(workflows_of(sojourn, app_id, journey["Id"]))
+    assert sorted(found) == [f"journey/{app_id}/{journey['Id']}", f"journey/{app_id}/{journey['Id']}/cohort/0"]
+    assert found[f"journey/{app_id}/{journey['Id']}"] == "journey"
+
+
+async def workflows_of(sojourn: SojournProcess, app_id: str, journey_id: str) -> dict[str, str]:
+    client = await Client.connect(f"127.0.0.1:{sojourn.env['SOJOURN_TEMPORAL_PORT']}")
+    found: dict[str, str] = {}
+    for _ in range(50):
+        found = {}
+        async for wf in client.list_workflows(f"AppId = '{app_id}' AND JourneyId = '{journey_id}'"):
+            found[wf.id] = str(wf.typed_search_attributes.get(names.SOJOURN_KIND))
+        if len(found) == 2:
+            break
+        await asyncio.sleep(0.2)
+    return found
 
 
 def test_put_events_starts_an_event_triggered_journey(sojourn: SojournProcess, sink: SmtpSink) -> None:

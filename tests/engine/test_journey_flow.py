@@ -6,6 +6,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
@@ -20,7 +21,7 @@ from sojourn.channels.email import SmtpConfig, SmtpTransport
 from sojourn.engine import names
 from sojourn.engine.worker import build_worker
 from sojourn.settings import Settings
-from tests.support.helpers import assert_eventually, skip_time_until_done
+from tests.support.helpers import assert_eventually, record_histories, skip_time_until_done
 from tests.support.seed import app_with_audience, call, onboarding
 from tests.support.smtp import SmtpSink
 
@@ -59,6 +60,7 @@ async def test_wait_and_open_split_send_each_participant_down_their_path(
     started = time.monotonic()
     handle = time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
     assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
+    await record_histories(time_skipping_env.client, [handle.id, f"{handle.id}/cohort/0"], "segment_open_split")
     # Two days of wait and a three-day evaluation wait, skipped.
     assert time.monotonic() - started < 15
 
@@ -105,3 +107,52 @@ async def test_holdout_share_is_within_statistical_bounds(
     assert held + rows.get("completed", 0) == n
     expected, sd = n * percentage / 100, math.sqrt(n * percentage / 100 * (1 - percentage / 100))
     assert abs(held - expected) < 4 * sd, (held, expected, sd)
+
+
+async def test_event_entry_pause_freezes_waits_resume_and_cancel(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=3)
+    request = {
+        "Name": "on-signup",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"EventStartCondition": {"EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}}}}},
+        "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
+        "Activities": {
+            "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "later"}},
+            "later": {"Wait": {"WaitTime": {"WaitFor": "P1D"}, "NextActivity": "tips"}},
+            "tips": {"EMAIL": {"TemplateName": "tips"}},
+        },
+    }
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+    journey_id = created["JourneyResponse"]["Id"]
+    events = {f"ep{i}": {"Endpoint": {}, "Events": {"e": {"EventType": "signup", "Timestamp": "2026-11-23T10:00:00Z"}}} for i in range(2)}
+    events["ep2"] = {"Endpoint": {}, "Events": {"e": {"EventType": "login", "Timestamp": "2026-11-23T10:00:00Z"}}}
+    await call(state, "PutEvents", ApplicationId=audience.app_id, EventsRequest={"BatchItem": events})
+
+    async def welcomed() -> None:
+        assert sorted(smtp_server.subjects_by_recipient()) == sorted(audience.addresses[:2])
+
+    await assert_eventually(welcomed)
+    await call(state, "UpdateJourneyState", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyStateRequest={"State": "PAUSED"})
+    await time_skipping_env.sleep(timedelta(days=3))
+    assert len(smtp_server.messages) == 2, "a paused journey's wait must not run out"
+    resumed = await call(state, "UpdateJourneyState", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyStateRequest={"State": "ACTIVE"})
+    assert resumed["JourneyResponse"]["State"] == "ACTIVE"
+    await time_skipping_env.sleep(timedelta(days=1, hours=1))
+
+    async def tipped() -> None:
+        assert all(subjects == ["welcome", "tips"] for subjects in smtp_server.subjects_by_recipient().values())
+
+    await assert_eventually(tipped)
+    cancelled = await call(state, "UpdateJourneyState", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyStateRequest={"State": "CANCELLED"})
+    assert cancelled["JourneyResponse"]["State"] == "CANCELLED"
+    handle = time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+    assert await skip_time_until_done(time_skipping_env, handle) == "CANCELLED"
+    await record_histories(time_skipping_env.client, [handle.id, f"{handle.id}/cohort/0"], "event_pause_resume_cancel")
+    metrics = await call(state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id)
+    assert metrics["JourneyExecutionMetricsResponse"]["Metrics"]["ENDPOINT_ENTERED"] == "2"
+    got = await call(state, "GetJourney", ApplicationId=audience.app_id, JourneyId=journey_id)
+    assert got["JourneyResponse"]["State"] == "CANCELLED"

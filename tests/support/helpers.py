@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -49,3 +51,17 @@ async def skip_time_until_done(env: Any, handle: Any) -> Any:
     """
     async with env.time_skipping_unlocked():
         return await handle.result()
+
+
+HISTORIES = Path(__file__).resolve().parent.parent / "engine" / "histories"
+
+
+async def record_histories(client: Any, workflow_ids: list[str], name: str) -> None:
+    """With SOJOURN_RECORD_HISTORIES=1, save these workflows' histories for the replay tests."""
+    if os.environ.get("SOJOURN_RECORD_HISTORIES") != "1":
+        return
+    HISTORIES.mkdir(exist_ok=True)
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        kind = "cohort" if "/cohort/" in workflow_id else "journey"
+        (HISTORIES / f"{name}_{kind}.json").write_text(history.to_json())

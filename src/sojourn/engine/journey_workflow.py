@@ -31,8 +31,10 @@ with workflow.unsafe.imports_passed_through():
 
 ACTIVITY_TIMEOUT = timedelta(minutes=10)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-# Without a doorbell, look for event entrants this often anyway (a lost signal never strands an entrant).
-INTAKE_POLL = timedelta(seconds=30)
+# Without a doorbell, look for event entrants anyway (a lost signal never strands an entrant): soon at first,
+# then less and less often while nothing arrives, so an idle journey costs a few workflow tasks an hour.
+INTAKE_POLL_FIRST = timedelta(seconds=30)
+INTAKE_POLL_MAX = timedelta(hours=1)
 CONTINUE_AS_NEW_AFTER = 5000
 
 
@@ -165,6 +167,7 @@ class JourneyWorkflow:
 
     async def _take_event_entrants(self) -> None:
         assert self.plan is not None
+        poll = INTAKE_POLL_FIRST
         while self.state != "CANCELLED":
             remaining = self.plan.end_at - workflow.now()
             if remaining <= timedelta(0):
@@ -177,10 +180,11 @@ class JourneyWorkflow:
             try:
                 await workflow.wait_condition(
                     lambda: self.doorbell_rang or self.version_changed or self.state == "CANCELLED",
-                    timeout=min(remaining, INTAKE_POLL),
+                    timeout=min(remaining, poll),
                 )
+                poll = INTAKE_POLL_FIRST
             except TimeoutError:
-                pass
+                poll = min(poll * 2, INTAKE_POLL_MAX)
             self.doorbell_rang = False
             if self.version_changed:
                 self.version_changed = False

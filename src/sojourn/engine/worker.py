@@ -56,11 +56,20 @@ def build_worker(
     )
 
 
+def deployment_activities() -> list[Any]:
+    """The custom activities of this deployment: ``ACTIVITIES`` of the ``activities`` package, if importable."""
+    try:
+        import activities
+    except ModuleNotFoundError:
+        return []
+    return list(getattr(activities, "ACTIVITIES", []))
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the worker until ``stop`` is set (or forever)."""
     client = await connect(settings)
     db = create_engine(settings.database_url or "", pool_size=20)
-    worker = build_worker(client, db, settings)
+    worker = build_worker(client, db, settings, extra_activities=deployment_activities())
     log.info("worker polling task queue %r on %s", settings.task_queue, settings.effective_temporal_address)
     async with worker:
         await (stop.wait() if stop is not None else asyncio.Event().wait())
