@@ -7,12 +7,10 @@ Every statement here is idempotent under activity retries: rows move only from t
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
-
 
 HASH_BUCKETS = 10_000
 
@@ -223,11 +221,3 @@ async def cohorts_from(conn: AsyncConnection, journey_id: str, first_cohort_no: 
         {"j": journey_id, "c": first_cohort_no, "src": source},
     )
     return [(int(r[0]), int(r[1])) for r in rows]
-
-
-def sum_by(items: Iterable[tuple[str, int]]) -> dict[str, int]:
-    """Add up (key, n) pairs."""
-    total: Counter[str] = Counter()
-    for key, n in items:
-        total[key] += n
-    return dict(total)
