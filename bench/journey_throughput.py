@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from sojourn.store.db import create_engine
 from sojourn.store.migrate import upgrade_async
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.seed import call, ensure_template
+from tests.support.seed import call, ensure_template, onboarding
 
 WAIT = "PT5S"
 EVALUATION_WAIT = "PT3S"
@@ -59,27 +59,9 @@ def free_port() -> int:
 
 
 def journey_request(segment_id: str) -> dict[str, Any]:
-    return {
-        "Name": "bench",
-        "State": "ACTIVE",
-        "StartActivity": "welcome",
-        "StartCondition": {"SegmentStartCondition": {"SegmentId": segment_id}},
-        "Schedule": {"StartTime": datetime.now(UTC)},
-        "Activities": {
-            "welcome": {"EMAIL": {"TemplateName": "bench_welcome", "NextActivity": "pause"}},
-            "pause": {"Wait": {"WaitTime": {"WaitFor": WAIT}, "NextActivity": "opened"}},
-            "opened": {
-                "ConditionalSplit": {
-                    "Condition": {"Conditions": [{"EventCondition": {"MessageActivity": "welcome", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}}}}]},
-                    "EvaluationWaitTime": {"WaitFor": EVALUATION_WAIT},
-                    "TrueActivity": "thanks",
-                    "FalseActivity": "nudge",
-                }
-            },
-            "thanks": {"EMAIL": {"TemplateName": "bench_thanks"}},
-            "nudge": {"EMAIL": {"TemplateName": "bench_nudge"}},
-        },
-    }
+    return onboarding(
+        segment_id, name="bench", wait=WAIT, evaluation_wait=EVALUATION_WAIT, templates=("bench_welcome", "bench_thanks", "bench_nudge")
+    )
 
 
 async def seed(state: AppState, n: int) -> tuple[str, str]:

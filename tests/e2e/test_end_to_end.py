@@ -17,6 +17,7 @@ import pytest
 from temporalio.client import Client
 
 from sojourn.engine import names
+from tests.support.seed import onboarding
 from tests.support.smtp import SmtpSink
 from tests.support.stack import SojournProcess
 
@@ -76,27 +77,9 @@ def setup_app(client: Any, members: int) -> tuple[str, str, list[str]]:
 
 
 def short_journey(segment_id: str) -> dict[str, Any]:
-    return {
-        "Name": "e2e-onboarding",
-        "State": "ACTIVE",
-        "StartActivity": "welcome",
-        "StartCondition": {"SegmentStartCondition": {"SegmentId": segment_id}},
-        "Schedule": {"StartTime": datetime.now(UTC)},
-        "Activities": {
-            "welcome": {"EMAIL": {"TemplateName": "e2ewelcome", "NextActivity": "pause"}},
-            "pause": {"Wait": {"WaitTime": {"WaitFor": "PT10S"}, "NextActivity": "opened"}},
-            "opened": {
-                "ConditionalSplit": {
-                    "Condition": {"Conditions": [{"EventCondition": {"MessageActivity": "welcome", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}}}}]},
-                    "EvaluationWaitTime": {"WaitFor": "PT2S"},
-                    "TrueActivity": "tips",
-                    "FalseActivity": "nudge",
-                }
-            },
-            "tips": {"EMAIL": {"TemplateName": "e2etips"}},
-            "nudge": {"EMAIL": {"TemplateName": "e2enudge"}},
-        },
-    }
+    return onboarding(
+        segment_id, name="e2e-onboarding", wait="PT10S", evaluation_wait="PT2S", templates=("e2ewelcome", "e2etips", "e2enudge")
+    )
 
 
 def test_segment_journey_with_open_split_and_restart(sojourn: SojournProcess, sink: SmtpSink) -> None:

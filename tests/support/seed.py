@@ -84,34 +84,36 @@ async def ensure_template(state: AppState, name: str) -> None:
         )
 
 
-def onboarding(segment_id: str, *, start: datetime | None = None, holdout: int | None = None) -> dict[str, Any]:
-    """EMAIL welcome -> Wait 2 days -> split on open (evaluated 3 days later) -> tips | nudge."""
-    activities: dict[str, Any] = {
-        "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "pause"}},
-        "pause": {"Wait": {"WaitTime": {"WaitFor": "P2D"}, "NextActivity": "opened"}},
-        "opened": {
-            "ConditionalSplit": {
-                "Condition": {
-                    "Conditions": [{"EventCondition": {"MessageActivity": "welcome", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}}}}],
-                    "Operator": "ALL",
-                },
-                "EvaluationWaitTime": {"WaitFor": "P3D"},
-                "TrueActivity": "tips",
-                "FalseActivity": "nudge",
-            }
-        },
-        "tips": {"EMAIL": {"TemplateName": "tips"}},
-        "nudge": {"EMAIL": {"TemplateName": "nudge"}},
-    }
-    first = "welcome"
-    if holdout is not None:
-        activities["control"] = {"Holdout": {"Percentage": holdout, "NextActivity": "welcome"}}
-        first = "control"
+def onboarding(
+    segment_id: str,
+    *,
+    name: str = "onboarding",
+    wait: str = "P2D",
+    evaluation_wait: str = "P3D",
+    templates: tuple[str, str, str] = ("welcome", "tips", "nudge"),
+    start: datetime | None = None,
+) -> dict[str, Any]:
+    """EMAIL welcome -> Wait -> split on open of welcome (after its evaluation wait) -> tips | nudge."""
+    welcome, tips, nudge = templates
+    opened = {"EventCondition": {"MessageActivity": "welcome", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}}}}
     return {
-        "Name": "onboarding",
+        "Name": name,
         "State": "ACTIVE",
-        "StartActivity": first,
+        "StartActivity": "welcome",
         "StartCondition": {"SegmentStartCondition": {"SegmentId": segment_id}},
         "Schedule": {"StartTime": start or datetime.now(UTC)},
-        "Activities": activities,
+        "Activities": {
+            "welcome": {"EMAIL": {"TemplateName": welcome, "NextActivity": "pause"}},
+            "pause": {"Wait": {"WaitTime": {"WaitFor": wait}, "NextActivity": "opened"}},
+            "opened": {
+                "ConditionalSplit": {
+                    "Condition": {"Conditions": [opened], "Operator": "ALL"},
+                    "EvaluationWaitTime": {"WaitFor": evaluation_wait},
+                    "TrueActivity": "tips",
+                    "FalseActivity": "nudge",
+                }
+            },
+            "tips": {"EMAIL": {"TemplateName": tips}},
+            "nudge": {"EMAIL": {"TemplateName": nudge}},
+        },
     }
