@@ -41,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     deploy.set_defaults(run=cmd_deploy)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("SOJOURN_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Migration chatter is not news on every start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return int(args.run(args, get_settings()) or 0)
 
 

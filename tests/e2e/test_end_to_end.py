@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,10 @@ def sojourn(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterato
     process.start()
     yield process
     assert process.stop() == 0
+    # Ctrl-C stopped every child: nothing listens on the stack's ports any more.
+    for name in ("SOJOURN_API_PORT", "SOJOURN_POSTGRES_PORT", "SOJOURN_TEMPORAL_PORT", "SOJOURN_TEMPORAL_UI_PORT"):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", int(process.env[name]))) != 0, f"something still listens on {name}"
 
 
 def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
@@ -177,3 +182,16 @@ def test_deploy_a_journey_written_in_python(sojourn: SojournProcess, tmp_path: P
     got = client.get_journey(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyResponse"]
     assert got["StartActivity"] == "e2ewelcome"
     assert set(got["Activities"]) == {"e2ewelcome", "wait5s", "openedsplit", "e2etips", "e2enudge"}
+
+
+def test_boto3_gets_the_modeled_errors(sojourn: SojournProcess) -> None:
+    client = sojourn.client()
+    app_id, segment_id, _ = setup_app(client, members=1)
+    cyclic = {**short_journey(segment_id), "State": "DRAFT"}
+    cyclic["Activities"] = {"a": {"EMAIL": {"TemplateName": "e2ewelcome", "NextActivity": "b"}}, "b": {"EMAIL": {"TemplateName": "e2etips", "NextActivity": "a"}}}
+    cyclic["StartActivity"] = "a"
+    with pytest.raises(client.exceptions.BadRequestException, match="form a loop with no Wait"):
+        client.create_journey(ApplicationId=app_id, WriteJourneyRequest=cyclic)
+    with pytest.raises(client.exceptions.NotFoundException, match="Application nope not found"):
+        client.get_journey(ApplicationId="nope", JourneyId="x")
+    assert client.list_journeys(ApplicationId=app_id)["JourneysResponse"]["Item"] == []
