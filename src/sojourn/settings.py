@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
     def effective_public_url(self) -> str:
         """The base URL under which tracking links are built."""
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def tracking_key(self) -> bytes:
+        """HMAC key of tracking links, derived from the API secret so one secret configures both."""
+        return hashlib.sha256(b"sojourn-tracking:" + self.secret_access_key.encode()).digest()
 
     @property
     def effective_temporal_address(self) -> str:

@@ -13,7 +13,6 @@ from starlette.routing import Route
 from sojourn.api.handlers.events import ring_doorbells
 from sojourn.api.state import AppState
 from sojourn.channels.tracking import PIXEL_GIF, InvalidTokenError, parse_click_token, parse_open_token
-from sojourn.engine.activities import tracking_secret
 from sojourn.store.events_repo import EventRow, record_events
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ async def record_engagement(state: AppState, message_id: str, event_type: str, a
 
 def tracking_routes(state: AppState) -> list[Route]:
     """The ``/t/o/{token}.gif`` and ``/t/c/{token}`` routes."""
-    secret = tracking_secret(state.settings)
+    secret = state.settings.tracking_key
 
     async def open_pixel(request: Request) -> Response:
         token = request.path_params["token"]

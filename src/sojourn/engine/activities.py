@@ -6,7 +6,6 @@ message ledger's deterministic ids (see :mod:`sojourn.store.message_ledger` and 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -50,11 +49,6 @@ SEND_BATCH = 500
 ANALYZE_AFTER = 5000
 
 
-def tracking_secret(settings: Settings) -> bytes:
-    """The HMAC key of tracking links, derived from the API secret so one secret configures both."""
-    return hashlib.sha256(b"sojourn-tracking:" + settings.secret_access_key.encode()).digest()
-
-
 class JourneyActivities:
     """Activities of the JourneyWorkflow and CohortWorkflow, bound to the database and the email transport."""
 
@@ -62,7 +56,7 @@ class JourneyActivities:
         self.db = db
         self.settings = settings
         self.transport = transport
-        self.secret = tracking_secret(settings)
+        self.secret = settings.tracking_key
 
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""

@@ -93,7 +93,6 @@ class CohortInput(BaseModel):
     size: int
     definition: dict[str, Any]
     deadline: datetime
-    observe: bool = True
 
 
 class StepInput(BaseModel):

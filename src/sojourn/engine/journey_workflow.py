@@ -236,7 +236,6 @@ class JourneyWorkflow:
                 size=spec.size,
                 definition=plan.definition,
                 deadline=plan.end_at,
-                observe=self.inp.observe,
             ),
             id=names.cohort_workflow_id(plan.app_id, plan.journey_id, spec.cohort_no),
             parent_close_policy=ParentClosePolicy.ABANDON,
