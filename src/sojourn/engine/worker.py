@@ -13,10 +13,11 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from sojourn.channels.email import EmailTransport, transport_from_url
-from sojourn.engine.activities import JourneyActivities
 from sojourn.engine.client import connect
 from sojourn.engine.cohort_workflow import CohortWorkflow
+from sojourn.engine.journey_activities import JourneyActivities
 from sojourn.engine.journey_workflow import JourneyWorkflow
+from sojourn.engine.step_activities import StepActivities
 from sojourn.settings import Settings
 from sojourn.store.db import create_engine
 
@@ -44,12 +45,12 @@ def build_worker(
         task_queue: Override of ``settings.task_queue`` (tests use a random one).
         extra_activities: Custom activities of this deployment (from ``activities/``).
     """
-    activities = JourneyActivities(db, settings, transport or transport_from_url(settings.smtp_url))
+    steps = StepActivities(db, settings, transport or transport_from_url(settings.smtp_url))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*activities.all(), *extra_activities],
+        activities=[*JourneyActivities(db, settings).all(), *steps.all(), *extra_activities],
         # Our models are deterministic and expensive to re-import per workflow: pass them through the sandbox.
         workflow_runner=SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("sojourn")),
         max_concurrent_activities=50,

@@ -1,0 +1,284 @@
+"""Activities of the CohortWorkflow: every step of a journey is one set-based call over a lane of a cohort.
+
+Steps are idempotent: they move rows only from the state the step expects, and sends go through the message
+ledger's deterministic ids (see :mod:`sojourn.store.message_ledger` and :mod:`sojourn.channels.email`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from sojourn.channels.email import EmailTransport, OutgoingEmail, SendResult
+from sojourn.channels.tracking import instrument_html
+from sojourn.domain.journeys import Activity
+from sojourn.domain.templates import build_context, render_email
+from sojourn.engine.inputs import Branch, LaneEnd, StepInput, StepResult
+from sojourn.engine.split_sql import members_meeting
+from sojourn.settings import Settings
+from sojourn.store import journey_ledger as ledger
+from sojourn.store import message_ledger
+from sojourn.store.endpoint_rows import endpoint_response
+from sojourn.store.templates_repo import email_channel, load_email_template
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = 500
+
+
+class StepActivities:
+    """The journey graph's steps, bound to the database and the email transport."""
+
+    def __init__(self, db: AsyncEngine, settings: Settings, transport: EmailTransport) -> None:
+        self.db = db
+        self.settings = settings
+        self.transport = transport
+        self.secret = settings.tracking_key
+
+    def all(self) -> list[Any]:
+        """Every activity callable, for the worker."""
+        return [self.run_step, self.end_lane]
+
+    @activity.defn(name="run_step")
+    async def run_step(self, inp: StepInput) -> StepResult:
+        """Run one journey activity for one lane of a cohort."""
+        assert inp.activity_id is not None and inp.activity is not None
+        act = Activity.model_validate(inp.activity)
+        started = time.perf_counter()
+        result = await self._run_step(inp, act)
+        log.debug(
+            "journey %s cohort %s lane %s: %s %s moved %d in %.3fs",
+            inp.journey_id,
+            inp.cohort_no,
+            inp.lane,
+            act.kind,
+            inp.activity_id,
+            result.processed,
+            time.perf_counter() - started,
+        )
+        return result
+
+    async def _run_step(self, inp: StepInput, act: Activity) -> StepResult:
+        assert inp.activity_id is not None
+        if act.EMAIL is not None:
+            return await self._email_step(inp, act)
+        if act.Holdout is not None:
+            pct = act.Holdout.Percentage
+            cut = pct * ledger.HASH_BUCKETS // 100
+            return await self._bucket_step(
+                inp,
+                [
+                    (0, cut, inp.lane, None, "held_out"),
+                    (cut, ledger.HASH_BUCKETS, inp.lane, act.Holdout.NextActivity, "active"),
+                ],
+                metrics=("HELD_OUT", "CONTINUED"),
+            )
+        if act.RandomSplit is not None:
+            ranges: list[tuple[int, int, str, str | None, str]] = []
+            first = 0
+            for i, branch in enumerate(act.RandomSplit.Branches):
+                end = first + (branch.Percentage or 0) * ledger.HASH_BUCKETS // 100
+                ranges.append((first, end, f"{inp.lane}.{i + 1}", branch.NextActivity, "active"))
+                first = end
+            return await self._bucket_step(
+                inp, ranges, metrics=tuple(f"Branch_{i + 1}" for i in range(len(ranges)))
+            )
+        if act.ConditionalSplit is not None:
+            return await self._condition_step(inp, act)
+        raise ValueError(f"activity {inp.activity_id}: {act.kind} is not supported")
+
+    async def _bucket_step(
+        self, inp: StepInput, ranges: Sequence[tuple[int, int, str, str | None, str]], metrics: Sequence[str]
+    ) -> StepResult:
+        assert inp.activity_id is not None
+        async with self.db.begin() as conn:
+            await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+            moved = await ledger.split_by_buckets(
+                conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, ranges
+            )
+            counts = {(inp.activity_id, metric): n for metric, n in zip(metrics, moved, strict=True)}
+            counts[(inp.activity_id, "ENTERED")] = sum(moved)
+            await ledger.add_counts(conn, inp.journey_id, counts, shard=inp.cohort_no)
+        branches = [
+            Branch(lane=lane, next_activity=nxt, count=n)
+            for (_, _, lane, nxt, status), n in zip(ranges, moved, strict=True)
+            if status == "active" and nxt is not None
+        ]
+        return StepResult(branches=branches, processed=sum(moved))
+
+    async def _condition_step(self, inp: StepInput, act: Activity) -> StepResult:
+        assert inp.activity_id is not None and act.ConditionalSplit is not None
+        split = act.ConditionalSplit
+        async with self.db.begin() as conn:
+            await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+            members = await ledger.lane_members(
+                conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
+            )
+            chosen = await members_meeting(
+                conn, inp.app_id, inp.journey_id, split.Condition, members, now=datetime.now(UTC)
+            )
+            yes_lane, no_lane = f"{inp.lane}.1", f"{inp.lane}.2"
+            yes, no = await ledger.split_by_members(
+                conn,
+                inp.journey_id,
+                inp.cohort_no,
+                inp.lane,
+                inp.activity_id,
+                chosen,
+                ((yes_lane, split.TrueActivity), (no_lane, split.FalseActivity)),
+            )
+            await ledger.add_counts(
+                conn,
+                inp.journey_id,
+                {
+                    (inp.activity_id, "Branch_1"): yes,
+                    (inp.activity_id, "Branch_2"): no,
+                    (inp.activity_id, "ENTERED"): yes + no,
+                },
+                shard=inp.cohort_no,
+            )
+        return StepResult(
+            branches=[
+                Branch(lane=yes_lane, next_activity=split.TrueActivity, count=yes),
+                Branch(lane=no_lane, next_activity=split.FalseActivity, count=no),
+            ],
+            processed=yes + no,
+            detail=f"yes {yes}, no {no}",
+        )
+
+    async def _email_step(self, inp: StepInput, act: Activity) -> StepResult:
+        assert inp.activity_id is not None and act.EMAIL is not None
+        email = act.EMAIL
+        async with self.db.begin() as conn:
+            await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+            await message_ledger.claim_journey_emails(
+                conn,
+                app_id=inp.app_id,
+                journey_id=inp.journey_id,
+                version=inp.version,
+                cohort_no=inp.cohort_no,
+                lane=inp.lane,
+                activity_id=inp.activity_id,
+                visit=inp.visit,
+            )
+            template = await load_email_template(conn, email.TemplateName or "", email.TemplateVersion)
+            channel = await email_channel(conn, inp.app_id)
+        from_address = (email.MessageConfig.FromAddress if email.MessageConfig else None) or (
+            channel or {}
+        ).get("FromAddress")
+        problem = _email_problem(template, channel, from_address, email.TemplateName)
+        sent = 0
+        activity.heartbeat(0)
+        while True:
+            async with self.db.connect() as conn:
+                rows = await message_ledger.pending_journey_emails(
+                    conn,
+                    journey_id=inp.journey_id,
+                    cohort_no=inp.cohort_no,
+                    lane=inp.lane,
+                    activity_id=inp.activity_id,
+                    limit=SEND_BATCH,
+                )
+            if not rows:
+                break
+            if problem is not None:
+                async with self.db.begin() as conn:
+                    await message_ledger.mark_failed(
+                        conn, [(r["message_id"], problem[0], problem[1]) for r in rows]
+                    )
+                continue
+            assert template is not None and from_address is not None
+            sent += await self._send_rows(rows, template, from_address)
+            activity.heartbeat(sent)
+        async with self.db.begin() as conn:
+            moved = await ledger.move_lane(
+                conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, email.NextActivity
+            )
+        return StepResult(
+            branches=[Branch(lane=inp.lane, next_activity=email.NextActivity, count=moved)],
+            processed=moved,
+            detail=f"sent {sent}",
+        )
+
+    async def _send_rows(
+        self, rows: list[dict[str, Any]], template: dict[str, Any], from_address: str
+    ) -> int:
+        outgoing: list[OutgoingEmail] = []
+        failures: list[tuple[str, str, str]] = []
+        for row in rows:
+            try:
+                outgoing.append(self._render(row, template, from_address))
+            except (ValueError, KeyError) as err:
+                failures.append((row["message_id"], "RENDERING_FAILURE", str(err)))
+
+        async def commit(ids: Sequence[str]) -> None:
+            async with self.db.begin() as conn:
+                await message_ledger.mark_sent(conn, ids)
+
+        results: dict[str, SendResult] = await self.transport.send_batch(outgoing, commit) if outgoing else {}
+        failures += [
+            (mid, "PERMANENT_FAILURE" if r.permanent else "TEMPORARY_FAILURE", f"{r.code} {r.message}")
+            for mid, r in results.items()
+            if not r.ok
+        ]
+        if failures:
+            async with self.db.begin() as conn:
+                await message_ledger.mark_failed(conn, failures)
+        return sum(1 for r in results.values() if r.ok)
+
+    def _render(self, row: dict[str, Any], template: dict[str, Any], from_address: str) -> OutgoingEmail:
+        context = build_context(
+            endpoint_response(row), default_substitutions=template.get("DefaultSubstitutions")
+        )
+        rendered = render_email(template, context)
+        html = rendered.html
+        if html is not None:
+            html = instrument_html(
+                html,
+                public_url=self.settings.effective_public_url,
+                message_id=row["message_id"],
+                secret=self.secret,
+            )
+        return OutgoingEmail(
+            message_id=row["message_id"],
+            from_address=from_address,
+            to_address=row["address"],
+            subject=rendered.subject,
+            html=html,
+            text=rendered.text,
+        )
+
+    @activity.defn(name="end_lane")
+    async def end_lane(self, inp: LaneEnd) -> int:
+        """Every active member of a lane leaves the journey (end of graph, cancel, journey end)."""
+        async with self.db.begin() as conn:
+            n = await ledger.end_lane(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.status)
+            if inp.status == "completed":
+                await ledger.add_counts(
+                    conn, inp.journey_id, {(w, "COMPLETED"): n for w in inp.waited}, shard=inp.cohort_no
+                )
+            elif inp.status == "cancelled":
+                await ledger.add_counts(conn, inp.journey_id, {("", "CANCELLED"): n}, shard=inp.cohort_no)
+        return n
+
+
+def _email_problem(
+    template: dict[str, Any] | None,
+    channel: dict[str, Any] | None,
+    from_address: str | None,
+    name: str | None,
+) -> tuple[str, str] | None:
+    """Why no email of this activity can be sent at all, as (metric, message); None when they can."""
+    if template is None:
+        return ("RENDERING_FAILURE", f"email template {name!r} does not exist")
+    if channel is not None and not channel.get("Enabled", True):
+        return ("UNSUPPORTED_CHANNEL", "the app's email channel is disabled")
+    if not from_address:
+        return ("UNSUPPORTED_CHANNEL", "no FromAddress: set the app's email channel (UpdateEmailChannel)")
+    return None
