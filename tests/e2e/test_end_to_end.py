@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import http.client
 import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -101,6 +104,15 @@ def test_segment_journey_with_open_split_and_restart(sojourn: SojournProcess, si
     assert pixel.group(1).startswith(sojourn.url)
     with urllib.request.urlopen(pixel.group(1)) as response:
         assert response.headers["Content-Type"] == "image/gif"
+    # A tracked link redirects to where it pointed (and records _email.click).
+    link = re.search(r'href="([^"]+/t/c/[^"]+)"', welcome.html())
+    assert link is not None
+    parts = urllib.parse.urlsplit(html.unescape(link.group(1)))
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port)
+    connection.request("GET", parts.path)
+    redirect = connection.getresponse()
+    assert (redirect.status, redirect.getheader("Location")) == (302, "https://example.com/start")
+    connection.close()
 
     # Stop everything in the middle of the 10-second wait, start again: the journey resumes.
     assert sojourn.stop() == 0

@@ -6,7 +6,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -94,7 +94,8 @@ async def test_holdout_share_is_within_statistical_bounds(
         "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
         "Activities": {
             "control": {"Holdout": {"Percentage": percentage, "NextActivity": "later"}},
-            "later": {"Wait": {"WaitTime": {"WaitFor": "PT1H"}}},
+            # A WaitUntil 20 seconds ahead: honoured, then the lane leaves the journey.
+            "later": {"Wait": {"WaitTime": {"WaitUntil": (datetime.now(UTC) + timedelta(seconds=20)).isoformat()}}},
         },
     }
     created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
@@ -103,6 +104,8 @@ async def test_holdout_share_is_within_statistical_bounds(
     assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
     async with db.connect() as conn:
         rows = dict((await conn.execute(text("SELECT status, count(*) FROM participants WHERE journey_id = :j GROUP BY status"), {"j": journey_id})).all())
+    later = await call(state, "GetJourneyExecutionActivityMetrics", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyActivityId="later")
+    assert later["JourneyExecutionActivityMetricsResponse"]["Metrics"]["COMPLETED"] == str(rows.get("completed", 0))
     held = rows.get("held_out", 0)
     assert held + rows.get("completed", 0) == n
     expected, sd = n * percentage / 100, math.sqrt(n * percentage / 100 * (1 - percentage / 100))
