@@ -60,14 +60,25 @@ def free_port() -> int:
 
 def journey_request(segment_id: str) -> dict[str, Any]:
     return onboarding(
-        segment_id, name="bench", wait=WAIT, evaluation_wait=EVALUATION_WAIT, templates=("bench_welcome", "bench_thanks", "bench_nudge")
+        segment_id,
+        name="bench",
+        wait=WAIT,
+        evaluation_wait=EVALUATION_WAIT,
+        templates=("bench_welcome", "bench_thanks", "bench_nudge"),
     )
 
 
 async def seed(state: AppState, n: int) -> tuple[str, str]:
     """An app with N endpoints in a segment (bulk SQL: seeding is not what is measured)."""
-    app_id = (await call(state, "CreateApp", CreateApplicationRequest={"Name": "bench"}))["ApplicationResponse"]["Id"]
-    await call(state, "UpdateEmailChannel", ApplicationId=app_id, EmailChannelRequest={"FromAddress": "bench@sojourn.test", "Identity": "sojourn.test"})
+    app_id = (await call(state, "CreateApp", CreateApplicationRequest={"Name": "bench"}))[
+        "ApplicationResponse"
+    ]["Id"]
+    await call(
+        state,
+        "UpdateEmailChannel",
+        ApplicationId=app_id,
+        EmailChannelRequest={"FromAddress": "bench@sojourn.test", "Identity": "sojourn.test"},
+    )
     for name in ("bench_welcome", "bench_thanks", "bench_nudge"):
         await ensure_template(state, name)
     async with state.db.begin() as conn:
@@ -83,7 +94,10 @@ async def seed(state: AppState, n: int) -> tuple[str, str]:
         state,
         "CreateSegment",
         ApplicationId=app_id,
-        WriteSegmentRequest={"Name": "bench", "Dimensions": {"Attributes": {"group": {"AttributeType": "INCLUSIVE", "Values": ["bench"]}}}},
+        WriteSegmentRequest={
+            "Name": "bench",
+            "Dimensions": {"Attributes": {"group": {"AttributeType": "INCLUSIVE", "Values": ["bench"]}}},
+        },
     )
     return app_id, segment["SegmentResponse"]["Id"]
 
@@ -111,7 +125,9 @@ async def simulate_opens(db: AsyncEngine, journey_id: str, stop: asyncio.Event) 
 async def history_events(client: Client, app_id: str, journey_id: str) -> int:
     total = 0
     async for wf in client.list_workflows(f"AppId = '{app_id}' AND JourneyId = '{journey_id}'"):
-        total += (await client.get_workflow_handle(wf.id, run_id=wf.run_id).describe()).raw_description.workflow_execution_info.history_length
+        total += (
+            await client.get_workflow_handle(wf.id, run_id=wf.run_id).describe()
+        ).raw_description.workflow_execution_info.history_length
     return total
 
 
@@ -146,7 +162,14 @@ class BaselineActivities:
                     "INSERT INTO messages (message_id, app_id, journey_id, activity_id, endpoint_id, channel, address, status, sent_at) "
                     "VALUES (:m, :a, :j, :act, :e, 'EMAIL', :addr, 'sent', now()) ON CONFLICT DO NOTHING"
                 ),
-                {"m": message_id, "a": inp.app_id, "j": inp.run_id, "act": activity_id, "e": inp.endpoint_id, "addr": inp.address},
+                {
+                    "m": message_id,
+                    "a": inp.app_id,
+                    "j": inp.run_id,
+                    "act": activity_id,
+                    "e": inp.endpoint_id,
+                    "addr": inp.address,
+                },
             )
             if activity_id == "welcome" and int(message_id[:8], 16) % 100 < OPEN_SHARE:
                 await conn.execute(
@@ -161,7 +184,14 @@ class BaselineActivities:
     @activity.defn(name="baseline_opened")
     async def opened(self, message_id: str) -> bool:
         async with self.db.connect() as conn:
-            return bool(await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM events WHERE message_id = :m AND event_type = '_email.open')"), {"m": message_id}))
+            return bool(
+                await conn.scalar(
+                    text(
+                        "SELECT EXISTS (SELECT 1 FROM events WHERE message_id = :m AND event_type = '_email.open')"
+                    ),
+                    {"m": message_id},
+                )
+            )
 
 
 @workflow.defn(name="BaselineParticipantJourney", sandboxed=False)
@@ -169,11 +199,15 @@ class BaselineParticipantJourney:
     @workflow.run
     async def run(self, inp: ParticipantInput) -> str:
         opts: dict[str, Any] = {"start_to_close_timeout": timedelta(minutes=1)}
-        message_id = await workflow.execute_activity("baseline_send", args=[inp, "welcome"], result_type=str, **opts)
+        message_id = await workflow.execute_activity(
+            "baseline_send", args=[inp, "welcome"], result_type=str, **opts
+        )
         await workflow.sleep(timedelta(seconds=5))
         await workflow.sleep(timedelta(seconds=3))
         opened = await workflow.execute_activity("baseline_opened", message_id, result_type=bool, **opts)
-        await workflow.execute_activity("baseline_send", args=[inp, "thanks" if opened else "nudge"], result_type=str, **opts)
+        await workflow.execute_activity(
+            "baseline_send", args=[inp, "thanks" if opened else "nudge"], result_type=str, **opts
+        )
         return "yes" if opened else "no"
 
 
@@ -182,7 +216,13 @@ async def run_baseline(client: Client, db: AsyncEngine, app_id: str, sample: int
     queue = f"baseline-{uuid.uuid4().hex}"
     run_id = f"baseline-{uuid.uuid4().hex[:8]}"
     acts = BaselineActivities(db)
-    async with Worker(client, task_queue=queue, workflows=[BaselineParticipantJourney], activities=[acts.send, acts.opened], max_concurrent_activities=100):
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[BaselineParticipantJourney],
+        activities=[acts.send, acts.opened],
+        max_concurrent_activities=100,
+    ):
         started = time.monotonic()
         sem = asyncio.Semaphore(100)
 
@@ -241,7 +281,9 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
             await asyncio.sleep(2)
             print("running the cohort journey...", flush=True)
             started = time.monotonic()
-            created = await call(state, "CreateJourney", ApplicationId=app_id, WriteJourneyRequest=journey_request(segment_id))
+            created = await call(
+                state, "CreateJourney", ApplicationId=app_id, WriteJourneyRequest=journey_request(segment_id)
+            )
             journey_id = created["JourneyResponse"]["Id"]
             stop = asyncio.Event()
             opener = asyncio.create_task(simulate_opens(db, journey_id, stop))
@@ -252,15 +294,33 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
             assert result == "COMPLETED", result
             rate = endpoints / elapsed
             async with db.connect() as conn:
-                sent = dict((await conn.execute(text("SELECT activity_id, count(*) FROM messages WHERE journey_id = :j AND status = 'sent' GROUP BY 1"), {"j": journey_id})).all())
+                sent = dict(
+                    (
+                        await conn.execute(
+                            text(
+                                "SELECT activity_id, count(*) FROM messages WHERE journey_id = :j AND status = 'sent' GROUP BY 1"
+                            ),
+                            {"j": journey_id},
+                        )
+                    ).all()
+                )
             await asyncio.sleep(2)  # visibility is eventually consistent
             events = await history_events(client, app_id, journey_id)
             rss = peak_rss_mb(worker.pid)
-            print(f"cohort journey: {endpoints} participants in {elapsed:.1f}s = {rate:.0f}/s; sent {sent}; "
-                  f"{events} history events; worker peak RSS {rss} MB", flush=True)
-            print(f"running the baseline (one workflow per participant) on {baseline_sample} participants...", flush=True)
+            print(
+                f"cohort journey: {endpoints} participants in {elapsed:.1f}s = {rate:.0f}/s; sent {sent}; "
+                f"{events} history events; worker peak RSS {rss} MB",
+                flush=True,
+            )
+            print(
+                f"running the baseline (one workflow per participant) on {baseline_sample} participants...",
+                flush=True,
+            )
             base_rate, base_events = await run_baseline(client, db, app_id, baseline_sample)
-            print(f"baseline: {base_rate:.1f} participants/s, {base_events:.1f} history events per participant", flush=True)
+            print(
+                f"baseline: {base_rate:.1f} participants/s, {base_events:.1f} history events per participant",
+                flush=True,
+            )
             await db.dispose()
             return (
                 f"participants_per_s={rate:.1f} history_events_per_participant={events / endpoints:.4f} "
@@ -275,9 +335,17 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--endpoints", type=int, default=100_000, help="participants in the segment (default 100000)")
-    parser.add_argument("--baseline-sample", type=int, default=1000, help="participants in the baseline run (default 1000)")
-    parser.add_argument("--cohort-size", type=int, default=1000, help="participants per cohort workflow (default 1000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--endpoints", type=int, default=100_000, help="participants in the segment (default 100000)"
+    )
+    parser.add_argument(
+        "--baseline-sample", type=int, default=1000, help="participants in the baseline run (default 1000)"
+    )
+    parser.add_argument(
+        "--cohort-size", type=int, default=1000, help="participants per cohort workflow (default 1000)"
+    )
     args = parser.parse_args()
     print(asyncio.run(main(args.endpoints, args.baseline_sample, args.cohort_size)))

@@ -74,9 +74,18 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_cli_path(),
-        search_attributes=[names.APP_ID, names.JOURNEY_ID, names.CAMPAIGN_ID, names.SOJOURN_KIND, names.ACTIVITY_ID],
+        search_attributes=[
+            names.APP_ID,
+            names.JOURNEY_ID,
+            names.CAMPAIGN_ID,
+            names.SOJOURN_KIND,
+            names.ACTIVITY_ID,
+        ],
         ui=False,
-        dev_server_extra_args=["--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true"],
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "system.forceSearchAttributesCacheRefreshOnRead=true",
+        ],
     )
     yield env
     await env.shutdown()

@@ -16,7 +16,13 @@ def test_onboarding_journey_definition() -> None:
     journey = Journey("welcome", segment="seg1").then(
         email("welcome_email"),
         wait(days=2),
-        split_on("opened", of="welcome_email", within=wait(days=3), yes=[email("tips")], no=[holdout(10), email("nudge")]),
+        split_on(
+            "opened",
+            of="welcome_email",
+            within=wait(days=3),
+            yes=[email("tips")],
+            no=[holdout(10), email("nudge")],
+        ),
     )
     d = journey.definition(now=NOW)
     assert graph_problems(d) == []
@@ -39,7 +45,11 @@ def test_event_entry_and_unique_ids() -> None:
 
 
 def test_random_split_branches() -> None:
-    d = Journey("r", segment="s").then(random_split((50, [email("x")]), (50, [email("y")]))).definition(now=NOW)
+    d = (
+        Journey("r", segment="s")
+        .then(random_split((50, [email("x")]), (50, [email("y")])))
+        .definition(now=NOW)
+    )
     assert graph_problems(d) == []
     branches = d.Activities["randomsplit"].RandomSplit.Branches  # type: ignore[union-attr]
     assert [b.NextActivity for b in branches] == ["x", "y"]
@@ -47,7 +57,9 @@ def test_random_split_branches() -> None:
 
 def test_steps_after_a_split_are_refused() -> None:
     with pytest.raises(ValueError, match="must be the last step"):
-        Journey("bad", segment="s").then(split_on("opened", of="a", yes=[], no=[]), email("b")).definition(now=NOW)
+        Journey("bad", segment="s").then(split_on("opened", of="a", yes=[], no=[]), email("b")).definition(
+            now=NOW
+        )
 
 
 def test_entry_is_segment_or_event() -> None:

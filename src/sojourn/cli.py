@@ -26,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Configuration comes from SOJOURN_* environment variables (see the README).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    up = sub.add_parser("up", help="run everything on this machine: PostgreSQL, Temporal, migrations, worker, API")
+    up = sub.add_parser(
+        "up", help="run everything on this machine: PostgreSQL, Temporal, migrations, worker, API"
+    )
     up.set_defaults(run=cmd_up)
     api = sub.add_parser("api", help="run the API server (needs SOJOURN_DATABASE_URL and Temporal)")
     api.set_defaults(run=cmd_api)
@@ -34,13 +36,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.set_defaults(run=cmd_worker)
     migrate = sub.add_parser("migrate", help="apply database migrations to SOJOURN_DATABASE_URL")
     migrate.set_defaults(run=cmd_migrate)
-    deploy = sub.add_parser("deploy", help="create or update the journeys defined in a Python file (see workflows/)")
+    deploy = sub.add_parser(
+        "deploy", help="create or update the journeys defined in a Python file (see workflows/)"
+    )
     deploy.add_argument("file", type=Path, help="a Python file that defines sojourn.dsl.Journey objects")
     deploy.add_argument("--app", required=True, help="the application (project) id to deploy into")
-    deploy.add_argument("--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)")
+    deploy.add_argument(
+        "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
+    )
     deploy.set_defaults(run=cmd_deploy)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("SOJOURN_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("SOJOURN_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # Migration chatter is not news on every start.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return int(args.run(args, get_settings()) or 0)
@@ -108,11 +117,15 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
         aws_access_key_id=settings.access_key_id,
         aws_secret_access_key=settings.secret_access_key,
     )
-    existing = {j["Name"]: j["Id"] for j in client.list_journeys(ApplicationId=args.app)["JourneysResponse"]["Item"]}
+    existing = {
+        j["Name"]: j["Id"] for j in client.list_journeys(ApplicationId=args.app)["JourneysResponse"]["Item"]
+    }
     for journey in journeys:
         request = journey.request()
         if journey.name in existing:
-            response = client.update_journey(ApplicationId=args.app, JourneyId=existing[journey.name], WriteJourneyRequest=request)
+            response = client.update_journey(
+                ApplicationId=args.app, JourneyId=existing[journey.name], WriteJourneyRequest=request
+            )
             verb = "updated"
         else:
             response = client.create_journey(ApplicationId=args.app, WriteJourneyRequest=request)

@@ -52,13 +52,24 @@ def email(template: str, *, version: str | None = None, from_address: str | None
     return Step("EMAIL", template, body)
 
 
-def wait(*, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0, until: datetime | None = None) -> Step:
+def wait(
+    *,
+    days: float = 0,
+    hours: float = 0,
+    minutes: float = 0,
+    seconds: float = 0,
+    until: datetime | None = None,
+) -> Step:
     """Wait for a duration, or until a moment."""
     if until is not None:
         return Step("Wait", "waituntil", {"WaitTime": {"WaitUntil": until.astimezone(UTC).isoformat()}})
     delta = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     duration = format_duration(delta)
-    return Step("Wait", "wait" + duration.removeprefix("P").removeprefix("T").lower(), {"WaitTime": {"WaitFor": duration}})
+    return Step(
+        "Wait",
+        "wait" + duration.removeprefix("P").removeprefix("T").lower(),
+        {"WaitTime": {"WaitFor": duration}},
+    )
 
 
 def holdout(percentage: int) -> Step:
@@ -67,7 +78,12 @@ def holdout(percentage: int) -> Step:
 
 
 def split_on(
-    event: str, *, of: str, within: Step | None = None, yes: list[Step] | None = None, no: list[Step] | None = None
+    event: str,
+    *,
+    of: str,
+    within: Step | None = None,
+    yes: list[Step] | None = None,
+    no: list[Step] | None = None,
 ) -> Step:
     """Yes/No split: did the participant have ``event`` ("opened", "clicked" or an event type) for the email ``of``?
 
@@ -81,7 +97,17 @@ def split_on(
     body: dict[str, Any] = {
         "Condition": {
             "Conditions": [
-                {"EventCondition": {"MessageActivity": of, "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [EVENT_ALIASES.get(event, event)]}}}}
+                {
+                    "EventCondition": {
+                        "MessageActivity": of,
+                        "Dimensions": {
+                            "EventType": {
+                                "DimensionType": "INCLUSIVE",
+                                "Values": [EVENT_ALIASES.get(event, event)],
+                            }
+                        },
+                    }
+                }
             ],
             "Operator": "ALL",
         }
@@ -149,7 +175,10 @@ class Journey:
         else:
             body["StartCondition"] = {
                 "EventStartCondition": {
-                    "EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [self.event]}}}
+                    "EventFilter": {
+                        "FilterType": "ENDPOINT",
+                        "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [self.event]}},
+                    }
                 }
             }
         schedule: dict[str, Any] = {}
@@ -190,7 +219,9 @@ def _link(steps: list[Step], activities: dict[str, dict[str, Any]], ids: dict[st
     previous: dict[str, Any] | None = None
     for index, step in enumerate(steps):
         if step.branches and index != len(steps) - 1:
-            raise ValueError(f"{step.kind} must be the last step of its path: put what follows inside its branches")
+            raise ValueError(
+                f"{step.kind} must be the last step of its path: put what follows inside its branches"
+            )
         step.id = _unique_id(step.hint, activities)
         if step.kind == "EMAIL":
             ids.setdefault(step.hint, step.id)

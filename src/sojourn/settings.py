@@ -22,7 +22,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SOJOURN_", env_ignore_empty=True, extra="ignore")
 
-    data_dir: Path = Field(default=Path(".sojourn"), description="Where the embedded PostgreSQL and Temporal keep their data.")
+    data_dir: Path = Field(
+        default=Path(".sojourn"), description="Where the embedded PostgreSQL and Temporal keep their data."
+    )
     api_host: str = Field(default="127.0.0.1", description="Interface the API server binds to.")
     api_port: int = Field(default=8080, description="Port of the Pinpoint/SESv2-compatible API.")
     database_url: str | None = Field(
@@ -33,7 +35,9 @@ class Settings(BaseSettings):
         default=None, description="host:port of a Temporal frontend. Set: use it and start no dev server."
     )
     postgres_port: int = Field(default=5433, description="Port of the embedded PostgreSQL on 127.0.0.1.")
-    temporal_namespace: str = Field(default="default", description="Temporal namespace of all sojourn workflows.")
+    temporal_namespace: str = Field(
+        default="default", description="Temporal namespace of all sojourn workflows."
+    )
     temporal_port: int = Field(default=7233, description="gRPC port of the embedded Temporal dev server.")
     temporal_ui_port: int = Field(default=8233, description="Port of the embedded Temporal UI.")
     task_queue: str = Field(default="sojourn", description="Temporal task queue of the sojourn worker.")
@@ -41,8 +45,12 @@ class Settings(BaseSettings):
         default="smtp://127.0.0.1:1025",
         description="SMTP relay for email, smtp://[user:pass@]host:port (smtps:// for implicit TLS); null:// discards mail but keeps the ledger.",
     )
-    access_key_id: str = Field(default=DEV_ACCESS_KEY_ID, description="SigV4 access key id that API callers sign with.")
-    secret_access_key: str = Field(default=DEV_SECRET_ACCESS_KEY, description="SigV4 secret key of that key pair.")
+    access_key_id: str = Field(
+        default=DEV_ACCESS_KEY_ID, description="SigV4 access key id that API callers sign with."
+    )
+    secret_access_key: str = Field(
+        default=DEV_SECRET_ACCESS_KEY, description="SigV4 secret key of that key pair."
+    )
     region: str = Field(default="us-east-1", description="Region reported in ARNs.")
     public_url: str | None = Field(
         default=None,
@@ -51,7 +59,9 @@ class Settings(BaseSettings):
     temporal_search_attributes: bool = Field(
         default=True, description="Set search attributes on workflows (off only for servers without them)."
     )
-    cohort_size: int = Field(default=1000, ge=1, le=20000, description="Most participants moved by one cohort workflow.")
+    cohort_size: int = Field(
+        default=1000, ge=1, le=20000, description="Most participants moved by one cohort workflow."
+    )
     retention_days: int = Field(default=30, ge=1, description="How long Temporal keeps closed workflow runs.")
 
     @property

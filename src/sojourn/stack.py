@@ -38,11 +38,15 @@ _PG_SYSTEM_USER = "sojourn-postgres"
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
-def _wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def _wait_for_port(
+    host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with code {process.returncode} before listening on {host}:{port}")
+            raise RuntimeError(
+                f"process exited with code {process.returncode} before listening on {host}:{port}"
+            )
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
@@ -156,7 +160,9 @@ class EmbeddedPostgres:
     def ensure_database(self, database: str = "sojourn") -> None:
         """Create ``database`` if it does not exist."""
         if not self._database_exists(database):
-            self._pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database, timeout=30)
+            self._pg(
+                "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database, timeout=30
+            )
 
     def _database_exists(self, database: str) -> bool:
         out = subprocess.run(
@@ -241,7 +247,11 @@ class TemporalDevServer:
         if self.data_dir is not None:
             cmd += ["--db-filename", str(self.data_dir / "temporal.db")]
             cmd += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-        cmd += ["--headless"] if self.ui_port is None else ["--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port)]
+        cmd += (
+            ["--headless"]
+            if self.ui_port is None
+            else ["--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port)]
+        )
         for name, kind in SEARCH_ATTRIBUTES.items():
             cmd += ["--search-attribute", f"{name}={kind}"]
         return cmd
@@ -251,7 +261,9 @@ class TemporalDevServer:
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         out = log_file.open("ab") if log_file is not None else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         _wait_for_port("127.0.0.1", self.port, timeout=60, process=self.process)
         self._set_retention()
 
@@ -339,7 +351,11 @@ def run_up(settings: Settings) -> int:
 
 
 def _print_banner(settings: Settings, env: dict[str, str], temporal: TemporalDevServer | None) -> None:
-    ui = f"http://127.0.0.1:{settings.temporal_ui_port}" if temporal is not None and temporal.ui_port else "(external)"
+    ui = (
+        f"http://127.0.0.1:{settings.temporal_ui_port}"
+        if temporal is not None and temporal.ui_port
+        else "(external)"
+    )
     print(
         "\nsojourn is up\n"
         f"  Pinpoint API        http://{settings.api_host}:{settings.api_port}\n"

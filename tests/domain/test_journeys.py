@@ -18,7 +18,9 @@ from sojourn.domain.journeys import (
 
 
 def journey(activities: dict[str, Any], start: str = "a", **extra: Any) -> JourneyDefinition:
-    return JourneyDefinition.model_validate({"Name": "j", "StartActivity": start, "Activities": activities, **extra})
+    return JourneyDefinition.model_validate(
+        {"Name": "j", "StartActivity": start, "Activities": activities, **extra}
+    )
 
 
 def email(next_activity: str | None = None) -> dict[str, Any]:
@@ -30,7 +32,16 @@ def email(next_activity: str | None = None) -> dict[str, Any]:
 
 def opened_split(of: str, yes: str | None, no: str | None, wait: str | None = "P3D") -> dict[str, Any]:
     body: dict[str, Any] = {
-        "Condition": {"Conditions": [{"EventCondition": {"MessageActivity": of, "Dimensions": {"EventType": {"Values": ["_email.open"]}}}}]}
+        "Condition": {
+            "Conditions": [
+                {
+                    "EventCondition": {
+                        "MessageActivity": of,
+                        "Dimensions": {"EventType": {"Values": ["_email.open"]}},
+                    }
+                }
+            ]
+        }
     }
     if wait:
         body["EvaluationWaitTime"] = {"WaitFor": wait}
@@ -42,7 +53,15 @@ def opened_split(of: str, yes: str | None, no: str | None, wait: str | None = "P
 
 
 def test_a_valid_journey_has_no_problems() -> None:
-    j = journey({"a": email("w"), "w": {"Wait": {"WaitTime": {"WaitFor": "P2D"}, "NextActivity": "s"}}, "s": opened_split("a", "b", "h"), "b": email(), "h": {"Holdout": {"Percentage": 10}}})
+    j = journey(
+        {
+            "a": email("w"),
+            "w": {"Wait": {"WaitTime": {"WaitFor": "P2D"}, "NextActivity": "s"}},
+            "s": opened_split("a", "b", "h"),
+            "b": email(),
+            "h": {"Holdout": {"Percentage": 10}},
+        }
+    )
     assert graph_problems(j) == []
 
 
@@ -52,11 +71,15 @@ def test_unknown_next_activity_is_named() -> None:
 
 
 def test_start_activity_must_exist() -> None:
-    assert "StartActivity 'x' is not one of the journey's activities" in graph_problems(journey({"a": email()}, start="x"))
+    assert "StartActivity 'x' is not one of the journey's activities" in graph_problems(
+        journey({"a": email()}, start="x")
+    )
 
 
 def test_unreachable_activity_is_reported() -> None:
-    assert graph_problems(journey({"a": email(), "b": email()})) == ["activity 'b' cannot be reached from StartActivity 'a'"]
+    assert graph_problems(journey({"a": email(), "b": email()})) == [
+        "activity 'b' cannot be reached from StartActivity 'a'"
+    ]
 
 
 def test_cycle_without_a_wait_is_refused() -> None:
@@ -65,7 +88,13 @@ def test_cycle_without_a_wait_is_refused() -> None:
 
 
 def test_cycle_with_a_wait_is_allowed() -> None:
-    j = journey({"a": email("w"), "w": {"Wait": {"WaitTime": {"WaitFor": "P1D"}, "NextActivity": "s"}}, "s": opened_split("a", None, "a", wait=None)})
+    j = journey(
+        {
+            "a": email("w"),
+            "w": {"Wait": {"WaitTime": {"WaitFor": "P1D"}, "NextActivity": "s"}},
+            "s": opened_split("a", None, "a", wait=None),
+        }
+    )
     assert graph_problems(j) == []
 
 
@@ -81,18 +110,33 @@ def test_unsupported_types_are_refused_clearly() -> None:
 
 def test_event_condition_must_name_an_earlier_email() -> None:
     later = journey({"a": opened_split("b", "b", None), "b": email()})
-    assert graph_problems(later) == ["activity 'a': EventCondition.MessageActivity 'b' does not come before this split"]
-    not_email = journey({"a": {"Holdout": {"Percentage": 1, "NextActivity": "s"}}, "s": opened_split("a", None, None)})
-    assert graph_problems(not_email) == ["activity 's': EventCondition.MessageActivity 'a' is not an EMAIL activity of this journey"]
+    assert graph_problems(later) == [
+        "activity 'a': EventCondition.MessageActivity 'b' does not come before this split"
+    ]
+    not_email = journey(
+        {"a": {"Holdout": {"Percentage": 1, "NextActivity": "s"}}, "s": opened_split("a", None, None)}
+    )
+    assert graph_problems(not_email) == [
+        "activity 's': EventCondition.MessageActivity 'a' is not an EMAIL activity of this journey"
+    ]
 
 
 def test_random_split_percentages_must_sum_to_100() -> None:
-    j = journey({"a": {"RandomSplit": {"Branches": [{"Percentage": 50, "NextActivity": "b"}, {"Percentage": 40}]}}, "b": email()})
-    assert graph_problems(j) == ["activity 'a': RandomSplit branch percentages must sum to 100, they sum to 90"]
+    j = journey(
+        {
+            "a": {"RandomSplit": {"Branches": [{"Percentage": 50, "NextActivity": "b"}, {"Percentage": 40}]}},
+            "b": email(),
+        }
+    )
+    assert graph_problems(j) == [
+        "activity 'a': RandomSplit branch percentages must sum to 100, they sum to 90"
+    ]
 
 
 def test_activity_ids_are_alphanumeric() -> None:
-    assert "activity id 'a-b' must be 1-100 letters and digits" in graph_problems(journey({"a-b": email()}, start="a-b"))
+    assert "activity id 'a-b' must be 1-100 letters and digits" in graph_problems(
+        journey({"a-b": email()}, start="a-b")
+    )
 
 
 def test_wait_time_needs_exactly_one_member() -> None:
@@ -118,7 +162,9 @@ def test_window_start_now_and_the_540_day_limit() -> None:
 
 def test_window_without_start_has_the_five_minute_entry_delay() -> None:
     published = datetime(2026, 11, 23, 12, tzinfo=UTC)
-    start, end = journey_window(journey({"a": email()}, Schedule={"EndTime": "2026-12-01T00:00:00Z"}), published)
+    start, end = journey_window(
+        journey({"a": email()}, Schedule={"EndTime": "2026-12-01T00:00:00Z"}), published
+    )
     assert start == published + timedelta(minutes=5)
     assert end == datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -43,9 +43,16 @@ def sojourn(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterato
     yield process
     assert process.stop() == 0
     # Ctrl-C stopped every child: nothing listens on the stack's ports any more.
-    for name in ("SOJOURN_API_PORT", "SOJOURN_POSTGRES_PORT", "SOJOURN_TEMPORAL_PORT", "SOJOURN_TEMPORAL_UI_PORT"):
+    for name in (
+        "SOJOURN_API_PORT",
+        "SOJOURN_POSTGRES_PORT",
+        "SOJOURN_TEMPORAL_PORT",
+        "SOJOURN_TEMPORAL_UI_PORT",
+    ):
         with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", int(process.env[name]))) != 0, f"something still listens on {name}"
+            assert probe.connect_ex(("127.0.0.1", int(process.env[name]))) != 0, (
+                f"something still listens on {name}"
+            )
 
 
 def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
@@ -58,12 +65,20 @@ def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> No
 
 def setup_app(client: Any, members: int) -> tuple[str, str, list[str]]:
     app_id = client.create_app(CreateApplicationRequest={"Name": "e2e"})["ApplicationResponse"]["Id"]
-    client.update_email_channel(ApplicationId=app_id, EmailChannelRequest={"FromAddress": "team@sojourn.test", "Identity": "sojourn.test", "Enabled": True})
+    client.update_email_channel(
+        ApplicationId=app_id,
+        EmailChannelRequest={"FromAddress": "team@sojourn.test", "Identity": "sojourn.test", "Enabled": True},
+    )
     for name in ("e2ewelcome", "e2etips", "e2enudge"):
         try:
             client.create_email_template(
                 TemplateName=name,
-                EmailTemplateRequest={"Subject": name, "HtmlPart": HTML, "TextPart": "Hi", "DefaultSubstitutions": '{"User.UserAttributes.FirstName": "there"}'},
+                EmailTemplateRequest={
+                    "Subject": name,
+                    "HtmlPart": HTML,
+                    "TextPart": "Hi",
+                    "DefaultSubstitutions": '{"User.UserAttributes.FirstName": "there"}',
+                },
             )
         except client.exceptions.BadRequestException:
             pass
@@ -72,28 +87,43 @@ def setup_app(client: Any, members: int) -> tuple[str, str, list[str]]:
         ApplicationId=app_id,
         EndpointBatchRequest={
             "Item": [
-                {"Id": f"ep{i}", "ChannelType": "EMAIL", "Address": a, "Attributes": {"cohort": ["e2e"]}, "User": {"UserId": f"u{i}", "UserAttributes": {"FirstName": [f"P{i}"]}}}
+                {
+                    "Id": f"ep{i}",
+                    "ChannelType": "EMAIL",
+                    "Address": a,
+                    "Attributes": {"cohort": ["e2e"]},
+                    "User": {"UserId": f"u{i}", "UserAttributes": {"FirstName": [f"P{i}"]}},
+                }
                 for i, a in enumerate(addresses)
             ]
         },
     )
     segment_id = client.create_segment(
         ApplicationId=app_id,
-        WriteSegmentRequest={"Name": "e2e", "Dimensions": {"Attributes": {"cohort": {"AttributeType": "INCLUSIVE", "Values": ["e2e"]}}}},
+        WriteSegmentRequest={
+            "Name": "e2e",
+            "Dimensions": {"Attributes": {"cohort": {"AttributeType": "INCLUSIVE", "Values": ["e2e"]}}},
+        },
     )["SegmentResponse"]["Id"]
     return app_id, segment_id, addresses
 
 
 def short_journey(segment_id: str) -> dict[str, Any]:
     return onboarding(
-        segment_id, name="e2e-onboarding", wait="PT10S", evaluation_wait="PT2S", templates=("e2ewelcome", "e2etips", "e2enudge")
+        segment_id,
+        name="e2e-onboarding",
+        wait="PT10S",
+        evaluation_wait="PT2S",
+        templates=("e2ewelcome", "e2etips", "e2enudge"),
     )
 
 
 def test_segment_journey_with_open_split_and_restart(sojourn: SojournProcess, sink: SmtpSink) -> None:
     client = sojourn.client()
     app_id, segment_id, addresses = setup_app(client, members=4)
-    journey = client.create_journey(ApplicationId=app_id, WriteJourneyRequest=short_journey(segment_id))["JourneyResponse"]
+    journey = client.create_journey(ApplicationId=app_id, WriteJourneyRequest=short_journey(segment_id))[
+        "JourneyResponse"
+    ]
     assert journey["State"] == "ACTIVE"
 
     wait_for(lambda: all(sink.to(a) for a in addresses), what="welcome emails")
@@ -126,17 +156,30 @@ def test_segment_journey_with_open_split_and_restart(sojourn: SojournProcess, si
         assert subjects[other] == ["e2ewelcome", "e2enudge"]
 
     def completed() -> bool:
-        metrics = client.get_journey_execution_metrics(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyExecutionMetricsResponse"]["Metrics"]
+        metrics = client.get_journey_execution_metrics(ApplicationId=app_id, JourneyId=journey["Id"])[
+            "JourneyExecutionMetricsResponse"
+        ]["Metrics"]
         return metrics == {**metrics, "ENDPOINT_ENTERED": "4", "ENDPOINT_LEFT": "4", "ENDPOINT_ACTIVE": "0"}
 
     wait_for(completed, what="journey metrics")
-    split = client.get_journey_execution_activity_metrics(ApplicationId=app_id, JourneyId=journey["Id"], JourneyActivityId="opened")
+    split = client.get_journey_execution_activity_metrics(
+        ApplicationId=app_id, JourneyId=journey["Id"], JourneyActivityId="opened"
+    )
     assert split["JourneyExecutionActivityMetricsResponse"]["ActivityType"] == "CONDITIONAL_SPLIT"
     assert split["JourneyExecutionActivityMetricsResponse"]["Metrics"]["Branch_1"] == "1"
-    wait_for(lambda: client.get_journey(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyResponse"]["State"] == "COMPLETED", what="COMPLETED")
+    wait_for(
+        lambda: (
+            client.get_journey(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyResponse"]["State"]
+            == "COMPLETED"
+        ),
+        what="COMPLETED",
+    )
     # What a person finds in the Temporal UI: the journey and its cohort, by search attributes.
     found = asyncio.run(workflows_of(sojourn, app_id, journey["Id"]))
-    assert sorted(found) == [f"journey/{app_id}/{journey['Id']}", f"journey/{app_id}/{journey['Id']}/cohort/0"]
+    assert sorted(found) == [
+        f"journey/{app_id}/{journey['Id']}",
+        f"journey/{app_id}/{journey['Id']}/cohort/0",
+    ]
     assert found[f"journey/{app_id}/{journey['Id']}"] == "journey"
 
 
@@ -160,7 +203,14 @@ def test_put_events_starts_an_event_triggered_journey(sojourn: SojournProcess, s
         "Name": "on-signup",
         "State": "ACTIVE",
         "StartActivity": "welcome",
-        "StartCondition": {"EventStartCondition": {"EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}}}}},
+        "StartCondition": {
+            "EventStartCondition": {
+                "EventFilter": {
+                    "FilterType": "ENDPOINT",
+                    "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}},
+                }
+            }
+        },
         "Schedule": {"StartTime": datetime.now(UTC)},
         "Activities": {"welcome": {"EMAIL": {"TemplateName": "e2ewelcome"}}},
     }
@@ -169,7 +219,14 @@ def test_put_events_starts_an_event_triggered_journey(sojourn: SojournProcess, s
     sent_at = time.monotonic()
     result = client.put_events(
         ApplicationId=app_id,
-        EventsRequest={"BatchItem": {"ep1": {"Endpoint": {}, "Events": {"e1": {"EventType": "signup", "Timestamp": datetime.now(UTC).isoformat()}}}}},
+        EventsRequest={
+            "BatchItem": {
+                "ep1": {
+                    "Endpoint": {},
+                    "Events": {"e1": {"EventType": "signup", "Timestamp": datetime.now(UTC).isoformat()}},
+                }
+            }
+        },
     )
     assert result["EventsResponse"]["Results"]["ep1"]["EventsItemResponse"]["e1"]["StatusCode"] == 202
     wait_for(lambda: len(sink.to(addresses[1])) == before + 1, timeout=30, what="the triggered email")
@@ -188,7 +245,13 @@ def test_deploy_a_journey_written_in_python(sojourn: SojournProcess, tmp_path: P
         "    split_on('opened', of='e2ewelcome', yes=[email('e2etips')], no=[email('e2enudge')]))\n"
     )
     env = {**sojourn.env, "SOJOURN_API_PORT": str(sojourn.api_port)}
-    out = subprocess.run([sys.executable, "-m", "sojourn", "deploy", str(source), "--app", app_id], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "sojourn", "deploy", str(source), "--app", app_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "created journey dsl-welcome" in out.stdout
     (journey,) = client.list_journeys(ApplicationId=app_id)["JourneysResponse"]["Item"]
     got = client.get_journey(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyResponse"]
@@ -200,7 +263,10 @@ def test_boto3_gets_the_modeled_errors(sojourn: SojournProcess) -> None:
     client = sojourn.client()
     app_id, segment_id, _ = setup_app(client, members=1)
     cyclic = {**short_journey(segment_id), "State": "DRAFT"}
-    cyclic["Activities"] = {"a": {"EMAIL": {"TemplateName": "e2ewelcome", "NextActivity": "b"}}, "b": {"EMAIL": {"TemplateName": "e2etips", "NextActivity": "a"}}}
+    cyclic["Activities"] = {
+        "a": {"EMAIL": {"TemplateName": "e2ewelcome", "NextActivity": "b"}},
+        "b": {"EMAIL": {"TemplateName": "e2etips", "NextActivity": "a"}},
+    }
     cyclic["StartActivity"] = "a"
     with pytest.raises(client.exceptions.BadRequestException, match="form a loop with no Wait"):
         client.create_journey(ApplicationId=app_id, WriteJourneyRequest=cyclic)

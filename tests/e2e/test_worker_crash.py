@@ -73,7 +73,9 @@ async def test_worker_killed_mid_send_sends_exactly_once(
             "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
             "Activities": {"welcome": {"EMAIL": {"TemplateName": "welcome"}}},
         }
-        created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+        created = await call(
+            state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request
+        )
 
         async def was_killed() -> None:
             assert killed and worker.poll() is not None
@@ -81,7 +83,9 @@ async def test_worker_killed_mid_send_sends_exactly_once(
         await assert_eventually(was_killed, timeout=60)
         assert len(killer_sink.messages) < MEMBERS
         worker = start_worker(env)
-        handle = dev_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, created["JourneyResponse"]["Id"]))
+        handle = dev_env.client.get_workflow_handle(
+            names.journey_workflow_id(audience.app_id, created["JourneyResponse"]["Id"])
+        )
 
         async def done() -> None:
             assert len(killer_sink.messages) >= MEMBERS

@@ -30,10 +30,14 @@ from tests.support.smtp import SmtpSink
 async def stack(
     db: AsyncEngine, time_skipping_env: WorkflowEnvironment, smtp_server: SmtpSink
 ) -> AsyncIterator[tuple[AppState, Worker]]:
-    settings = Settings(task_queue=f"tq-{uuid.uuid4().hex}", temporal_search_attributes=False, smtp_url=smtp_server.url)
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4().hex}", temporal_search_attributes=False, smtp_url=smtp_server.url
+    )
     state = AppState(db=db, settings=settings)
     state.use_temporal(time_skipping_env.client)
-    worker = build_worker(time_skipping_env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url)))
+    worker = build_worker(
+        time_skipping_env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+    )
     async with worker:
         yield state, worker
 
@@ -43,7 +47,12 @@ async def test_wait_and_open_split_send_each_participant_down_their_path(
 ) -> None:
     state, _ = stack
     audience = await app_with_audience(state, members=12, outsiders=3)
-    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=onboarding(audience.segment_id))
+    created = await call(
+        state,
+        "CreateJourney",
+        ApplicationId=audience.app_id,
+        WriteJourneyRequest=onboarding(audience.segment_id),
+    )
     journey_id = created["JourneyResponse"]["Id"]
 
     async def welcomed() -> None:
@@ -58,9 +67,13 @@ async def test_wait_and_open_split_send_each_participant_down_their_path(
         assert await record_engagement(state, message_id, "_email.open", {})
 
     started = time.monotonic()
-    handle = time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
     assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
-    await record_histories(time_skipping_env.client, [handle.id, f"{handle.id}/cohort/0"], "segment_open_split")
+    await record_histories(
+        time_skipping_env.client, [handle.id, f"{handle.id}/cohort/0"], "segment_open_split"
+    )
     # Two days of wait and a three-day evaluation wait, skipped.
     assert time.monotonic() - started < 15
 
@@ -69,13 +82,27 @@ async def test_wait_and_open_split_send_each_participant_down_their_path(
     for address in audience.addresses:
         assert subjects[address] == ["welcome", "tips" if address in openers else "nudge"]
 
-    metrics = await call(state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id)
+    metrics = await call(
+        state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id
+    )
     m = metrics["JourneyExecutionMetricsResponse"]["Metrics"]
     assert m["ENDPOINT_ENTERED"] == "12" and m["ENDPOINT_LEFT"] == "12" and m["ENDPOINT_ACTIVE"] == "0"
-    split = await call(state, "GetJourneyExecutionActivityMetrics", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyActivityId="opened")
+    split = await call(
+        state,
+        "GetJourneyExecutionActivityMetrics",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyActivityId="opened",
+    )
     assert split["JourneyExecutionActivityMetricsResponse"]["Metrics"]["Branch_1"] == "5"
     assert split["JourneyExecutionActivityMetricsResponse"]["Metrics"]["Branch_2"] == "7"
-    welcome = await call(state, "GetJourneyExecutionActivityMetrics", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyActivityId="welcome")
+    welcome = await call(
+        state,
+        "GetJourneyExecutionActivityMetrics",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyActivityId="welcome",
+    )
     assert welcome["JourneyExecutionActivityMetricsResponse"]["Metrics"]["SUCCESS"] == "12"
 
 
@@ -95,17 +122,36 @@ async def test_holdout_share_is_within_statistical_bounds(
         "Activities": {
             "control": {"Holdout": {"Percentage": percentage, "NextActivity": "later"}},
             # A WaitUntil 20 seconds ahead: honoured, then the lane leaves the journey.
-            "later": {"Wait": {"WaitTime": {"WaitUntil": (datetime.now(UTC) + timedelta(seconds=20)).isoformat()}}},
+            "later": {
+                "Wait": {"WaitTime": {"WaitUntil": (datetime.now(UTC) + timedelta(seconds=20)).isoformat()}}
+            },
         },
     }
     created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
     journey_id = created["JourneyResponse"]["Id"]
-    handle = time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
     assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
     async with db.connect() as conn:
-        rows = dict((await conn.execute(text("SELECT status, count(*) FROM participants WHERE journey_id = :j GROUP BY status"), {"j": journey_id})).all())
-    later = await call(state, "GetJourneyExecutionActivityMetrics", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyActivityId="later")
-    assert later["JourneyExecutionActivityMetricsResponse"]["Metrics"]["COMPLETED"] == str(rows.get("completed", 0))
+        rows = dict(
+            (
+                await conn.execute(
+                    text("SELECT status, count(*) FROM participants WHERE journey_id = :j GROUP BY status"),
+                    {"j": journey_id},
+                )
+            ).all()
+        )
+    later = await call(
+        state,
+        "GetJourneyExecutionActivityMetrics",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyActivityId="later",
+    )
+    assert later["JourneyExecutionActivityMetricsResponse"]["Metrics"]["COMPLETED"] == str(
+        rows.get("completed", 0)
+    )
     held = rows.get("held_out", 0)
     assert held + rows.get("completed", 0) == n
     expected, sd = n * percentage / 100, math.sqrt(n * percentage / 100 * (1 - percentage / 100))
@@ -121,7 +167,14 @@ async def test_event_entry_pause_freezes_waits_resume_and_cancel(
         "Name": "on-signup",
         "State": "ACTIVE",
         "StartActivity": "welcome",
-        "StartCondition": {"EventStartCondition": {"EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}}}}},
+        "StartCondition": {
+            "EventStartCondition": {
+                "EventFilter": {
+                    "FilterType": "ENDPOINT",
+                    "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}},
+                }
+            }
+        },
         "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
         "Activities": {
             "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "later"}},
@@ -131,31 +184,66 @@ async def test_event_entry_pause_freezes_waits_resume_and_cancel(
     }
     created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
     journey_id = created["JourneyResponse"]["Id"]
-    events = {f"ep{i}": {"Endpoint": {}, "Events": {"e": {"EventType": "signup", "Timestamp": "2026-11-23T10:00:00Z"}}} for i in range(2)}
-    events["ep2"] = {"Endpoint": {}, "Events": {"e": {"EventType": "login", "Timestamp": "2026-11-23T10:00:00Z"}}}
+    events = {
+        f"ep{i}": {
+            "Endpoint": {},
+            "Events": {"e": {"EventType": "signup", "Timestamp": "2026-11-23T10:00:00Z"}},
+        }
+        for i in range(2)
+    }
+    events["ep2"] = {
+        "Endpoint": {},
+        "Events": {"e": {"EventType": "login", "Timestamp": "2026-11-23T10:00:00Z"}},
+    }
     await call(state, "PutEvents", ApplicationId=audience.app_id, EventsRequest={"BatchItem": events})
 
     async def welcomed() -> None:
         assert sorted(smtp_server.subjects_by_recipient()) == sorted(audience.addresses[:2])
 
     await assert_eventually(welcomed)
-    await call(state, "UpdateJourneyState", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyStateRequest={"State": "PAUSED"})
+    await call(
+        state,
+        "UpdateJourneyState",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyStateRequest={"State": "PAUSED"},
+    )
     await time_skipping_env.sleep(timedelta(days=3))
     assert len(smtp_server.messages) == 2, "a paused journey's wait must not run out"
-    resumed = await call(state, "UpdateJourneyState", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyStateRequest={"State": "ACTIVE"})
+    resumed = await call(
+        state,
+        "UpdateJourneyState",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyStateRequest={"State": "ACTIVE"},
+    )
     assert resumed["JourneyResponse"]["State"] == "ACTIVE"
     await time_skipping_env.sleep(timedelta(days=1, hours=1))
 
     async def tipped() -> None:
-        assert all(subjects == ["welcome", "tips"] for subjects in smtp_server.subjects_by_recipient().values())
+        assert all(
+            subjects == ["welcome", "tips"] for subjects in smtp_server.subjects_by_recipient().values()
+        )
 
     await assert_eventually(tipped)
-    cancelled = await call(state, "UpdateJourneyState", ApplicationId=audience.app_id, JourneyId=journey_id, JourneyStateRequest={"State": "CANCELLED"})
+    cancelled = await call(
+        state,
+        "UpdateJourneyState",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyStateRequest={"State": "CANCELLED"},
+    )
     assert cancelled["JourneyResponse"]["State"] == "CANCELLED"
-    handle = time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
     assert await skip_time_until_done(time_skipping_env, handle) == "CANCELLED"
-    await record_histories(time_skipping_env.client, [handle.id, f"{handle.id}/cohort/0"], "event_pause_resume_cancel")
-    metrics = await call(state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id)
+    await record_histories(
+        time_skipping_env.client, [handle.id, f"{handle.id}/cohort/0"], "event_pause_resume_cancel"
+    )
+    metrics = await call(
+        state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id
+    )
     assert metrics["JourneyExecutionMetricsResponse"]["Metrics"]["ENDPOINT_ENTERED"] == "2"
     got = await call(state, "GetJourney", ApplicationId=audience.app_id, JourneyId=journey_id)
     assert got["JourneyResponse"]["State"] == "CANCELLED"

@@ -31,12 +31,25 @@ class Audience:
 
 
 async def app_with_audience(
-    state: AppState, *, members: int, outsiders: int = 0, templates: tuple[str, ...] = ("welcome", "tips", "nudge")
+    state: AppState,
+    *,
+    members: int,
+    outsiders: int = 0,
+    templates: tuple[str, ...] = ("welcome", "tips", "nudge"),
 ) -> Audience:
     """Create an app, its email channel, email templates and ``members`` endpoints in a segment (plan=pro)."""
     app = await call(state, "CreateApp", CreateApplicationRequest={"Name": "test"})
     app_id = app["ApplicationResponse"]["Id"]
-    await call(state, "UpdateEmailChannel", ApplicationId=app_id, EmailChannelRequest={"FromAddress": "hello@sojourn.test", "Identity": "sojourn.test", "Enabled": True})
+    await call(
+        state,
+        "UpdateEmailChannel",
+        ApplicationId=app_id,
+        EmailChannelRequest={
+            "FromAddress": "hello@sojourn.test",
+            "Identity": "sojourn.test",
+            "Enabled": True,
+        },
+    )
     for name in templates:
         await ensure_template(state, name)
     addresses: list[str] = []
@@ -56,12 +69,20 @@ async def app_with_audience(
             }
         )
     for start in range(0, len(items), 100):
-        await call(state, "UpdateEndpointsBatch", ApplicationId=app_id, EndpointBatchRequest={"Item": items[start : start + 100]})
+        await call(
+            state,
+            "UpdateEndpointsBatch",
+            ApplicationId=app_id,
+            EndpointBatchRequest={"Item": items[start : start + 100]},
+        )
     segment = await call(
         state,
         "CreateSegment",
         ApplicationId=app_id,
-        WriteSegmentRequest={"Name": "pro", "Dimensions": {"Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["pro"]}}}},
+        WriteSegmentRequest={
+            "Name": "pro",
+            "Dimensions": {"Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["pro"]}}},
+        },
     )
     return Audience(app_id, segment["SegmentResponse"]["Id"], addresses)
 
@@ -95,7 +116,12 @@ def onboarding(
 ) -> dict[str, Any]:
     """EMAIL welcome -> Wait -> split on open of welcome (after its evaluation wait) -> tips | nudge."""
     welcome, tips, nudge = templates
-    opened = {"EventCondition": {"MessageActivity": "welcome", "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}}}}
+    opened = {
+        "EventCondition": {
+            "MessageActivity": "welcome",
+            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}},
+        }
+    }
     return {
         "Name": name,
         "State": "ACTIVE",

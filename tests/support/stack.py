@@ -40,7 +40,9 @@ class SojournProcess:
     def start(self, timeout: float = 120) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "sojourn", "up"], env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sojourn", "up"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

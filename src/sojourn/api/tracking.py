@@ -20,12 +20,16 @@ log = logging.getLogger(__name__)
 _NO_CACHE = {"Cache-Control": "no-store, max-age=0", "Pragma": "no-cache"}
 
 
-async def record_engagement(state: AppState, message_id: str, event_type: str, attributes: dict[str, str]) -> bool:
+async def record_engagement(
+    state: AppState, message_id: str, event_type: str, attributes: dict[str, str]
+) -> bool:
     """Record an engagement event about a message through the normal event path. False if the message is unknown."""
     async with state.db.begin() as conn:
         row = (
             await conn.execute(
-                text("SELECT app_id, endpoint_id, journey_id, activity_id FROM messages WHERE message_id = :m"),
+                text(
+                    "SELECT app_id, endpoint_id, journey_id, activity_id FROM messages WHERE message_id = :m"
+                ),
                 {"m": message_id},
             )
         ).first()

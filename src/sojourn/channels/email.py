@@ -197,9 +197,12 @@ class SmtpTransport:
         clients = await asyncio.gather(*(self._connect() for _ in round_))
         domain = _domain_of(round_[0].from_address)
         prepared = await asyncio.gather(
-            *(self._prepare(c, m, domain) for c, m in zip(clients, round_, strict=True)), return_exceptions=True
+            *(self._prepare(c, m, domain) for c, m in zip(clients, round_, strict=True)),
+            return_exceptions=True,
         )
-        failed = {m.message_id: p for m, p in zip(round_, prepared, strict=True) if isinstance(p, BaseException)}
+        failed = {
+            m.message_id: p for m, p in zip(round_, prepared, strict=True) if isinstance(p, BaseException)
+        }
         results: dict[str, SendResult] = {}
         for message_id, err in failed.items():
             if isinstance(err, aiosmtplib.SMTPResponseException):

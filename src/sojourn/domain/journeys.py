@@ -49,7 +49,9 @@ class WaitTimeSpec(WireModel):
     @model_validator(mode="after")
     def _one_of(self) -> WaitTimeSpec:
         if (self.WaitFor is None) == (self.WaitUntil is None):
-            raise ValueError("WaitTime needs exactly one of WaitFor (an ISO-8601 duration) or WaitUntil (an ISO-8601 time)")
+            raise ValueError(
+                "WaitTime needs exactly one of WaitFor (an ISO-8601 duration) or WaitUntil (an ISO-8601 time)"
+            )
         if self.WaitFor is not None:
             parse_duration(self.WaitFor)
         if self.WaitUntil is not None:
@@ -101,9 +103,15 @@ class SimpleCondition(WireModel):
 
     @model_validator(mode="after")
     def _one_of(self) -> SimpleCondition:
-        given = [n for n in ("EventCondition", "SegmentCondition", "SegmentDimensions") if getattr(self, n) is not None]
+        given = [
+            n
+            for n in ("EventCondition", "SegmentCondition", "SegmentDimensions")
+            if getattr(self, n) is not None
+        ]
         if len(given) != 1:
-            raise ValueError(f"a condition needs exactly one of EventCondition, SegmentCondition, SegmentDimensions (got {given or 'none'})")
+            raise ValueError(
+                f"a condition needs exactly one of EventCondition, SegmentCondition, SegmentDimensions (got {given or 'none'})"
+            )
         return self
 
 
@@ -189,7 +197,18 @@ class Activity(WireModel):
 
     def kinds(self) -> list[str]:
         """Every activity type member that is set (exactly one in a valid activity)."""
-        names = ("EMAIL", "Wait", "ConditionalSplit", "Holdout", "RandomSplit", "SMS", "PUSH", "CUSTOM", "ContactCenter", "MultiCondition")
+        names = (
+            "EMAIL",
+            "Wait",
+            "ConditionalSplit",
+            "Holdout",
+            "RandomSplit",
+            "SMS",
+            "PUSH",
+            "CUSTOM",
+            "ContactCenter",
+            "MultiCondition",
+        )
         return [n for n in names if getattr(self, n) is not None]
 
     def next_ids(self) -> list[str | None]:
@@ -309,7 +328,12 @@ class JourneyDefinition(WireModel):
 
     def wire(self) -> dict[str, Any]:
         """The definition as the API returns it (JSON-ready, without unset fields)."""
-        return self.model_dump(mode="json", exclude_none=True, exclude_unset=True, exclude={"State", "CreationDate", "LastModifiedDate"})
+        return self.model_dump(
+            mode="json",
+            exclude_none=True,
+            exclude_unset=True,
+            exclude={"State", "CreationDate", "LastModifiedDate"},
+        )
 
     @property
     def entry_segment_id(self) -> str | None:
@@ -368,14 +392,18 @@ def graph_problems(definition: JourneyDefinition) -> list[str]:
         if definition.StartActivity is None:
             problems.append("StartActivity is required when the journey has activities")
         elif definition.StartActivity not in acts:
-            problems.append(f"StartActivity '{definition.StartActivity}' is not one of the journey's activities")
+            problems.append(
+                f"StartActivity '{definition.StartActivity}' is not one of the journey's activities"
+            )
     if problems:
         return problems
     if acts and definition.StartActivity is not None:
         reachable = set(_walk(definition.StartActivity, acts))
         for aid in acts:
             if aid not in reachable:
-                problems.append(f"activity '{aid}' cannot be reached from StartActivity '{definition.StartActivity}'")
+                problems.append(
+                    f"activity '{aid}' cannot be reached from StartActivity '{definition.StartActivity}'"
+                )
         problems += _cycle_problems(definition.StartActivity, acts)
         problems += _event_condition_problems(acts)
     return problems
@@ -391,7 +419,9 @@ def _activity_problems(aid: str, act: Activity, acts: dict[str, Activity]) -> li
         return problems
     kind = kinds[0]
     if kind not in SUPPORTED_KINDS:
-        problems.append(f"activity '{aid}': {kind} activities are not supported by sojourn yet (supported: {', '.join(SUPPORTED_KINDS)})")
+        problems.append(
+            f"activity '{aid}': {kind} activities are not supported by sojourn yet (supported: {', '.join(SUPPORTED_KINDS)})"
+        )
         return problems
     for target in act.next_ids():
         if target is not None and target not in acts:
@@ -405,14 +435,18 @@ def _activity_problems(aid: str, act: Activity, acts: dict[str, Activity]) -> li
     if act.ConditionalSplit is not None:
         cond = act.ConditionalSplit.Condition
         if cond is None or not cond.Conditions:
-            problems.append(f"activity '{aid}': ConditionalSplit needs a Condition with at least one condition")
+            problems.append(
+                f"activity '{aid}': ConditionalSplit needs a Condition with at least one condition"
+            )
     if act.RandomSplit is not None:
         branches = act.RandomSplit.Branches
         if not 2 <= len(branches) <= 5:
             problems.append(f"activity '{aid}': RandomSplit needs 2 to 5 branches, it has {len(branches)}")
         total = sum(b.Percentage or 0 for b in branches)
         if total != 100:
-            problems.append(f"activity '{aid}': RandomSplit branch percentages must sum to 100, they sum to {total}")
+            problems.append(
+                f"activity '{aid}': RandomSplit branch percentages must sum to 100, they sum to {total}"
+            )
     return problems
 
 
@@ -487,11 +521,17 @@ def _event_condition_problems(acts: dict[str, Activity]) -> list[str]:
             if ev is None:
                 continue
             if not ev.MessageActivity:
-                problems.append(f"activity '{aid}': an EventCondition needs MessageActivity, the email activity it is about")
+                problems.append(
+                    f"activity '{aid}': an EventCondition needs MessageActivity, the email activity it is about"
+                )
             elif ev.MessageActivity not in acts or acts[ev.MessageActivity].EMAIL is None:
-                problems.append(f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' is not an EMAIL activity of this journey")
+                problems.append(
+                    f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' is not an EMAIL activity of this journey"
+                )
             elif ev.MessageActivity not in _ancestors(aid, acts):
-                problems.append(f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' does not come before this split")
+                problems.append(
+                    f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' does not come before this split"
+                )
     return problems
 
 
@@ -518,7 +558,9 @@ def journey_window(definition: JourneyDefinition, published_at: datetime) -> tup
     return start, end
 
 
-def event_matches(event_filter: EventFilterSpec, event_type: str, attributes: dict[str, str], metrics: dict[str, float]) -> bool:
+def event_matches(
+    event_filter: EventFilterSpec, event_type: str, attributes: dict[str, str], metrics: dict[str, float]
+) -> bool:
     """Whether an event matches an entry filter (event type set, attribute values, metric comparisons)."""
     dims = event_filter.Dimensions
     if dims.EventType is not None:
@@ -531,7 +573,9 @@ def event_matches(event_filter: EventFilterSpec, event_type: str, attributes: di
         if (attributes.get(name) in values) != inclusive:
             return False
     for name, spec in (dims.Metrics or {}).items():
-        if name not in metrics or not _compare(metrics[name], spec.get("ComparisonOperator", "EQUAL"), float(spec.get("Value", 0))):
+        if name not in metrics or not _compare(
+            metrics[name], spec.get("ComparisonOperator", "EQUAL"), float(spec.get("Value", 0))
+        ):
             return False
     return True
 

@@ -153,7 +153,9 @@ class CohortWorkflow:
                 remaining = self.inp.deadline - workflow.now()
                 if remaining <= timedelta(0):
                     return False
-            self.waiting[lane] = f"waiting at '{activity_id}' until {(workflow.now() + remaining).isoformat(timespec='seconds')}"
+            self.waiting[lane] = (
+                f"waiting at '{activity_id}' until {(workflow.now() + remaining).isoformat(timespec='seconds')}"
+            )
             self._details()
             started = workflow.now()
             try:
@@ -189,14 +191,17 @@ class CohortWorkflow:
         self.waiting.pop(lane, None)
 
     def _details(self) -> None:
-        lines = [f"cohort {self.inp.cohort_no} of journey {self.inp.journey_id} ({self.inp.size} participants)"]
+        lines = [
+            f"cohort {self.inp.cohort_no} of journey {self.inp.journey_id} ({self.inp.size} participants)"
+        ]
         lines += [f"- lane {lane}: {what}" for lane, what in sorted(self.waiting.items())]
         workflow.set_current_details("\n".join(lines))
 
     async def _notify_journey(self) -> None:
-        handle = workflow.get_external_workflow_handle(names.journey_workflow_id(self.inp.app_id, self.inp.journey_id))
+        handle = workflow.get_external_workflow_handle(
+            names.journey_workflow_id(self.inp.app_id, self.inp.journey_id)
+        )
         try:
             await handle.signal("cohort_done", self.inp.cohort_no)
         except Exception:
             workflow.logger.warning("journey workflow did not take the cohort_done signal")
-

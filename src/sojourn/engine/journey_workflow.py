@@ -79,7 +79,11 @@ class JourneyWorkflow:
     @workflow.query
     def status(self) -> dict[str, object]:
         """State, version and running cohorts."""
-        return {"state": self.state, "version": self.plan.version if self.plan else None, "cohorts": sorted(self.active)}
+        return {
+            "state": self.state,
+            "version": self.plan.version if self.plan else None,
+            "cohorts": sorted(self.active),
+        }
 
     @workflow.run
     async def run(self, inp: JourneyInput) -> str:

@@ -48,7 +48,13 @@ async def members_meeting(
 
 
 async def _meeting(
-    conn: AsyncConnection, app_id: str, journey_id: str, cond: SimpleCondition, members: Sequence[Member], *, now: datetime
+    conn: AsyncConnection,
+    app_id: str,
+    journey_id: str,
+    cond: SimpleCondition,
+    members: Sequence[Member],
+    *,
+    now: datetime,
 ) -> set[Member]:
     ids = sorted({endpoint_id for endpoint_id, _ in members})
     if cond.EventCondition is not None:
@@ -60,7 +66,9 @@ async def _meeting(
     else:
         clause = dimensions_clause(SegmentDimensions.model_validate(cond.SegmentDimensions or {}), now=now)
     # Segment conditions read the endpoint's latest data, as Pinpoint does.
-    rows = await conn.execute(select(endpoints.c.id).where(endpoints.c.app_id == app_id, endpoints.c.id.in_(ids), clause))
+    rows = await conn.execute(
+        select(endpoints.c.id).where(endpoints.c.app_id == app_id, endpoints.c.id.in_(ids), clause)
+    )
     matching = {r[0] for r in rows}
     return {m for m in members if m[0] in matching}
 
@@ -73,7 +81,9 @@ def _event_types(cond: SimpleCondition) -> tuple[list[str], bool]:
     return (list(dims.EventType.Values), dims.EventType.DimensionType == "INCLUSIVE")
 
 
-async def _with_event(conn: AsyncConnection, journey_id: str, message_activity: str, values: list[str], ids: list[str]) -> set[Member]:
+async def _with_event(
+    conn: AsyncConnection, journey_id: str, message_activity: str, values: list[str], ids: list[str]
+) -> set[Member]:
     """Members whose message from ``message_activity`` has one of the event types ``values``."""
     m, ev = messages, events
     ledger_statuses = sorted({s for v in values for s in LEDGER_EVENTS.get(v, ())})
@@ -82,12 +92,17 @@ async def _with_event(conn: AsyncConnection, journey_id: str, message_activity: 
     if ledger_statuses:
         tests.append(m.c.status.in_(ledger_statuses))
     if event_values:
-        tests.append(exists(select(1).where(ev.c.message_id == m.c.message_id, ev.c.event_type.in_(event_values))))
+        tests.append(
+            exists(select(1).where(ev.c.message_id == m.c.message_id, ev.c.event_type.in_(event_values)))
+        )
     found: set[Member] = set()
     for test in tests:
         rows = await conn.execute(
             select(m.c.endpoint_id, m.c.entry_no).where(
-                m.c.journey_id == journey_id, m.c.activity_id == message_activity, m.c.endpoint_id.in_(ids), test
+                m.c.journey_id == journey_id,
+                m.c.activity_id == message_activity,
+                m.c.endpoint_id.in_(ids),
+                test,
             )
         )
         found |= {(r[0], int(r[1])) for r in rows}

@@ -52,7 +52,9 @@ def build_worker(
         workflows=list(WORKFLOWS),
         activities=[*JourneyActivities(db, settings).all(), *steps.all(), *extra_activities],
         # Our models are deterministic and expensive to re-import per workflow: pass them through the sandbox.
-        workflow_runner=SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("sojourn")),
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("sojourn")
+        ),
         max_concurrent_activities=50,
     )
 

@@ -37,4 +37,6 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     Returns:
         An ``AsyncEngine`` on asyncpg.
     """
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+    return create_async_engine(
+        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+    )

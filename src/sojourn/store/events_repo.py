@@ -50,24 +50,28 @@ async def record_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[
     if not rows:
         return set()
     ids = (
-        await conn.execute(
-            events.insert().returning(events.c.id),
-            [
-                {
-                    "app_id": r.app_id,
-                    "endpoint_id": r.endpoint_id,
-                    "event_id": r.event_id,
-                    "event_type": r.event_type,
-                    "occurred_at": r.occurred_at,
-                    "attributes": r.attributes,
-                    "metrics": r.metrics,
-                    "session": r.session,
-                    "message_id": r.message_id,
-                }
-                for r in rows
-            ],
+        (
+            await conn.execute(
+                events.insert().returning(events.c.id),
+                [
+                    {
+                        "app_id": r.app_id,
+                        "endpoint_id": r.endpoint_id,
+                        "event_id": r.event_id,
+                        "event_type": r.event_type,
+                        "occurred_at": r.occurred_at,
+                        "attributes": r.attributes,
+                        "metrics": r.metrics,
+                        "session": r.session,
+                        "message_id": r.message_id,
+                    }
+                    for r in rows
+                ],
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     intake: list[dict[str, Any]] = []
     by_app: dict[str, list[tuple[str, JourneyDefinition]]] = {}
     for row_id, row in zip(ids, rows, strict=True):
@@ -76,7 +80,9 @@ async def record_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[
         for journey_id, definition in by_app[row.app_id]:
             entry = definition.entry_event_filter
             if entry is not None and event_matches(entry, row.event_type, row.attributes, row.metrics):
-                intake.append({"journey_id": journey_id, "endpoint_id": row.endpoint_id, "event_row_id": row_id})
+                intake.append(
+                    {"journey_id": journey_id, "endpoint_id": row.endpoint_id, "event_row_id": row_id}
+                )
     if intake:
         await conn.execute(journey_intake.insert(), intake)
     return {i["journey_id"] for i in intake}

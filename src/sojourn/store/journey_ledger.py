@@ -20,7 +20,9 @@ def stable_bucket(journey_id: str, activity_id: str, endpoint_id: str) -> int:
 
     Same as the SQL in :func:`split_by_buckets`: the first 8 hex digits of md5(journey/activity/endpoint).
     """
-    digest = hashlib.md5(f"{journey_id}/{activity_id}/{endpoint_id}".encode(), usedforsecurity=False).hexdigest()
+    digest = hashlib.md5(
+        f"{journey_id}/{activity_id}/{endpoint_id}".encode(), usedforsecurity=False
+    ).hexdigest()
     return int(digest[:8], 16) % HASH_BUCKETS
 
 
@@ -30,7 +32,9 @@ _BUCKET_SQL = "(('x' || substr(md5(:journey_id || '/' || :activity_id || '/' || 
 JOURNEY_SHARD = -1
 
 
-async def add_counts(conn: AsyncConnection, journey_id: str, counts: Mapping[tuple[str, str], int], *, shard: int) -> None:
+async def add_counts(
+    conn: AsyncConnection, journey_id: str, counts: Mapping[tuple[str, str], int], *, shard: int
+) -> None:
     """Add to journey counters keyed by (activity id or "" for the journey, metric).
 
     Args:
@@ -48,7 +52,9 @@ async def add_counts(conn: AsyncConnection, journey_id: str, counts: Mapping[tup
     )
 
 
-async def arrive(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, activity_id: str, waited: Sequence[str]) -> None:
+async def arrive(
+    conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, activity_id: str, waited: Sequence[str]
+) -> None:
     """Move a lane from the Wait activities it passed to ``activity_id``, counting each wait as completed."""
     if not waited:
         return
@@ -58,7 +64,13 @@ async def arrive(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: s
             "WHERE journey_id = :journey_id AND cohort_no = :cohort_no AND lane = :lane AND status = 'active' "
             "AND position = ANY(:waited)"
         ),
-        {"act": activity_id, "journey_id": journey_id, "cohort_no": cohort_no, "lane": lane, "waited": list(waited)},
+        {
+            "act": activity_id,
+            "journey_id": journey_id,
+            "cohort_no": cohort_no,
+            "lane": lane,
+            "waited": list(waited),
+        },
     )
     # Every member that moved passed every wait of the list.
     moved = int(result.rowcount or 0)
@@ -66,7 +78,12 @@ async def arrive(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: s
 
 
 async def move_lane(
-    conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, from_activity: str, to_activity: str | None
+    conn: AsyncConnection,
+    journey_id: str,
+    cohort_no: int,
+    lane: str,
+    from_activity: str,
+    to_activity: str | None,
 ) -> int:
     """Move a lane's members at ``from_activity`` on to ``to_activity``; ``None`` means they leave (completed)."""
     if to_activity is None:
@@ -142,7 +159,9 @@ async def split_by_buckets(
     return moved
 
 
-async def lane_members(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, activity_id: str) -> list[tuple[str, int]]:
+async def lane_members(
+    conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, activity_id: str
+) -> list[tuple[str, int]]:
     """(endpoint id, entry number) of the lane's active members at ``activity_id``."""
     rows = await conn.execute(
         text(
@@ -200,7 +219,9 @@ async def split_by_members(
     return counts[0], counts[1]
 
 
-async def record_cohort(conn: AsyncConnection, journey_id: str, cohort_no: int, version: int, size: int, source: str) -> None:
+async def record_cohort(
+    conn: AsyncConnection, journey_id: str, cohort_no: int, version: int, size: int, source: str
+) -> None:
     """Remember a cohort, so a retried enrollment or intake returns the same cohorts."""
     await conn.execute(
         text(
@@ -211,7 +232,9 @@ async def record_cohort(conn: AsyncConnection, journey_id: str, cohort_no: int, 
     )
 
 
-async def cohorts_from(conn: AsyncConnection, journey_id: str, first_cohort_no: int, source: str) -> list[tuple[int, int]]:
+async def cohorts_from(
+    conn: AsyncConnection, journey_id: str, first_cohort_no: int, source: str
+) -> list[tuple[int, int]]:
     """(cohort_no, size) of cohorts from ``first_cohort_no`` on made by ``source``."""
     rows = await conn.execute(
         text(

@@ -9,7 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 async def insert_journey(
-    conn: AsyncConnection, app_id: str, journey_id: str, name: str, state: str, definition: dict[str, Any], tags: dict[str, str]
+    conn: AsyncConnection,
+    app_id: str,
+    journey_id: str,
+    name: str,
+    state: str,
+    definition: dict[str, Any],
+    tags: dict[str, str],
 ) -> None:
     """Store a new journey as version 1."""
     await conn.execute(
@@ -20,12 +26,16 @@ async def insert_journey(
         {"a": app_id, "j": journey_id, "n": name, "s": state, "d": _json(definition), "t": _json(tags)},
     )
     await conn.execute(
-        text("INSERT INTO journey_versions (journey_id, version, definition) VALUES (:j, 1, CAST(:d AS jsonb))"),
+        text(
+            "INSERT INTO journey_versions (journey_id, version, definition) VALUES (:j, 1, CAST(:d AS jsonb))"
+        ),
         {"j": journey_id, "d": _json(definition)},
     )
 
 
-async def get_journey(conn: AsyncConnection, app_id: str, journey_id: str, *, for_update: bool = False) -> Any | None:
+async def get_journey(
+    conn: AsyncConnection, app_id: str, journey_id: str, *, for_update: bool = False
+) -> Any | None:
     """The journey row, or None."""
     lock = " FOR UPDATE" if for_update else ""
     result = await conn.execute(
@@ -44,7 +54,13 @@ async def list_journeys(conn: AsyncConnection, app_id: str, offset: int, limit: 
 
 
 async def update_definition(
-    conn: AsyncConnection, app_id: str, journey_id: str, *, definition: dict[str, Any], state: str, new_version: bool
+    conn: AsyncConnection,
+    app_id: str,
+    journey_id: str,
+    *,
+    definition: dict[str, Any],
+    state: str,
+    new_version: bool,
 ) -> int:
     """Replace the definition; ``new_version`` keeps the old one for participants already in the journey."""
     row = (
@@ -55,7 +71,14 @@ async def update_definition(
                 "started_at = COALESCE(started_at, CASE WHEN :s = 'ACTIVE' THEN now() END) "
                 "WHERE app_id = :a AND id = :j RETURNING version"
             ),
-            {"d": _json(definition), "n": definition["Name"], "s": state, "nv": new_version, "a": app_id, "j": journey_id},
+            {
+                "d": _json(definition),
+                "n": definition["Name"],
+                "s": state,
+                "nv": new_version,
+                "a": app_id,
+                "j": journey_id,
+            },
         )
     ).one()
     await conn.execute(
@@ -84,14 +107,17 @@ async def journey_metrics(conn: AsyncConnection, journey_id: str) -> dict[str, i
     counters = {
         r.metric: int(r.value)
         for r in await conn.execute(
-            text("SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = '' GROUP BY metric"),
+            text(
+                "SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = '' GROUP BY metric"
+            ),
             {"j": journey_id},
         )
     }
     by_status = {
         r.status: int(r.n)
         for r in await conn.execute(
-            text("SELECT status, count(*) AS n FROM participants WHERE journey_id = :j GROUP BY status"), {"j": journey_id}
+            text("SELECT status, count(*) AS n FROM participants WHERE journey_id = :j GROUP BY status"),
+            {"j": journey_id},
         )
     }
     return {
@@ -104,12 +130,16 @@ async def journey_metrics(conn: AsyncConnection, journey_id: str) -> dict[str, i
     }
 
 
-async def activity_metrics(conn: AsyncConnection, journey_id: str, activity_id: str, activity_type: str) -> dict[str, int]:
+async def activity_metrics(
+    conn: AsyncConnection, journey_id: str, activity_id: str, activity_type: str
+) -> dict[str, int]:
     """Per-activity metrics: message outcomes from the message ledger, path counts from the counters."""
     metrics = {
         r.metric: int(r.value)
         for r in await conn.execute(
-            text("SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = :a GROUP BY metric"),
+            text(
+                "SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = :a GROUP BY metric"
+            ),
             {"j": journey_id, "a": activity_id},
         )
     }
@@ -125,7 +155,9 @@ async def activity_metrics(conn: AsyncConnection, journey_id: str, activity_id: 
         metrics.update({r.metric: int(r.n) for r in rows})
     if activity_type == "WAIT":
         waiting = await conn.scalar(
-            text("SELECT count(*) FROM participants WHERE journey_id = :j AND status = 'active' AND position = :a"),
+            text(
+                "SELECT count(*) FROM participants WHERE journey_id = :j AND status = 'active' AND position = :a"
+            ),
             {"j": journey_id, "a": activity_id},
         )
         metrics["WAITING"] = int(waiting or 0)

@@ -90,7 +90,13 @@ async def pending_journey_emails(
             LIMIT :limit
             """
         ),
-        {"journey_id": journey_id, "cohort_no": cohort_no, "lane": lane, "activity_id": activity_id, "limit": limit},
+        {
+            "journey_id": journey_id,
+            "cohort_no": cohort_no,
+            "lane": lane,
+            "activity_id": activity_id,
+            "limit": limit,
+        },
     )
     return [dict(r._mapping) for r in result]
 

@@ -16,23 +16,29 @@ class SegmentNotFound(LookupError):
     """A segment id (or version) that the app does not have."""
 
 
-async def load_definitions(conn: AsyncConnection, app_id: str) -> dict[tuple[str, int | None], WriteSegmentRequest]:
+async def load_definitions(
+    conn: AsyncConnection, app_id: str
+) -> dict[tuple[str, int | None], WriteSegmentRequest]:
     """Every segment of the app, current and by version, for resolving segment references."""
     found: dict[tuple[str, int | None], WriteSegmentRequest] = {}
-    current = await conn.execute(select(segments.c.id, segments.c.definition).where(segments.c.app_id == app_id))
+    current = await conn.execute(
+        select(segments.c.id, segments.c.definition).where(segments.c.app_id == app_id)
+    )
     for segment_id, definition in current:
         found[(segment_id, None)] = WriteSegmentRequest.model_validate(definition)
     rows = await conn.execute(
-        select(segment_versions.c.segment_id, segment_versions.c.version, segment_versions.c.definition).where(
-            segment_versions.c.app_id == app_id
-        )
+        select(
+            segment_versions.c.segment_id, segment_versions.c.version, segment_versions.c.definition
+        ).where(segment_versions.c.app_id == app_id)
     )
     for segment_id, version, definition in rows:
         found[(segment_id, version)] = WriteSegmentRequest.model_validate(definition)
     return found
 
 
-async def load_segment_clause(conn: AsyncConnection, app_id: str, segment_id: str, *, now: datetime) -> ColumnElement[bool]:
+async def load_segment_clause(
+    conn: AsyncConnection, app_id: str, segment_id: str, *, now: datetime
+) -> ColumnElement[bool]:
     """The SQL condition over ``endpoints`` that selects the members of a segment of ``app_id``.
 
     Raises:
@@ -44,6 +50,8 @@ async def load_segment_clause(conn: AsyncConnection, app_id: str, segment_id: st
         try:
             return definitions[(ref_id, version)]
         except KeyError:
-            raise SegmentNotFound(f"segment {ref_id}" + (f" version {version}" if version else "") + " not found") from None
+            raise SegmentNotFound(
+                f"segment {ref_id}" + (f" version {version}" if version else "") + " not found"
+            ) from None
 
     return segment_clause(resolve(segment_id, None), now=now, resolve=resolve)

@@ -89,7 +89,12 @@ endpoints = Table(
     Index("ix_endpoints_user", "app_id", "user_id", postgresql_where=text("user_id IS NOT NULL")),
     Index("ix_endpoints_address", "app_id", "address"),
     Index("ix_endpoints_last_active", "app_id", "last_active_at"),
-    Index("ix_endpoints_attributes", "attributes", postgresql_using="gin", postgresql_ops={"attributes": "jsonb_path_ops"}),
+    Index(
+        "ix_endpoints_attributes",
+        "attributes",
+        postgresql_using="gin",
+        postgresql_ops={"attributes": "jsonb_path_ops"},
+    ),
     Index(
         "ix_endpoints_user_attributes",
         "user_attributes",
@@ -215,7 +220,13 @@ participants = Table(
     _ts("entered_at"),
     _ts("updated_at"),
     PrimaryKeyConstraint("journey_id", "endpoint_id", "entry_no"),
-    Index("ix_participants_cohort_lane", "journey_id", "cohort_no", "lane", postgresql_where=text("status = 'active'")),
+    Index(
+        "ix_participants_cohort_lane",
+        "journey_id",
+        "cohort_no",
+        "lane",
+        postgresql_where=text("status = 'active'"),
+    ),
 )
 
 journey_cohorts = Table(

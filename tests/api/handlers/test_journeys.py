@@ -26,7 +26,10 @@ def draft(segment_id: str, **changes: Any) -> dict[str, Any]:
 
 INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "unknown next activity": (
-        {"Activities": {"welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "nowhere"}}}, "StartActivity": "welcome"},
+        {
+            "Activities": {"welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "nowhere"}}},
+            "StartActivity": "welcome",
+        },
         "activity 'welcome' leads to 'nowhere', which is not an activity of this journey",
     ),
     "cycle without a wait": (
@@ -43,7 +46,10 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"Activities": {"a": {"EMAIL": {"TemplateName": "no_such_template"}}}, "StartActivity": "a"},
         "email template 'no_such_template' does not exist",
     ),
-    "unknown start activity": ({"StartActivity": "zzz"}, "StartActivity 'zzz' is not one of the journey's activities"),
+    "unknown start activity": (
+        {"StartActivity": "zzz"},
+        "StartActivity 'zzz' is not one of the journey's activities",
+    ),
     "bad wait duration": (
         {"Activities": {"a": {"Wait": {"WaitTime": {"WaitFor": "two days"}}}}, "StartActivity": "a"},
         "is not an ISO-8601 duration",
@@ -61,11 +67,18 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(INVALID))
-async def test_invalid_journeys_are_refused_and_not_stored(setup: tuple[AppState, Audience], case: str) -> None:
+async def test_invalid_journeys_are_refused_and_not_stored(
+    setup: tuple[AppState, Audience], case: str
+) -> None:
     state, audience = setup
     changes, message = INVALID[case]
     with pytest.raises(BadRequestError) as err:
-        await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=draft(audience.segment_id, **changes))
+        await call(
+            state,
+            "CreateJourney",
+            ApplicationId=audience.app_id,
+            WriteJourneyRequest=draft(audience.segment_id, **changes),
+        )
     assert message in err.value.message
     listed = await call(state, "ListJourneys", ApplicationId=audience.app_id)
     assert listed["JourneysResponse"]["Item"] == []
@@ -73,7 +86,12 @@ async def test_invalid_journeys_are_refused_and_not_stored(setup: tuple[AppState
 
 async def test_every_problem_is_reported_at_once(setup: tuple[AppState, Audience]) -> None:
     state, audience = setup
-    body = draft(audience.segment_id, Name="has space", Activities={"a": {"EMAIL": {"TemplateName": "missing", "NextActivity": "b"}}}, StartActivity="a")
+    body = draft(
+        audience.segment_id,
+        Name="has space",
+        Activities={"a": {"EMAIL": {"TemplateName": "missing", "NextActivity": "b"}}},
+        StartActivity="a",
+    )
     with pytest.raises(BadRequestError) as err:
         await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=body)
     assert "leads to 'b'" in err.value.message and "Name must be" in err.value.message
@@ -82,23 +100,66 @@ async def test_every_problem_is_reported_at_once(setup: tuple[AppState, Audience
 async def test_create_states_and_lifecycle_rules(setup: tuple[AppState, Audience]) -> None:
     state, audience = setup
     with pytest.raises(BadRequestError, match="State must be DRAFT or ACTIVE"):
-        await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=draft(audience.segment_id, State="PAUSED"))
-    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=draft(audience.segment_id))
+        await call(
+            state,
+            "CreateJourney",
+            ApplicationId=audience.app_id,
+            WriteJourneyRequest=draft(audience.segment_id, State="PAUSED"),
+        )
+    created = await call(
+        state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=draft(audience.segment_id)
+    )
     journey = created["JourneyResponse"]
-    assert journey["State"] == "DRAFT" and journey["Activities"]["welcome"]["EMAIL"]["TemplateName"] == "welcome"
+    assert (
+        journey["State"] == "DRAFT" and journey["Activities"]["welcome"]["EMAIL"]["TemplateName"] == "welcome"
+    )
     updated = await call(
-        state, "UpdateJourney", ApplicationId=audience.app_id, JourneyId=journey["Id"], WriteJourneyRequest=draft(audience.segment_id, Name="renamed")
+        state,
+        "UpdateJourney",
+        ApplicationId=audience.app_id,
+        JourneyId=journey["Id"],
+        WriteJourneyRequest=draft(audience.segment_id, Name="renamed"),
     )
     assert updated["JourneyResponse"]["Name"] == "renamed"
     with pytest.raises(BadRequestError, match="State must be ACTIVE, PAUSED or CANCELLED"):
-        await call(state, "UpdateJourneyState", ApplicationId=audience.app_id, JourneyId=journey["Id"], JourneyStateRequest={"State": "COMPLETED"})
+        await call(
+            state,
+            "UpdateJourneyState",
+            ApplicationId=audience.app_id,
+            JourneyId=journey["Id"],
+            JourneyStateRequest={"State": "COMPLETED"},
+        )
     with pytest.raises(ConflictError, match="is DRAFT: it cannot become PAUSED"):
-        await call(state, "UpdateJourneyState", ApplicationId=audience.app_id, JourneyId=journey["Id"], JourneyStateRequest={"State": "PAUSED"})
-    cancelled = await call(state, "UpdateJourneyState", ApplicationId=audience.app_id, JourneyId=journey["Id"], JourneyStateRequest={"State": "CANCELLED"})
+        await call(
+            state,
+            "UpdateJourneyState",
+            ApplicationId=audience.app_id,
+            JourneyId=journey["Id"],
+            JourneyStateRequest={"State": "PAUSED"},
+        )
+    cancelled = await call(
+        state,
+        "UpdateJourneyState",
+        ApplicationId=audience.app_id,
+        JourneyId=journey["Id"],
+        JourneyStateRequest={"State": "CANCELLED"},
+    )
     assert cancelled["JourneyResponse"]["State"] == "CANCELLED"
     with pytest.raises(ConflictError, match="is CANCELLED: it cannot be changed"):
-        await call(state, "UpdateJourney", ApplicationId=audience.app_id, JourneyId=journey["Id"], WriteJourneyRequest=draft(audience.segment_id))
+        await call(
+            state,
+            "UpdateJourney",
+            ApplicationId=audience.app_id,
+            JourneyId=journey["Id"],
+            WriteJourneyRequest=draft(audience.segment_id),
+        )
     with pytest.raises(NotFoundError, match="Journey nope not found"):
         await call(state, "GetJourney", ApplicationId=audience.app_id, JourneyId="nope")
     with pytest.raises(NotFoundError, match="has no activity 'zzz'"):
-        await call(state, "GetJourneyExecutionActivityMetrics", ApplicationId=audience.app_id, JourneyId=journey["Id"], JourneyActivityId="zzz")
+        await call(
+            state,
+            "GetJourneyExecutionActivityMetrics",
+            ApplicationId=audience.app_id,
+            JourneyId=journey["Id"],
+            JourneyActivityId="zzz",
+        )

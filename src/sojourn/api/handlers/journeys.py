@@ -34,7 +34,9 @@ def parse_definition(body: dict[str, Any]) -> JourneyDefinition:
         raise BadRequestError("Invalid journey: " + "; ".join(problems)) from None
 
 
-async def check_definition(conn: AsyncConnection, app_id: str, definition: JourneyDefinition, state: str) -> None:
+async def check_definition(
+    conn: AsyncConnection, app_id: str, definition: JourneyDefinition, state: str
+) -> None:
     """Everything that must hold before a journey is stored: graph, templates, entry condition.
 
     Raises:
@@ -46,11 +48,15 @@ async def check_definition(conn: AsyncConnection, app_id: str, definition: Journ
     for name, version in sorted(template_names(definition), key=lambda t: (t[0], t[1] or "")):
         if await load_email_template(conn, name, version) is None:
             suffix = f" version {version}" if version else ""
-            problems.append(f"email template '{name}'{suffix} does not exist (create it with CreateEmailTemplate)")
+            problems.append(
+                f"email template '{name}'{suffix} does not exist (create it with CreateEmailTemplate)"
+            )
     cond = definition.StartCondition
     if cond is not None and cond.SegmentStartCondition is not None:
         try:
-            await load_segment_clause(conn, app_id, cond.SegmentStartCondition.SegmentId, now=datetime.now(UTC))
+            await load_segment_clause(
+                conn, app_id, cond.SegmentStartCondition.SegmentId, now=datetime.now(UTC)
+            )
         except SegmentNotFound as err:
             problems.append(f"StartCondition.SegmentStartCondition: {err}")
     if cond is not None and cond.EventStartCondition is not None:
@@ -60,7 +66,9 @@ async def check_definition(conn: AsyncConnection, app_id: str, definition: Journ
             problems.append("StartCondition.EventStartCondition.SegmentId is not supported by sojourn yet")
     if state == JourneyState.ACTIVE:
         if cond is None or (cond.SegmentStartCondition is None and cond.EventStartCondition is None):
-            problems.append("an ACTIVE journey needs a StartCondition (SegmentStartCondition or EventStartCondition)")
+            problems.append(
+                "an ACTIVE journey needs a StartCondition (SegmentStartCondition or EventStartCondition)"
+            )
         if not definition.Activities:
             problems.append("an ACTIVE journey needs at least one activity")
     if problems:
@@ -69,7 +77,9 @@ async def check_definition(conn: AsyncConnection, app_id: str, definition: Journ
 
 def journey_response(row: Any) -> dict[str, Any]:
     """A journeys row as Pinpoint's JourneyResponse."""
-    body = JourneyDefinition.model_validate(row.definition).model_dump(exclude_none=True, exclude={"CreationDate", "LastModifiedDate"})
+    body = JourneyDefinition.model_validate(row.definition).model_dump(
+        exclude_none=True, exclude={"CreationDate", "LastModifiedDate"}
+    )
     body.update(
         Id=row.id,
         ApplicationId=row.app_id,
@@ -108,7 +118,9 @@ async def _signal(state: AppState, app_id: str, journey_id: str, signal: str, *a
     try:
         await handle.signal(signal, *args)
     except RPCError as err:
-        raise InternalServerError(f"the journey's workflow did not take the {signal} signal: {err.message}") from err
+        raise InternalServerError(
+            f"the journey's workflow did not take the {signal} signal: {err.message}"
+        ) from err
 
 
 async def create_journey(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +137,9 @@ async def create_journey(ctx: RequestContext, params: dict[str, Any]) -> dict[st
     async with state.db.begin() as conn:
         await require_app(conn, app_id)
         await check_definition(conn, app_id, definition, journey_state)
-        await repo.insert_journey(conn, app_id, journey_id, definition.Name, journey_state, definition.wire(), tags)
+        await repo.insert_journey(
+            conn, app_id, journey_id, definition.Name, journey_state, definition.wire(), tags
+        )
         if journey_state == JourneyState.ACTIVE:
             # Started before commit: if Temporal refuses, nothing is stored; the workflow waits for the row.
             await _start(state, app_id, journey_id)
@@ -172,15 +186,21 @@ async def update_journey(ctx: RequestContext, params: dict[str, Any]) -> dict[st
         row = await _require_journey(conn, app_id, journey_id, for_update=True)
         current = row.state
         if current in (JourneyState.CANCELLED, JourneyState.COMPLETED, JourneyState.CLOSED):
-            raise ConflictError(f"journey {journey_id} is {current}: it cannot be changed; create a new journey")
+            raise ConflictError(
+                f"journey {journey_id} is {current}: it cannot be changed; create a new journey"
+            )
         target = str(definition.State or current)
         if target not in (JourneyState.DRAFT, JourneyState.ACTIVE, current):
-            raise BadRequestError(f"UpdateJourney can set State to DRAFT or ACTIVE, not {target}; use UpdateJourneyState")
+            raise BadRequestError(
+                f"UpdateJourney can set State to DRAFT or ACTIVE, not {target}; use UpdateJourneyState"
+            )
         if current != JourneyState.DRAFT and target == JourneyState.DRAFT:
             raise ConflictError(f"journey {journey_id} is {current}: it cannot go back to DRAFT")
         await check_definition(conn, app_id, definition, target)
         running = current in (JourneyState.ACTIVE, JourneyState.PAUSED)
-        await repo.update_definition(conn, app_id, journey_id, definition=definition.wire(), state=target, new_version=running)
+        await repo.update_definition(
+            conn, app_id, journey_id, definition=definition.wire(), state=target, new_version=running
+        )
         if current == JourneyState.DRAFT and target == JourneyState.ACTIVE:
             await _start(state, app_id, journey_id)
         elif running:
@@ -229,9 +249,15 @@ async def get_journey_execution_metrics(ctx: RequestContext, params: dict[str, A
     }
 
 
-async def get_journey_execution_activity_metrics(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+async def get_journey_execution_activity_metrics(
+    ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
     """GetJourneyExecutionActivityMetrics, from the message ledger and the journey counters."""
-    app_id, journey_id, activity_id = params["ApplicationId"], params["JourneyId"], params["JourneyActivityId"]
+    app_id, journey_id, activity_id = (
+        params["ApplicationId"],
+        params["JourneyId"],
+        params["JourneyActivityId"],
+    )
     async with ctx.state.db.connect() as conn:
         row = await _require_journey(conn, app_id, journey_id)
         definition = JourneyDefinition.model_validate(row.definition)
@@ -251,7 +277,9 @@ async def get_journey_execution_activity_metrics(ctx: RequestContext, params: di
     }
 
 
-async def _require_journey(conn: AsyncConnection, app_id: str, journey_id: str, *, for_update: bool = False) -> Any:
+async def _require_journey(
+    conn: AsyncConnection, app_id: str, journey_id: str, *, for_update: bool = False
+) -> Any:
     await require_app(conn, app_id)
     row = await repo.get_journey(conn, app_id, journey_id, for_update=for_update)
     if row is None:

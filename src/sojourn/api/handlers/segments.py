@@ -57,7 +57,11 @@ async def _check_references(conn: AsyncConnection, app_id: str, segment_id: str)
 
 
 async def _get_row(conn: AsyncConnection, app_id: str, segment_id: str) -> Any:
-    row = (await conn.execute(text("SELECT * FROM segments WHERE app_id = :a AND id = :s"), {"a": app_id, "s": segment_id})).first()
+    row = (
+        await conn.execute(
+            text("SELECT * FROM segments WHERE app_id = :a AND id = :s"), {"a": app_id, "s": segment_id}
+        )
+    ).first()
     if row is None:
         raise NotFoundError(f"Segment {segment_id} not found in application {app_id}")
     return row
@@ -78,7 +82,9 @@ async def create_segment(ctx: RequestContext, params: dict[str, Any]) -> dict[st
             {"a": app_id, "s": segment_id, "n": segment.Name, "d": stored, "t": json.dumps(tags)},
         )
         await conn.execute(
-            text("INSERT INTO segment_versions (app_id, segment_id, version, definition) VALUES (:a, :s, 1, CAST(:d AS jsonb))"),
+            text(
+                "INSERT INTO segment_versions (app_id, segment_id, version, definition) VALUES (:a, :s, 1, CAST(:d AS jsonb))"
+            ),
             {"a": app_id, "s": segment_id, "d": stored},
         )
         await _check_references(conn, app_id, segment_id)
@@ -103,7 +109,9 @@ async def update_segment(ctx: RequestContext, params: dict[str, Any]) -> dict[st
             {"a": app_id, "s": segment_id, "n": segment.Name, "d": stored, "t": json.dumps(tags)},
         )
         await conn.execute(
-            text("INSERT INTO segment_versions (app_id, segment_id, version, definition) VALUES (:a, :s, :v, CAST(:d AS jsonb))"),
+            text(
+                "INSERT INTO segment_versions (app_id, segment_id, version, definition) VALUES (:a, :s, :v, CAST(:d AS jsonb))"
+            ),
             {"a": app_id, "s": segment_id, "v": version, "d": stored},
         )
         await _check_references(conn, app_id, segment_id)
@@ -122,7 +130,11 @@ async def get_segment(ctx: RequestContext, params: dict[str, Any]) -> dict[str, 
 async def get_segments(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """GetSegments, paged with PageSize and Token."""
     app_id = params["ApplicationId"]
-    size = max(1, min(int(params.get("PageSize") or 100), 1000)) if str(params.get("PageSize") or "100").isdigit() else 100
+    size = (
+        max(1, min(int(params.get("PageSize") or 100), 1000))
+        if str(params.get("PageSize") or "100").isdigit()
+        else 100
+    )
     token = str(params.get("Token") or "0")
     offset = int(token) if token.isdigit() else 0
     async with ctx.state.db.connect() as conn:
@@ -154,8 +166,13 @@ async def delete_segment(ctx: RequestContext, params: dict[str, Any]) -> dict[st
         )
         if used:
             raise ConflictError(f"Segment {segment_id} is the entry segment of {used} running journey(s)")
-        await conn.execute(text("DELETE FROM segment_versions WHERE app_id = :a AND segment_id = :s"), {"a": app_id, "s": segment_id})
-        await conn.execute(text("DELETE FROM segments WHERE app_id = :a AND id = :s"), {"a": app_id, "s": segment_id})
+        await conn.execute(
+            text("DELETE FROM segment_versions WHERE app_id = :a AND segment_id = :s"),
+            {"a": app_id, "s": segment_id},
+        )
+        await conn.execute(
+            text("DELETE FROM segments WHERE app_id = :a AND id = :s"), {"a": app_id, "s": segment_id}
+        )
     return {"SegmentResponse": segment_response(row, ctx.state.settings.region)}
 
 
