@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sojourn.domain.journeys import graph_problems
-from sojourn.dsl import Journey, email, holdout, random_split, split_on, wait
+from sojourn.dsl import Journey, email, holdout, multi_split, random_split, split_on, wait
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -65,3 +65,28 @@ def test_steps_after_a_split_are_refused() -> None:
 def test_entry_is_segment_or_event() -> None:
     with pytest.raises(ValueError, match="either by segment"):
         Journey("x")
+
+
+def test_multi_split_first_branch_wins_in_order() -> None:
+    d = (
+        Journey("multi", segment="s")
+        .then(
+            email("welcome"),
+            multi_split(
+                ("clicked", "welcome", [email("buyer")]),
+                ("opened", "welcome", [email("reader")]),
+                otherwise=[email("nudge")],
+                within=wait(days=3),
+            ),
+        )
+        .definition(now=NOW)
+    )
+    assert graph_problems(d) == []
+    multi = d.Activities["multisplit"].MultiCondition
+    assert multi is not None
+    assert [b.NextActivity for b in multi.Branches] == [
+        "buyer",
+        "reader",
+    ] and multi.DefaultActivity == "nudge"
+    assert [b.Condition.EventCondition.MessageActivity for b in multi.Branches] == ["welcome", "welcome"]  # type: ignore[union-attr]
+    assert multi.EvaluationWaitTime is not None and multi.EvaluationWaitTime.WaitFor == "P3D"

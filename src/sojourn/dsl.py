@@ -77,6 +77,34 @@ def holdout(percentage: int) -> Step:
     return Step("Holdout", f"holdout{percentage}", {"Percentage": percentage})
 
 
+def _event_condition(event: str, of: str) -> dict[str, Any]:
+    values = [EVENT_ALIASES.get(event, event)]
+    return {
+        "EventCondition": {
+            "MessageActivity": of,
+            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": values}},
+        }
+    }
+
+
+def multi_split(
+    *branches: tuple[str, str, list[Step]], otherwise: list[Step] | None = None, within: Step | None = None
+) -> Step:
+    """Multivariate split: up to 4 (event, email, steps) branches; the first that matches wins, else ``otherwise``.
+
+    Example: ``multi_split(("clicked", "welcome", [email("buyer")]), ("opened", "welcome", [email("reader")]),
+    otherwise=[email("nudge")], within=wait(days=3))``.
+    """
+    body: dict[str, Any] = {
+        "Branches": [{"Condition": _event_condition(event, of)} for event, of, _ in branches]
+    }
+    if within is not None:
+        body["EvaluationWaitTime"] = within.body["WaitTime"]
+    return Step(
+        "MultiCondition", "multisplit", body, branches=[steps for _, _, steps in branches] + [otherwise or []]
+    )
+
+
 def split_on(
     event: str,
     *,
@@ -94,24 +122,7 @@ def split_on(
         yes: Steps for participants who did.
         no: Steps for participants who did not.
     """
-    body: dict[str, Any] = {
-        "Condition": {
-            "Conditions": [
-                {
-                    "EventCondition": {
-                        "MessageActivity": of,
-                        "Dimensions": {
-                            "EventType": {
-                                "DimensionType": "INCLUSIVE",
-                                "Values": [EVENT_ALIASES.get(event, event)],
-                            }
-                        },
-                    }
-                }
-            ],
-            "Operator": "ALL",
-        }
-    }
+    body: dict[str, Any] = {"Condition": {"Conditions": [_event_condition(event, of)], "Operator": "ALL"}}
     if within is not None:
         body["EvaluationWaitTime"] = within.body["WaitTime"]
     return Step("ConditionalSplit", f"{event}split", body, branches=[yes or [], no or []])
@@ -193,8 +204,9 @@ class Journey:
         body["State"] = "ACTIVE" if self.active else "DRAFT"
         # Event conditions name the email by template; the API wants the activity id.
         for act in activities.values():
-            split = act.get("ConditionalSplit")
-            for cond in (split or {}).get("Condition", {}).get("Conditions", []):
+            conditions = (act.get("ConditionalSplit") or {}).get("Condition", {}).get("Conditions", [])
+            conditions += [b["Condition"] for b in (act.get("MultiCondition") or {}).get("Branches", [])]
+            for cond in conditions:
                 ev = cond.get("EventCondition")
                 if ev and ev["MessageActivity"] in ids:
                     ev["MessageActivity"] = ids[ev["MessageActivity"]]
@@ -235,6 +247,16 @@ def _link(steps: list[Step], activities: dict[str, dict[str, Any]], ids: dict[st
             body["FalseActivity"] = _link(step.branches[1], activities, ids)
             body = {k: v for k, v in body.items() if v is not None}
             activities[step.id] = {step.kind: body}
+            previous = None
+            break
+        if step.kind == "MultiCondition":
+            for entry, branch in zip(body["Branches"], step.branches[:-1], strict=True):
+                target = _link(branch, activities, ids)
+                if target is not None:
+                    entry["NextActivity"] = target
+            default = _link(step.branches[-1], activities, ids)
+            if default is not None:
+                body["DefaultActivity"] = default
             previous = None
             break
         if step.kind == "RandomSplit":

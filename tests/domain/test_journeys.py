@@ -185,3 +185,34 @@ def test_event_filter_matching() -> None:
     assert not event_matches(f, "signup", {"plan": "free"}, {"seats": 5})
     assert not event_matches(f, "signup", {"plan": "pro"}, {"seats": 4})
     assert not event_matches(f, "signup", {"plan": "pro"}, {})
+
+
+def multi(branches: list[dict[str, Any]], default: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"Branches": branches, "EvaluationWaitTime": {"WaitFor": "P1D"}}
+    if default:
+        body["DefaultActivity"] = default
+    return {"MultiCondition": body}
+
+
+def test_multi_condition_is_valid_with_up_to_four_branches() -> None:
+    opened = {
+        "EventCondition": {"MessageActivity": "a", "Dimensions": {"EventType": {"Values": ["_email.open"]}}}
+    }
+    ok = journey(
+        {
+            "a": email("m"),
+            "m": multi([{"Condition": opened, "NextActivity": "b"}], default="c"),
+            "b": email(),
+            "c": email(),
+        }
+    )
+    assert graph_problems(ok) == []
+    assert ok.Activities["m"].metric_type == "MULTI_CONDITIONAL_SPLIT"
+    five = journey({"a": email("m"), "m": multi([{"Condition": opened}] * 5)})
+    assert graph_problems(five) == ["activity 'm': MultiCondition needs 1 to 4 branches, it has 5"]
+    later = journey({"m": multi([{"Condition": opened, "NextActivity": "a"}]), "a": email()}, start="m")
+    assert graph_problems(later) == [
+        "activity 'm': EventCondition.MessageActivity 'a' does not come before this split"
+    ]
+    missing = journey({"a": email("m"), "m": multi([{"NextActivity": "a"}])})
+    assert "activity 'm': MultiCondition branch 1 needs a Condition" in graph_problems(missing)

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -247,3 +248,80 @@ async def test_event_entry_pause_freezes_waits_resume_and_cancel(
     assert metrics["JourneyExecutionMetricsResponse"]["Metrics"]["ENDPOINT_ENTERED"] == "2"
     got = await call(state, "GetJourney", ApplicationId=audience.app_id, JourneyId=journey_id)
     assert got["JourneyResponse"]["State"] == "CANCELLED"
+
+
+async def test_multi_condition_sends_each_member_down_the_first_matching_branch(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=6, templates=("welcome", "tips", "nudge", "bye"))
+
+    def on(event: str) -> dict[str, Any]:
+        return {
+            "EventCondition": {
+                "MessageActivity": "welcome",
+                "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [event]}},
+            }
+        }
+
+    request = {
+        "Name": "multi",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"SegmentStartCondition": {"SegmentId": audience.segment_id}},
+        "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
+        "Activities": {
+            "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "engaged"}},
+            "engaged": {
+                "MultiCondition": {
+                    "Branches": [
+                        {"Condition": on("_email.click"), "NextActivity": "tips"},
+                        {"Condition": on("_email.open"), "NextActivity": "nudge"},
+                    ],
+                    "DefaultActivity": "bye",
+                    "EvaluationWaitTime": {"WaitFor": "P2D"},
+                }
+            },
+            "tips": {"EMAIL": {"TemplateName": "tips"}},
+            "nudge": {"EMAIL": {"TemplateName": "nudge"}},
+            "bye": {"EMAIL": {"TemplateName": "bye"}},
+        },
+    }
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+    journey_id = created["JourneyResponse"]["Id"]
+
+    async def welcomed() -> None:
+        assert len(smtp_server.messages) == 6
+
+    await assert_eventually(welcomed)
+    a = audience.addresses
+    engagement = {
+        a[0]: ["_email.click", "_email.open"],
+        a[1]: ["_email.click"],
+        a[2]: ["_email.open"],
+        a[3]: ["_email.open"],
+    }
+    for address, kinds in engagement.items():
+        message_id = smtp_server.to(address)[0].message_id.strip("<>").split("@")[0]
+        for kind in kinds:
+            assert await record_engagement(state, message_id, kind, {})
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
+    assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
+    subjects = smtp_server.subjects_by_recipient()
+    assert [subjects[x][1] for x in a] == ["tips", "tips", "nudge", "nudge", "bye", "bye"]
+    split = await call(
+        state,
+        "GetJourneyExecutionActivityMetrics",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyActivityId="engaged",
+    )
+    body = split["JourneyExecutionActivityMetricsResponse"]
+    assert body["ActivityType"] == "MULTI_CONDITIONAL_SPLIT"
+    assert {k: body["Metrics"][k] for k in ("Branch_1", "Branch_2", "Branch_3")} == {
+        "Branch_1": "2",
+        "Branch_2": "2",
+        "Branch_3": "2",
+    }

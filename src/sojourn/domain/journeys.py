@@ -173,6 +173,28 @@ class RandomSplitActivity(WireModel):
     Branches: list[RandomSplitEntry] = Field(default_factory=list)
 
 
+class MultiConditionalBranch(WireModel):
+    """One path of a multivariate split: a single condition and where it leads."""
+
+    Condition: SimpleCondition | None = None
+    NextActivity: str | None = None
+
+
+class MultiConditionalSplitActivity(WireModel):
+    """Up to 4 condition branches plus the default path; the first branch that matches wins."""
+
+    Branches: list[MultiConditionalBranch] = Field(default_factory=list)
+    DefaultActivity: str | None = None
+    EvaluationWaitTime: WaitTimeSpec | None = None
+
+    def conditions(self) -> list[ConditionSpec]:
+        """Each branch's condition, as a one-condition Condition."""
+        return [
+            ConditionSpec(Conditions=[b.Condition] if b.Condition else [], Operator="ALL")
+            for b in self.Branches
+        ]
+
+
 class Activity(WireModel):
     """One node of the journey graph: exactly one activity type member, plus an optional description."""
 
@@ -187,7 +209,7 @@ class Activity(WireModel):
     PUSH: dict[str, Any] | None = None
     CUSTOM: dict[str, Any] | None = None
     ContactCenter: dict[str, Any] | None = None
-    MultiCondition: dict[str, Any] | None = None
+    MultiCondition: MultiConditionalSplitActivity | None = None
 
     @property
     def kind(self) -> str:
@@ -227,9 +249,19 @@ class Activity(WireModel):
         if raw is not None:
             return [raw.get("NextActivity")]
         if self.MultiCondition is not None:
-            branches = self.MultiCondition.get("Branches") or []
-            return [b.get("NextActivity") for b in branches] + [self.MultiCondition.get("DefaultActivity")]
+            return [b.NextActivity for b in self.MultiCondition.Branches] + [
+                self.MultiCondition.DefaultActivity
+            ]
         return []
+
+    @property
+    def evaluation_wait(self) -> WaitTimeSpec | None:
+        """How long a split waits before it evaluates (None: at once, or not a split)."""
+        if self.ConditionalSplit is not None:
+            return self.ConditionalSplit.EvaluationWaitTime
+        if self.MultiCondition is not None:
+            return self.MultiCondition.EvaluationWaitTime
+        return None
 
     @property
     def metric_type(self) -> str:
@@ -372,7 +404,8 @@ class JourneyProblem(ValueError):
         self.problems = problems
 
 
-SUPPORTED_KINDS = ("EMAIL", "Wait", "ConditionalSplit", "Holdout", "RandomSplit")
+SUPPORTED_KINDS = ("EMAIL", "Wait", "ConditionalSplit", "MultiCondition", "Holdout", "RandomSplit")
+MAX_MULTI_BRANCHES = 4
 
 
 def graph_problems(definition: JourneyDefinition) -> list[str]:
@@ -438,6 +471,15 @@ def _activity_problems(aid: str, act: Activity, acts: dict[str, Activity]) -> li
             problems.append(
                 f"activity '{aid}': ConditionalSplit needs a Condition with at least one condition"
             )
+    if act.MultiCondition is not None:
+        multi = act.MultiCondition.Branches
+        if not 1 <= len(multi) <= MAX_MULTI_BRANCHES:
+            problems.append(
+                f"activity '{aid}': MultiCondition needs 1 to {MAX_MULTI_BRANCHES} branches, it has {len(multi)}"
+            )
+        for i, branch in enumerate(multi, start=1):
+            if branch.Condition is None:
+                problems.append(f"activity '{aid}': MultiCondition branch {i} needs a Condition")
     if act.RandomSplit is not None:
         branches = act.RandomSplit.Branches
         if not 2 <= len(branches) <= 5:
@@ -463,9 +505,7 @@ def _walk(start: str, acts: dict[str, Activity]) -> Iterator[str]:
 
 
 def _delays(act: Activity) -> bool:
-    if act.Wait is not None:
-        return True
-    return act.ConditionalSplit is not None and act.ConditionalSplit.EvaluationWaitTime is not None
+    return act.Wait is not None or act.evaluation_wait is not None
 
 
 def _cycle_problems(start: str, acts: dict[str, Activity]) -> list[str]:
@@ -510,13 +550,19 @@ def _ancestors(target: str, acts: dict[str, Activity]) -> set[str]:
     return found
 
 
+def _split_conditions(act: Activity) -> list[SimpleCondition]:
+    """Every simple condition a split activity evaluates."""
+    if act.ConditionalSplit is not None and act.ConditionalSplit.Condition is not None:
+        return list(act.ConditionalSplit.Condition.Conditions)
+    if act.MultiCondition is not None:
+        return [b.Condition for b in act.MultiCondition.Branches if b.Condition is not None]
+    return []
+
+
 def _event_condition_problems(acts: dict[str, Activity]) -> list[str]:
     problems: list[str] = []
     for aid, act in acts.items():
-        split = act.ConditionalSplit
-        if split is None or split.Condition is None:
-            continue
-        for cond in split.Condition.Conditions:
+        for cond in _split_conditions(act):
             ev = cond.EventCondition
             if ev is None:
                 continue

@@ -127,9 +127,9 @@ class CohortWorkflow:
                 waits.append(current)
                 current = act.Wait.NextActivity
                 continue
-            split = act.ConditionalSplit
-            if split is not None and split.EvaluationWaitTime is not None:
-                due += split.EvaluationWaitTime.delay(due)
+            evaluation = act.evaluation_wait
+            if evaluation is not None:
+                due += evaluation.delay(due)
             break
         return due - now, waits, current
 

@@ -17,7 +17,7 @@ from temporalio import activity
 
 from sojourn.channels.email import EmailTransport, OutgoingEmail, SendResult
 from sojourn.channels.tracking import instrument_html
-from sojourn.domain.journeys import Activity
+from sojourn.domain.journeys import Activity, ConditionSpec
 from sojourn.domain.templates import build_context, render_email
 from sojourn.engine.inputs import Branch, LaneEnd, StepInput, StepResult
 from sojourn.engine.split_sql import members_meeting
@@ -90,7 +90,12 @@ class StepActivities:
                 inp, ranges, metrics=tuple(f"Branch_{i + 1}" for i in range(len(ranges)))
             )
         if act.ConditionalSplit is not None:
-            return await self._condition_step(inp, act)
+            split = act.ConditionalSplit
+            return await self._split_step(inp, [split.Condition], [split.TrueActivity, split.FalseActivity])
+        if act.MultiCondition is not None:
+            multi = act.MultiCondition
+            targets = [b.NextActivity for b in multi.Branches] + [multi.DefaultActivity]
+            return await self._split_step(inp, multi.conditions(), targets)
         raise ValueError(f"activity {inp.activity_id}: {act.kind} is not supported")
 
     async def _bucket_step(
@@ -112,44 +117,45 @@ class StepActivities:
         ]
         return StepResult(branches=branches, processed=sum(moved))
 
-    async def _condition_step(self, inp: StepInput, act: Activity) -> StepResult:
-        assert inp.activity_id is not None and act.ConditionalSplit is not None
-        split = act.ConditionalSplit
+    async def _split_step(
+        self, inp: StepInput, conditions: Sequence[ConditionSpec | None], targets: Sequence[str | None]
+    ) -> StepResult:
+        """Branch ``i`` takes the members meeting ``conditions[i]`` and no earlier one; the last target the rest."""
+        assert inp.activity_id is not None and len(targets) == len(conditions) + 1
         async with self.db.begin() as conn:
             await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
-            members = await ledger.lane_members(
-                conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
+            remaining = set(
+                await ledger.lane_members(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
             )
-            chosen = await members_meeting(
-                conn, inp.app_id, inp.journey_id, split.Condition, members, now=datetime.now(UTC)
-            )
-            yes_lane, no_lane = f"{inp.lane}.1", f"{inp.lane}.2"
-            yes, no = await ledger.split_by_members(
+            chosen: list[set[tuple[str, int]] | None] = []
+            for condition in conditions:
+                met = await members_meeting(
+                    conn, inp.app_id, inp.journey_id, condition, sorted(remaining), now=datetime.now(UTC)
+                )
+                chosen.append(met)
+                remaining -= met
+            lanes = [f"{inp.lane}.{i + 1}" for i in range(len(targets))]
+            counts = await ledger.split_by_members(
                 conn,
                 inp.journey_id,
                 inp.cohort_no,
                 inp.lane,
                 inp.activity_id,
-                chosen,
-                ((yes_lane, split.TrueActivity), (no_lane, split.FalseActivity)),
+                [
+                    (lane, target, picked)
+                    for lane, target, picked in zip(lanes, targets, [*chosen, None], strict=True)
+                ],
             )
-            await ledger.add_counts(
-                conn,
-                inp.journey_id,
-                {
-                    (inp.activity_id, "Branch_1"): yes,
-                    (inp.activity_id, "Branch_2"): no,
-                    (inp.activity_id, "ENTERED"): yes + no,
-                },
-                shard=inp.cohort_no,
-            )
+            metrics = {(inp.activity_id, f"Branch_{i + 1}"): n for i, n in enumerate(counts)}
+            metrics[(inp.activity_id, "ENTERED")] = sum(counts)
+            await ledger.add_counts(conn, inp.journey_id, metrics, shard=inp.cohort_no)
         return StepResult(
             branches=[
-                Branch(lane=yes_lane, next_activity=split.TrueActivity, count=yes),
-                Branch(lane=no_lane, next_activity=split.FalseActivity, count=no),
+                Branch(lane=lane, next_activity=target, count=n)
+                for lane, target, n in zip(lanes, targets, counts, strict=True)
             ],
-            processed=yes + no,
-            detail=f"yes {yes}, no {no}",
+            processed=sum(counts),
+            detail=", ".join(f"branch {i + 1}: {n}" for i, n in enumerate(counts)),
         )
 
     async def _email_step(self, inp: StepInput, act: Activity) -> StepResult:

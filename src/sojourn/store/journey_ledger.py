@@ -179,44 +179,46 @@ async def split_by_members(
     cohort_no: int,
     lane: str,
     activity_id: str,
-    chosen: set[tuple[str, int]],
-    branches: tuple[tuple[str, str | None], tuple[str, str | None]],
-) -> tuple[int, int]:
-    """Send the ``chosen`` members of a lane down the first branch and the rest down the second.
+    branches: Sequence[tuple[str, str | None, set[tuple[str, int]] | None]],
+) -> list[int]:
+    """Send a lane's members at a split down its branches, in order.
 
     Args:
-        chosen: (endpoint id, entry number) of the members that take the first branch.
-        branches: ((first lane, first next activity), (second lane, second next activity)).
+        branches: (new lane, next activity or None to leave, chosen members or None for everyone still
+            at the split) per branch; members are (endpoint id, entry number).
 
     Returns:
-        (members sent down the first branch, members sent down the second).
+        Members sent down each branch.
     """
     counts: list[int] = []
     at = "journey_id = :j AND cohort_no = :c AND lane = :lane AND status = 'active' AND position = :a"
     params = {"j": journey_id, "c": cohort_no, "lane": lane, "a": activity_id}
-    pairs = sorted(chosen)
-    chosen_ids = [endpoint for endpoint, _ in pairs]
-    entries = [entry for _, entry in pairs]
-    for index, (new_lane, next_activity) in enumerate(branches):
-        # First the chosen members (by id and entry), then everyone still left at the split.
-        pick = (
-            "AND (endpoint_id, entry_no) IN (SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:entries AS int[])))"
-            if index == 0
-            else ""
-        )
-        if index == 0 and not chosen:
+    for new_lane, next_activity, chosen in branches:
+        if chosen is not None and not chosen:
             counts.append(0)
             continue
+        pairs = sorted(chosen or ())
+        pick = (
+            "AND (endpoint_id, entry_no) IN (SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:entries AS int[])))"
+            if chosen is not None
+            else ""
+        )
         result = await conn.execute(
             text(
                 "UPDATE participants SET lane = :new_lane, position = :next, "
                 "status = CASE WHEN CAST(:next AS text) IS NULL THEN 'completed' ELSE 'active' END, updated_at = now() "
                 f"WHERE {at} {pick}"
             ),
-            {**params, "new_lane": new_lane, "next": next_activity, "ids": chosen_ids, "entries": entries},
+            {
+                **params,
+                "new_lane": new_lane,
+                "next": next_activity,
+                "ids": [endpoint for endpoint, _ in pairs],
+                "entries": [entry for _, entry in pairs],
+            },
         )
         counts.append(int(result.rowcount or 0))
-    return counts[0], counts[1]
+    return counts
 
 
 async def record_cohort(
