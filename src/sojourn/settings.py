@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     cohort_size: int = Field(
         default=1000, ge=1, le=20000, description="Most participants moved by one cohort workflow."
     )
+    max_cohorts_in_flight: int = Field(
+        default=200, ge=1, le=1000, description="Most cohorts of one journey running at once."
+    )
+    journey_history_limit: int = Field(
+        default=5000, ge=50, description="History length at which a JourneyWorkflow continues as new."
+    )
     retention_days: int = Field(default=30, ge=1, description="How long Temporal keeps closed workflow runs.")
 
     @property

@@ -325,3 +325,49 @@ async def test_multi_condition_sends_each_member_down_the_first_matching_branch(
         "Branch_2": "2",
         "Branch_3": "2",
     }
+
+
+async def test_many_cohorts_run_through_a_window_across_continue_as_new(
+    db: AsyncEngine, dev_env: WorkflowEnvironment, smtp_server: SmtpSink
+) -> None:
+    # On the dev server: the time-skipping server stops skipping after a parent with running children
+    # continues as new, so this one waits two real seconds.
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4().hex}",
+        smtp_url=smtp_server.url,
+        cohort_size=5,
+        max_cohorts_in_flight=2,
+        journey_history_limit=50,
+    )
+    state = AppState(db=db, settings=settings)
+    state.use_temporal(dev_env.client)
+    worker = build_worker(
+        dev_env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+    )
+    async with worker:
+        audience = await app_with_audience(state, members=40, templates=("welcome",))
+        request = {
+            "Name": "window",
+            "State": "ACTIVE",
+            "StartActivity": "welcome",
+            "StartCondition": {"SegmentStartCondition": {"SegmentId": audience.segment_id}},
+            "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
+            "Activities": {
+                "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "later"}},
+                "later": {"Wait": {"WaitTime": {"WaitFor": "PT1S"}}},
+            },
+        }
+        created = await call(
+            state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request
+        )
+        journey_id = created["JourneyResponse"]["Id"]
+        handle = dev_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+        assert await handle.result() == "COMPLETED"
+        history = await handle.fetch_history()
+    # The journey handed itself over to a new run while starting its 8 cohorts two at a time.
+    assert history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+    assert sorted(m.to for m in smtp_server.messages) == sorted(audience.addresses)
+    metrics = await call(
+        state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id
+    )
+    assert metrics["JourneyExecutionMetricsResponse"]["Metrics"]["ENDPOINT_LEFT"] == "40"

@@ -26,6 +26,7 @@ class JourneyCarry(BaseModel):
     enrolled: bool = False
     plan: JourneyPlan | None = None
     next_cohort_no: int = 0
+    pending: list[CohortSpec] = Field(default_factory=list)
 
 
 class JourneyPlan(BaseModel):
@@ -41,6 +42,10 @@ class JourneyPlan(BaseModel):
     entry: str  # "segment" | "event" | "none"
     segment_id: str | None = None
     cohort_size: int = 1000
+    # At most this many cohorts run at once; the rest wait their turn (a million entrants are 1,000 cohorts).
+    max_cohorts_in_flight: int = 200
+    # Continue-as-new once the JourneyWorkflow's history is this long.
+    history_limit: int = 5000
 
 
 class JourneyRef(BaseModel):
@@ -136,6 +141,13 @@ class LaneEnd(BaseModel):
     lane: str
     status: str
     waited: list[str] = Field(default_factory=list)
+
+
+class CohortsCancel(BaseModel):
+    """Releases the members of cohorts that never started (the journey was cancelled first)."""
+
+    journey_id: str
+    cohort_nos: list[int]
 
 
 class JourneyFinish(BaseModel):

@@ -16,7 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from sojourn.domain.journeys import JourneyDefinition, JourneyState, journey_window
-from sojourn.engine.inputs import AdmitInput, CohortSpec, EnrollInput, JourneyFinish, JourneyPlan, JourneyRef
+from sojourn.engine.inputs import (
+    AdmitInput,
+    CohortsCancel,
+    CohortSpec,
+    EnrollInput,
+    JourneyFinish,
+    JourneyPlan,
+    JourneyRef,
+)
 from sojourn.settings import Settings
 from sojourn.store import journey_ledger as ledger
 from sojourn.store.segments_repo import load_segment_clause
@@ -34,7 +42,28 @@ class JourneyActivities:
 
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
-        return [self.load_journey_plan, self.enroll_segment, self.admit_intake, self.finish_journey]
+        return [
+            self.load_journey_plan,
+            self.enroll_segment,
+            self.admit_intake,
+            self.cancel_cohorts,
+            self.finish_journey,
+        ]
+
+    @activity.defn(name="cancel_cohorts")
+    async def cancel_cohorts(self, inp: CohortsCancel) -> int:
+        """Members of cohorts that never started leave the journey as cancelled."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                text(
+                    "UPDATE participants SET status = 'cancelled', position = NULL, updated_at = now() "
+                    "WHERE journey_id = :j AND cohort_no = ANY(:c) AND status = 'active'"
+                ),
+                {"j": inp.journey_id, "c": inp.cohort_nos},
+            )
+            n = int(result.rowcount or 0)
+            await ledger.add_counts(conn, inp.journey_id, {("", "CANCELLED"): n}, shard=ledger.JOURNEY_SHARD)
+        return n
 
     @activity.defn(name="load_journey_plan")
     async def load_journey_plan(self, ref: JourneyRef) -> JourneyPlan:
@@ -68,6 +97,8 @@ class JourneyActivities:
             entry=entry,
             segment_id=definition.entry_segment_id,
             cohort_size=self.settings.cohort_size,
+            max_cohorts_in_flight=self.settings.max_cohorts_in_flight,
+            history_limit=self.settings.journey_history_limit,
         )
 
     @activity.defn(name="enroll_segment")

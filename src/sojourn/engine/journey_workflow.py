@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from sojourn.engine.inputs import (
         AdmitInput,
         CohortInput,
+        CohortsCancel,
         CohortSpec,
         EnrollInput,
         JourneyCarry,
@@ -35,7 +36,6 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=time
 # then less and less often while nothing arrives, so an idle journey costs a few workflow tasks an hour.
 INTAKE_POLL_FIRST = timedelta(seconds=30)
 INTAKE_POLL_MAX = timedelta(hours=1)
-CONTINUE_AS_NEW_AFTER = 5000
 
 
 @workflow.defn(name="JourneyWorkflow")
@@ -47,6 +47,7 @@ class JourneyWorkflow:
         self.active: set[int] = set()
         self.finished: set[int] = set()
         self.next_cohort_no = 0
+        self.pending: list[CohortSpec] = []
         self.doorbell_rang = False
         self.version_changed = False
         self.plan: JourneyPlan | None = None
@@ -99,6 +100,7 @@ class JourneyWorkflow:
             self.active = set(inp.carried.active_cohorts)
             enrolled = inp.carried.enrolled
             self.next_cohort_no = inp.carried.next_cohort_no
+            self.pending = list(inp.carried.pending)
             self.plan = inp.carried.plan
         if self.plan is None:
             self.plan = await self._load_plan()
@@ -112,6 +114,7 @@ class JourneyWorkflow:
             if self.state != "CANCELLED":
                 await self._enroll_segment()
             enrolled = True
+        await self._start_pending()
         if plan.entry == "event":
             enrolled = True
             await self._take_event_entrants()
@@ -166,8 +169,30 @@ class JourneyWorkflow:
             retry_policy=RETRY,
         )
         self.next_cohort_no += len(cohorts)
-        for spec in cohorts:
-            await self._start_cohort(spec)
+        self.pending = list(cohorts)
+
+    async def _start_pending(self) -> None:
+        """Start enrolled cohorts, at most ``max_cohorts_in_flight`` running at a time."""
+        assert self.plan is not None
+        limit = self.plan.max_cohorts_in_flight
+        while self.pending and self.state != "CANCELLED":
+            self._details(f"starting cohorts: {len(self.pending)} waiting their turn")
+            await workflow.wait_condition(lambda: len(self.active) < limit or self.state == "CANCELLED")
+            if self.state == "CANCELLED":
+                break
+            await self._start_cohort(self.pending.pop(0))
+            if workflow.info().get_current_history_length() > self.plan.history_limit:
+                await self._continue_as_new()
+        if self.pending:
+            await workflow.execute_activity(
+                "cancel_cohorts",
+                CohortsCancel(
+                    journey_id=self.plan.journey_id, cohort_nos=[c.cohort_no for c in self.pending]
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+            )
+            self.pending = []
 
     async def _take_event_entrants(self) -> None:
         assert self.plan is not None
@@ -179,7 +204,7 @@ class JourneyWorkflow:
             if self.state != "PAUSED":
                 await self._admit_waiting_entrants()
             self._details(f"taking event entrants until {self.plan.end_at.isoformat(timespec='seconds')}")
-            if workflow.info().get_current_history_length() > CONTINUE_AS_NEW_AFTER:
+            if workflow.info().get_current_history_length() > self.plan.history_limit:
                 await self._continue_as_new()
             try:
                 await workflow.wait_condition(
@@ -270,6 +295,7 @@ class JourneyWorkflow:
                     enrolled=True,
                     plan=self.plan,
                     next_cohort_no=self.next_cohort_no,
+                    pending=self.pending,
                 ),
             )
         )
