@@ -45,6 +45,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
     )
     deploy.set_defaults(run=cmd_deploy)
+    journeys = sub.add_parser("journeys", help="work with journeys")
+    journeys_sub = journeys.add_subparsers(dest="journeys_command", required=True, metavar="COMMAND")
+    review = journeys_sub.add_parser(
+        "review",
+        help="review journeys before activation: blocking errors, then recommendations",
+        description="Review the journeys of a Python file (see workflows/), or one journey of an app through the API. "
+        "Exits 1 when a journey has a blocking error.",
+    )
+    review.add_argument("file", type=Path, nargs="?", help="a Python file that defines sojourn.dsl.Journey objects")
+    review.add_argument("--app", help="application id (with --journey: review a stored journey through the API)")
+    review.add_argument("--journey", help="journey id")
+    review.add_argument("--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)")
+    review.set_defaults(run=cmd_journeys_review)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("SOJOURN_LOG_LEVEL", "INFO"),
@@ -99,24 +112,63 @@ def cmd_up(_: argparse.Namespace, settings: Settings) -> int:
     return run_up(settings)
 
 
-def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
-    """Create or update each journey defined in ``args.file`` (matched by name) through the API."""
+def _api_client(settings: Settings, endpoint_url: str | None) -> Any:
+    """A botocore Pinpoint client on this sojourn's API, signed with the configured key pair."""
     import botocore.session
 
-    from sojourn.dsl import Journey
-
-    namespace = runpy.run_path(str(args.file))
-    journeys = [v for v in namespace.values() if isinstance(v, Journey)]
-    if not journeys:
-        print(f"{args.file} defines no sojourn.dsl.Journey", file=sys.stderr)
-        return 2
-    client: Any = botocore.session.get_session().create_client(
+    return botocore.session.get_session().create_client(
         "pinpoint",
-        endpoint_url=args.endpoint_url or f"http://{settings.api_host}:{settings.api_port}",
+        endpoint_url=endpoint_url or f"http://{settings.api_host}:{settings.api_port}",
         region_name=settings.region,
         aws_access_key_id=settings.access_key_id,
         aws_secret_access_key=settings.secret_access_key,
     )
+
+
+def _dsl_journeys(path: Path) -> list[Any]:
+    from sojourn.dsl import Journey
+
+    return [v for v in runpy.run_path(str(path)).values() if isinstance(v, Journey)]
+
+
+def cmd_journeys_review(args: argparse.Namespace, settings: Settings) -> int:
+    """Print each journey's blocking errors and recommendations; exit 1 if any journey cannot be published."""
+    from datetime import UTC, datetime
+
+    from sojourn.domain.journeys import JourneyDefinition
+    from sojourn.domain.review import review_journey
+
+    if args.file is not None:
+        definitions = [j.definition() for j in _dsl_journeys(args.file)]
+    elif args.app and args.journey:
+        body = _api_client(settings, args.endpoint_url).get_journey(ApplicationId=args.app, JourneyId=args.journey)
+        stored = {k: v for k, v in body["JourneyResponse"].items() if k in JourneyDefinition.model_fields}
+        definitions = [JourneyDefinition.model_validate(stored)]
+    else:
+        print("give a Python file, or --app and --journey", file=sys.stderr)
+        return 2
+    if not definitions:
+        print("no journey to review", file=sys.stderr)
+        return 2
+    blocked = False
+    for definition in definitions:
+        result = review_journey(definition, now=datetime.now(UTC))
+        blocked = blocked or not result.ok
+        print(f"journey {definition.Name}: {'ready' if result.ok else 'cannot be published'}")
+        for error in result.errors:
+            print(f"  error: {error}")
+        for advice in result.recommendations:
+            print(f"  recommendation: {advice}")
+    return 1 if blocked else 0
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    """Create or update each journey defined in ``args.file`` (matched by name) through the API."""
+    journeys = _dsl_journeys(args.file)
+    if not journeys:
+        print(f"{args.file} defines no sojourn.dsl.Journey", file=sys.stderr)
+        return 2
+    client = _api_client(settings, args.endpoint_url)
     existing = {
         j["Name"]: j["Id"] for j in client.list_journeys(ApplicationId=args.app)["JourneysResponse"]["Item"]
     }

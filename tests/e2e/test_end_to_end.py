@@ -256,6 +256,15 @@ def test_deploy_a_journey_written_in_python(sojourn: SojournProcess, tmp_path: P
     (journey,) = client.list_journeys(ApplicationId=app_id)["JourneysResponse"]["Item"]
     got = client.get_journey(ApplicationId=app_id, JourneyId=journey["Id"])["JourneyResponse"]
     assert got["StartActivity"] == "e2ewelcome"
+    review = subprocess.run(
+        [sys.executable, "-m", "sojourn", "journeys", "review", "--app", app_id, "--journey", journey["Id"]],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert review.returncode == 0 and "journey dsl-welcome: ready" in review.stdout, (
+        review.stdout + review.stderr
+    )
     assert set(got["Activities"]) == {"e2ewelcome", "wait5s", "openedsplit", "e2etips", "e2enudge"}
 
 
