@@ -53,10 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Review the journeys of a Python file (see workflows/), or one journey of an app through the API. "
         "Exits 1 when a journey has a blocking error.",
     )
-    review.add_argument("file", type=Path, nargs="?", help="a Python file that defines sojourn.dsl.Journey objects")
-    review.add_argument("--app", help="application id (with --journey: review a stored journey through the API)")
+    review.add_argument(
+        "file", type=Path, nargs="?", help="a Python file that defines sojourn.dsl.Journey objects"
+    )
+    review.add_argument(
+        "--app", help="application id (with --journey: review a stored journey through the API)"
+    )
     review.add_argument("--journey", help="journey id")
-    review.add_argument("--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)")
+    review.add_argument(
+        "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
+    )
     review.set_defaults(run=cmd_journeys_review)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -141,7 +147,9 @@ def cmd_journeys_review(args: argparse.Namespace, settings: Settings) -> int:
     if args.file is not None:
         definitions = [j.definition() for j in _dsl_journeys(args.file)]
     elif args.app and args.journey:
-        body = _api_client(settings, args.endpoint_url).get_journey(ApplicationId=args.app, JourneyId=args.journey)
+        body = _api_client(settings, args.endpoint_url).get_journey(
+            ApplicationId=args.app, JourneyId=args.journey
+        )
         stored = {k: v for k, v in body["JourneyResponse"].items() if k in JourneyDefinition.model_fields}
         definitions = [JourneyDefinition.model_validate(stored)]
     else:

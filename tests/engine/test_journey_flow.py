@@ -371,3 +371,81 @@ async def test_many_cohorts_run_through_a_window_across_continue_as_new(
         state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id
     )
     assert metrics["JourneyExecutionMetricsResponse"]["Metrics"]["ENDPOINT_LEFT"] == "40"
+
+
+async def test_event_entry_rules_segment_active_interval_and_cap(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=1, outsiders=1, templates=("welcome",))
+    request = {
+        "Name": "rules",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {
+            "EventStartCondition": {
+                "EventFilter": {
+                    "FilterType": "ENDPOINT",
+                    "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}},
+                },
+                "SegmentId": audience.segment_id,
+            }
+        },
+        "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
+        "Limits": {"EndpointReentryCap": 2, "EndpointReentryInterval": "PT1H"},
+        "Activities": {
+            "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "settle"}},
+            "settle": {"Wait": {"WaitTime": {"WaitFor": "PT10M"}}},
+        },
+    }
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+    journey_id = created["JourneyResponse"]["Id"]
+
+    async def signup(*endpoints: str) -> None:
+        batch = {
+            e: {
+                "Endpoint": {},
+                "Events": {uuid.uuid4().hex: {"EventType": "signup", "Timestamp": "2026-11-23T10:00:00Z"}},
+            }
+            for e in endpoints
+        }
+        await call(state, "PutEvents", ApplicationId=audience.app_id, EventsRequest={"BatchItem": batch})
+
+    async def metrics_reach(**expected: str) -> None:
+        async def check() -> None:
+            got = await call(
+                state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id
+            )
+            metrics = got["JourneyExecutionMetricsResponse"]["Metrics"]
+            for name, value in expected.items():
+                assert metrics.get(name) == value, (name, metrics)
+
+        await assert_eventually(check)
+
+    # ep1 is not in the segment (plan=free); ep0 is.
+    await signup("ep0", "ep1")
+    await metrics_reach(ENDPOINT_ENTERED="1")
+    await signup("ep0")  # still waiting in the journey
+    await metrics_reach(ENDPOINT_ENTERED="1", ACTIVE_ENDPOINT_REJECTED="1")
+    await time_skipping_env.sleep(timedelta(minutes=30))
+    await signup("ep0")  # left, but entered less than an hour ago
+    await metrics_reach(ENDPOINT_ENTERED="1", ACTIVE_ENDPOINT_REJECTED="1")
+    await time_skipping_env.sleep(timedelta(hours=1))
+    await signup("ep0")  # second entry: allowed
+    await metrics_reach(ENDPOINT_ENTERED="2")
+    await time_skipping_env.sleep(timedelta(hours=2))
+    await signup("ep0")  # a third entry is over the cap of 2
+    await metrics_reach(ENDPOINT_ENTERED="2", REENTRY_CAP_EXCEEDED="1")
+    assert [m.to for m in smtp_server.messages] == [audience.addresses[0]] * 2
+    async with state.db.connect() as conn:
+        counters = dict(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT metric, sum(value) FROM journey_counters WHERE journey_id = :j AND activity_id = '' GROUP BY metric"
+                    ),
+                    {"j": journey_id},
+                )
+            ).all()
+        )
+    assert counters["FILTERED_OUT_BY_SEGMENT"] == 1 and counters["REENTRY_INTERVAL_NOT_ELAPSED"] == 1

@@ -78,6 +78,10 @@ class AdmitInput(BaseModel):
     cohort_size: int
     cohort_no: int
     limits: dict[str, Any] = Field(default_factory=dict)
+    # EventStartCondition.SegmentId: only its members enter.
+    segment_id: str | None = None
+    # The journey's clock at admission (re-entry intervals are measured on it, as every journey timer is).
+    now: datetime | None = None
 
 
 class CohortSpec(BaseModel):

@@ -15,6 +15,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from sojourn.domain.durations import parse_duration
+from sojourn.domain.entry import entry_verdict
 from sojourn.domain.journeys import JourneyDefinition, JourneyState, journey_window
 from sojourn.engine.inputs import (
     AdmitInput,
@@ -95,7 +97,7 @@ class JourneyActivities:
             start_at=start_at,
             end_at=end_at,
             entry=entry,
-            segment_id=definition.entry_segment_id,
+            segment_id=definition.entry_segment_id or _event_entry_segment(definition),
             cohort_size=self.settings.cohort_size,
             max_cohorts_in_flight=self.settings.max_cohorts_in_flight,
             history_limit=self.settings.journey_history_limit,
@@ -126,87 +128,67 @@ class JourneyActivities:
 
     @activity.defn(name="admit_intake")
     async def admit_intake(self, inp: AdmitInput) -> CohortSpec | None:
-        """Turn waiting event-triggered entrants into cohort ``inp.cohort_no`` (None when nobody waits)."""
+        """Turn waiting event-triggered entrants into cohort ``inp.cohort_no`` (None when nobody waits).
+
+        Who enters follows :func:`sojourn.domain.entry.entry_verdict`; the others are counted by reason.
+        """
         async with self.db.begin() as conn:
             done = await ledger.cohorts_from(conn, inp.journey_id, inp.cohort_no, "intake")
             if done and done[0][0] == inp.cohort_no:
-                claimed = await conn.scalar(
-                    text("SELECT count(*) FROM journey_intake WHERE journey_id = :j AND cohort_no = :c"),
-                    {"j": inp.journey_id, "c": inp.cohort_no},
-                )
-                return CohortSpec(cohort_no=inp.cohort_no, size=done[0][1], claimed=int(claimed or 0))
-            claimed_ids = (
-                await conn.execute(
-                    text(
-                        """
-                        WITH batch AS (
-                          SELECT id FROM journey_intake WHERE journey_id = :j AND cohort_no IS NULL
-                          ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED)
-                        UPDATE journey_intake i SET cohort_no = :c FROM batch WHERE i.id = batch.id
-                        RETURNING i.endpoint_id
-                        """
-                    ),
-                    {"j": inp.journey_id, "n": inp.cohort_size, "c": inp.cohort_no},
-                )
-            ).fetchall()
-            if not claimed_ids:
+                claimed = await ledger.intake_of_cohort(conn, inp.journey_id, inp.cohort_no)
+                return CohortSpec(cohort_no=inp.cohort_no, size=done[0][1], claimed=len(claimed))
+            claimed = await ledger.claim_intake(conn, inp.journey_id, inp.cohort_no, inp.cohort_size)
+            if not claimed:
                 return None
-            reentry_cap = int(inp.limits.get("EndpointReentryCap") or 0)
-            entered = await conn.execute(
-                text(
-                    """
-                    INSERT INTO participants (journey_id, endpoint_id, entry_no, app_id, version, cohort_no, lane, position)
-                    SELECT :j, d.endpoint_id, COALESCE(prev.entries, 0) + 1, :a, :v, :c, '0', :start
-                    FROM (SELECT DISTINCT endpoint_id FROM journey_intake WHERE journey_id = :j AND cohort_no = :c) d
-                    LEFT JOIN LATERAL (
-                      SELECT max(entry_no) AS entries, bool_or(status = 'active') AS busy
-                      FROM participants p WHERE p.journey_id = :j AND p.endpoint_id = d.endpoint_id) prev ON true
-                    WHERE NOT COALESCE(prev.busy, false)
-                      AND (CAST(:cap AS int) = 0 OR COALESCE(prev.entries, 0) < CAST(:cap AS int))
-                    RETURNING endpoint_id
-                    """
-                ),
-                {
-                    "j": inp.journey_id,
-                    "a": inp.app_id,
-                    "v": inp.version,
-                    "c": inp.cohort_no,
-                    "start": inp.start_activity,
-                    "cap": reentry_cap,
-                },
-            )
-            size = len(entered.fetchall())
-            distinct = len({r[0] for r in claimed_ids})
-            busy = await self._count_rejections(conn, inp, distinct - size, reentry_cap)
-            await ledger.record_cohort(conn, inp.journey_id, inp.cohort_no, inp.version, size, "intake")
-            await ledger.add_counts(
-                conn, inp.journey_id, {("", "ENDPOINT_ENTERED"): size, **busy}, shard=ledger.JOURNEY_SHARD
-            )
-        return CohortSpec(cohort_no=inp.cohort_no, size=size, claimed=len(claimed_ids))
-
-    async def _count_rejections(
-        self, conn: Any, inp: AdmitInput, rejected: int, cap: int
-    ) -> dict[tuple[str, str], int]:
-        if rejected <= 0:
-            return {}
-        over_cap = 0
-        if cap:
-            over_cap = int(
-                await conn.scalar(
-                    text(
-                        """
-                        SELECT count(*) FROM (SELECT DISTINCT endpoint_id FROM journey_intake WHERE journey_id = :j AND cohort_no = :c) d
-                        WHERE (SELECT count(*) FROM participants p WHERE p.journey_id = :j AND p.endpoint_id = d.endpoint_id
-                               AND p.cohort_no <> :c) >= :cap
-                          AND NOT EXISTS (SELECT 1 FROM participants p WHERE p.journey_id = :j AND p.endpoint_id = d.endpoint_id
-                               AND p.status = 'active' AND p.cohort_no <> :c)
-                        """
-                    ),
-                    {"j": inp.journey_id, "c": inp.cohort_no, "cap": cap},
+            candidates = list(dict.fromkeys(claimed))
+            histories = await ledger.entry_histories(conn, inp.journey_id, candidates)
+            members = await self._segment_members(conn, inp, candidates)
+            now = inp.now or datetime.now(UTC)
+            interval = inp.limits.get("EndpointReentryInterval")
+            verdicts = {
+                endpoint: entry_verdict(
+                    histories.get(endpoint),
+                    in_segment=members is None or endpoint in members,
+                    cap=int(inp.limits.get("EndpointReentryCap") or 0),
+                    interval=parse_duration(interval) if interval else None,
+                    now=now,
                 )
-                or 0
+                for endpoint in candidates
+            }
+            admitted = [
+                (e, histories[e].entries + 1 if e in histories else 1)
+                for e, v in verdicts.items()
+                if v is None
+            ]
+            await ledger.enter(
+                conn,
+                app_id=inp.app_id,
+                journey_id=inp.journey_id,
+                version=inp.version,
+                cohort_no=inp.cohort_no,
+                start_activity=inp.start_activity,
+                admitted=admitted,
+                entered_at=now,
             )
-        return {("", "REENTRY_CAP_EXCEEDED"): over_cap, ("", "ACTIVE_ENDPOINT_REJECTED"): rejected - over_cap}
+            counts = Counter(("", v) for v in verdicts.values() if v is not None)
+            counts[("", "ENDPOINT_ENTERED")] = len(admitted)
+            await ledger.record_cohort(
+                conn, inp.journey_id, inp.cohort_no, inp.version, len(admitted), "intake"
+            )
+            await ledger.add_counts(conn, inp.journey_id, counts, shard=ledger.JOURNEY_SHARD)
+        return CohortSpec(cohort_no=inp.cohort_no, size=len(admitted), claimed=len(claimed))
+
+    async def _segment_members(self, conn: Any, inp: AdmitInput, candidates: list[str]) -> set[str] | None:
+        """Which candidates are in the segment that restricts entry (None: no such segment)."""
+        if not inp.segment_id:
+            return None
+        clause = await load_segment_clause(conn, inp.app_id, inp.segment_id, now=datetime.now(UTC))
+        rows = await conn.execute(
+            select(endpoints.c.id).where(
+                endpoints.c.app_id == inp.app_id, endpoints.c.id.in_(candidates), clause
+            )
+        )
+        return {r[0] for r in rows}
 
     @activity.defn(name="finish_journey")
     async def finish_journey(self, inp: JourneyFinish) -> None:
@@ -245,3 +227,9 @@ def enrollment_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
     )
     columns = ["journey_id", "endpoint_id", "entry_no", "app_id", "version", "cohort_no", "lane", "position"]
     return pg_insert(p).from_select(columns, rows).on_conflict_do_nothing().returning(p.c.cohort_no)
+
+
+def _event_entry_segment(definition: JourneyDefinition) -> str | None:
+    """The segment an event-triggered journey's entrants must be in (EventStartCondition.SegmentId)."""
+    cond = definition.StartCondition
+    return cond.EventStartCondition.SegmentId if cond and cond.EventStartCondition else None

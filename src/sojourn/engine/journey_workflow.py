@@ -232,6 +232,8 @@ class JourneyWorkflow:
                     cohort_size=self.plan.cohort_size,
                     cohort_no=self.next_cohort_no,
                     limits=self.plan.definition.get("Limits") or {},
+                    segment_id=self.plan.segment_id,
+                    now=workflow.now(),
                 ),
                 result_type=CohortSpec | None,  # type: ignore[arg-type]
                 start_to_close_timeout=ACTIVITY_TIMEOUT,

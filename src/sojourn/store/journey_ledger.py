@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sojourn.domain.entry import EntryHistory
 
 HASH_BUCKETS = 10_000
 
@@ -219,6 +222,79 @@ async def split_by_members(
         )
         counts.append(int(result.rowcount or 0))
     return counts
+
+
+async def claim_intake(conn: AsyncConnection, journey_id: str, cohort_no: int, limit: int) -> list[str]:
+    """Claim up to ``limit`` waiting intake rows for a cohort; their endpoint ids, oldest first."""
+    rows = await conn.execute(
+        text(
+            """
+            WITH batch AS (
+              SELECT id FROM journey_intake WHERE journey_id = :j AND cohort_no IS NULL
+              ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED)
+            UPDATE journey_intake i SET cohort_no = :c FROM batch WHERE i.id = batch.id
+            RETURNING i.id, i.endpoint_id
+            """
+        ),
+        {"j": journey_id, "n": limit, "c": cohort_no},
+    )
+    return [str(r[1]) for r in sorted(rows, key=lambda r: r[0])]
+
+
+async def intake_of_cohort(conn: AsyncConnection, journey_id: str, cohort_no: int) -> list[str]:
+    """Endpoint ids of the intake rows a cohort claimed."""
+    rows = await conn.execute(
+        text("SELECT endpoint_id FROM journey_intake WHERE journey_id = :j AND cohort_no = :c ORDER BY id"),
+        {"j": journey_id, "c": cohort_no},
+    )
+    return [str(r[0]) for r in rows]
+
+
+async def entry_histories(
+    conn: AsyncConnection, journey_id: str, endpoint_ids: Sequence[str]
+) -> dict[str, EntryHistory]:
+    """Earlier entries of these endpoints in the journey."""
+    rows = await conn.execute(
+        text(
+            "SELECT endpoint_id, max(entry_no), bool_or(status = 'active'), max(entered_at) FROM participants "
+            "WHERE journey_id = :j AND endpoint_id = ANY(:ids) GROUP BY endpoint_id"
+        ),
+        {"j": journey_id, "ids": list(endpoint_ids)},
+    )
+    return {str(r[0]): EntryHistory(entries=int(r[1]), active=bool(r[2]), last_entered_at=r[3]) for r in rows}
+
+
+async def enter(
+    conn: AsyncConnection,
+    *,
+    app_id: str,
+    journey_id: str,
+    version: int,
+    cohort_no: int,
+    start_activity: str,
+    admitted: Sequence[tuple[str, int]],
+    entered_at: datetime,
+) -> None:
+    """Put admitted (endpoint id, entry number) pairs into the journey as one cohort at ``start_activity``."""
+    if not admitted:
+        return
+    await conn.execute(
+        text(
+            "INSERT INTO participants (journey_id, endpoint_id, entry_no, app_id, version, cohort_no, lane, position, entered_at) "
+            "SELECT :j, e, n, :a, :v, :c, '0', :start, :at "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:entries AS int[])) AS t(e, n)"
+        ),
+        {
+            "j": journey_id,
+            "a": app_id,
+            "v": version,
+            "c": cohort_no,
+            "start": start_activity,
+            "at": entered_at,
+            "ids": [e for e, _ in admitted],
+            "entries": [n for _, n in admitted],
+        },
+    )
 
 
 async def record_cohort(

@@ -63,7 +63,12 @@ async def check_definition(
         if cond.EventStartCondition.EventFilter is None:
             problems.append("StartCondition.EventStartCondition needs an EventFilter")
         if cond.EventStartCondition.SegmentId:
-            problems.append("StartCondition.EventStartCondition.SegmentId is not supported by sojourn yet")
+            try:
+                await load_segment_clause(
+                    conn, app_id, cond.EventStartCondition.SegmentId, now=datetime.now(UTC)
+                )
+            except SegmentNotFound as err:
+                problems.append(f"StartCondition.EventStartCondition.SegmentId: {err}")
     if state == JourneyState.ACTIVE:
         if cond is None or (cond.SegmentStartCondition is None and cond.EventStartCondition is None):
             problems.append(
