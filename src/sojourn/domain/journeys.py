@@ -581,6 +581,44 @@ def _event_condition_problems(acts: dict[str, Activity]) -> list[str]:
     return problems
 
 
+def unsupported_settings(definition: JourneyDefinition) -> list[str]:
+    """Journey settings sojourn does not apply yet: refused rather than silently ignored."""
+    d = definition
+    found: list[str] = []
+    if d.QuietTime is not None and (d.QuietTime.Start or d.QuietTime.End):
+        found.append("QuietTime")
+    flags = {
+        "WaitForQuietTime": d.WaitForQuietTime,
+        "SendingSchedule": d.SendingSchedule,
+        "LocalTime": d.LocalTime,
+    }
+    found += [name for name, value in flags.items() if value]
+    found += [
+        name
+        for name, value in {
+            "OpenHours": d.OpenHours,
+            "ClosedDays": d.ClosedDays,
+            "RefreshFrequency": d.RefreshFrequency,
+            "TimezoneEstimationMethods": d.TimezoneEstimationMethods,
+            "JourneyChannelSettings": d.JourneyChannelSettings,
+        }.items()
+        if value
+    ]
+    if d.RefreshOnSegmentUpdate:
+        found.append("RefreshOnSegmentUpdate")
+    limits = d.Limits
+    if limits is not None:
+        caps = {
+            "DailyCap": limits.DailyCap,
+            "TotalCap": limits.TotalCap,
+            "MessagesPerSecond": limits.MessagesPerSecond,
+        }
+        found += [f"Limits.{name}" for name, value in caps.items() if value]
+        if limits.TimeframeCap is not None and limits.TimeframeCap.Cap:
+            found.append("Limits.TimeframeCap")
+    return [f"{name} is not supported by sojourn yet; remove it (it would not be applied)" for name in found]
+
+
 def template_names(definition: JourneyDefinition) -> set[tuple[str, str | None]]:
     """(TemplateName, TemplateVersion) of every email activity."""
     return {

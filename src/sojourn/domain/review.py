@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sojourn.domain.journeys import Activity, JourneyDefinition, graph_problems, parse_instant
+from sojourn.domain.journeys import (
+    Activity,
+    JourneyDefinition,
+    graph_problems,
+    parse_instant,
+    unsupported_settings,
+)
 
 
 @dataclass
@@ -27,7 +33,7 @@ class Review:
 
 def review_journey(definition: JourneyDefinition, *, now: datetime) -> Review:
     """Review a journey: the graph's blocking problems, then advice on timing and pacing."""
-    result = Review(errors=graph_problems(definition))
+    result = Review(errors=graph_problems(definition) + unsupported_settings(definition))
     if result.errors:
         return result
     acts = definition.Activities

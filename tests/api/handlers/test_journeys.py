@@ -59,6 +59,14 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         "StartCondition.SegmentStartCondition: segment nope not found",
     ),
     "name with spaces": ({"Name": "my journey"}, "Name must be 1-150 characters without spaces"),
+    "quiet time not applied yet": (
+        {"QuietTime": {"Start": "22:00", "End": "07:00"}},
+        "QuietTime is not supported by sojourn yet",
+    ),
+    "daily cap not applied yet": (
+        {"Limits": {"DailyCap": 3}},
+        "Limits.DailyCap is not supported by sojourn yet",
+    ),
     "unsupported activity": (
         {"Activities": {"a": {"SMS": {"TemplateName": "x"}}}, "StartActivity": "a"},
         "SMS activities are not supported by sojourn yet",

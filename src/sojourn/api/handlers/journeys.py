@@ -15,7 +15,13 @@ from temporalio.service import RPCError
 from sojourn.api.errors import BadRequestError, ConflictError, InternalServerError, NotFoundError
 from sojourn.api.server import Handler, RequestContext
 from sojourn.api.state import AppState
-from sojourn.domain.journeys import JourneyDefinition, JourneyState, graph_problems, template_names
+from sojourn.domain.journeys import (
+    JourneyDefinition,
+    JourneyState,
+    graph_problems,
+    template_names,
+    unsupported_settings,
+)
 from sojourn.engine import names
 from sojourn.engine.inputs import JourneyInput
 from sojourn.engine.journey_workflow import JourneyWorkflow
@@ -42,7 +48,7 @@ async def check_definition(
     Raises:
         BadRequestError: with every problem found, so the caller can fix them at once.
     """
-    problems = graph_problems(definition)
+    problems = graph_problems(definition) + unsupported_settings(definition)
     if not 1 <= len(definition.Name) <= 150 or any(c.isspace() for c in definition.Name):
         problems.append("Name must be 1-150 characters without spaces")
     for name, version in sorted(template_names(definition), key=lambda t: (t[0], t[1] or "")):
