@@ -449,3 +449,44 @@ async def test_event_entry_rules_segment_active_interval_and_cap(
             ).all()
         )
     assert counters["FILTERED_OUT_BY_SEGMENT"] == 1 and counters["REENTRY_INTERVAL_NOT_ELAPSED"] == 1
+
+
+async def test_daily_and_total_caps_skip_emails_over_the_cap(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=2, templates=("welcome", "tips", "nudge", "bye"))
+    request = {
+        "Name": "capped",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"SegmentStartCondition": {"SegmentId": audience.segment_id}},
+        "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
+        "Limits": {"DailyCap": 1, "TotalCap": 2},
+        "Activities": {
+            "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "hour"}},
+            "hour": {"Wait": {"WaitTime": {"WaitFor": "PT1H"}, "NextActivity": "tips"}},
+            "tips": {"EMAIL": {"TemplateName": "tips", "NextActivity": "day"}},
+            "day": {"Wait": {"WaitTime": {"WaitFor": "P1D"}, "NextActivity": "nudge"}},
+            "nudge": {"EMAIL": {"TemplateName": "nudge", "NextActivity": "again"}},
+            "again": {"Wait": {"WaitTime": {"WaitFor": "P2D"}, "NextActivity": "bye"}},
+            "bye": {"EMAIL": {"TemplateName": "bye"}},
+        },
+    }
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+    journey_id = created["JourneyResponse"]["Id"]
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
+    assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
+    # tips: a second email within 24 hours (DailyCap 1); bye: a third in all (TotalCap 2).
+    assert smtp_server.subjects_by_recipient() == {a: ["welcome", "nudge"] for a in audience.addresses}
+    for activity_id, metric in (("tips", "DAILY_CAP"), ("bye", "TOTAL_CAP"), ("nudge", "SUCCESS")):
+        got = await call(
+            state,
+            "GetJourneyExecutionActivityMetrics",
+            ApplicationId=audience.app_id,
+            JourneyId=journey_id,
+            JourneyActivityId=activity_id,
+        )
+        assert got["JourneyExecutionActivityMetricsResponse"]["Metrics"] == {metric: "2"}, activity_id

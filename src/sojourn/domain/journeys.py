@@ -608,12 +608,9 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
         found.append("RefreshOnSegmentUpdate")
     limits = d.Limits
     if limits is not None:
-        caps = {
-            "DailyCap": limits.DailyCap,
-            "TotalCap": limits.TotalCap,
-            "MessagesPerSecond": limits.MessagesPerSecond,
-        }
-        found += [f"Limits.{name}" for name, value in caps.items() if value]
+        # DailyCap, TotalCap, EndpointReentryCap and EndpointReentryInterval are applied.
+        if limits.MessagesPerSecond:
+            found.append("Limits.MessagesPerSecond")
         if limits.TimeframeCap is not None and limits.TimeframeCap.Cap:
             found.append("Limits.TimeframeCap")
     return [f"{name} is not supported by sojourn yet; remove it (it would not be applied)" for name in found]

@@ -89,6 +89,10 @@ class CohortWorkflow:
                     activity=act.model_dump(mode="json", exclude_none=True),
                     waited=waited,
                     visit=f"{lane}:{step}",
+                    now=workflow.now(),
+                    limits=self.definition.Limits.model_dump(exclude_none=True)
+                    if self.definition.Limits
+                    else {},
                 ),
                 result_type=StepResult,
                 start_to_close_timeout=STEP_TIMEOUT,

@@ -118,6 +118,9 @@ class StepInput(BaseModel):
     waited: list[str] = Field(default_factory=list)
     # Distinguishes visits of the same activity (loops), so message ids stay unique and deterministic.
     visit: str = ""
+    # The journey's clock when the step starts (caps count back from it) and the journey's Limits.
+    now: datetime | None = None
+    limits: dict[str, Any] = Field(default_factory=dict)
 
 
 class Branch(BaseModel):

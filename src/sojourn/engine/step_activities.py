@@ -172,6 +172,9 @@ class StepActivities:
                 lane=inp.lane,
                 activity_id=inp.activity_id,
                 visit=inp.visit,
+                now=inp.now or datetime.now(UTC),
+                daily_cap=int(inp.limits.get("DailyCap") or 0),
+                total_cap=int(inp.limits.get("TotalCap") or 0),
             )
             template = await load_email_template(conn, email.TemplateName or "", email.TemplateVersion)
             channel = await email_channel(conn, inp.app_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -21,6 +22,21 @@ CASE
 END
 """
 
+# The journey's per-endpoint caps (Limits.DailyCap, Limits.TotalCap), over messages sent or pending.
+_CAP_REASON = """
+CASE
+  WHEN CAST(:daily_cap AS int) > 0 AND (
+    SELECT count(*) FROM messages c WHERE c.journey_id = :journey_id AND c.endpoint_id = p.endpoint_id
+      AND c.status IN ('pending', 'sent') AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours'
+  ) >= CAST(:daily_cap AS int) THEN 'DAILY_CAP'
+  WHEN CAST(:total_cap AS int) > 0 AND (
+    SELECT count(*) FROM messages c WHERE c.journey_id = :journey_id AND c.endpoint_id = p.endpoint_id
+      AND c.status IN ('pending', 'sent')
+  ) >= CAST(:total_cap AS int) THEN 'TOTAL_CAP'
+  ELSE NULL
+END
+"""
+
 
 async def claim_journey_emails(
     conn: AsyncConnection,
@@ -32,11 +48,16 @@ async def claim_journey_emails(
     lane: str,
     activity_id: str,
     visit: str,
+    now: datetime,
+    daily_cap: int = 0,
+    total_cap: int = 0,
 ) -> Counter[str]:
-    """Insert a ledger row for every member of the lane at ``activity_id``; unreachable ones as ``skipped``.
+    """Insert a ledger row for every member of the lane at ``activity_id``; unreachable or capped ones as ``skipped``.
 
     The message id is md5(app/journey/version/activity/endpoint/entry/visit): the same on every retry, so
-    ``ON CONFLICT DO NOTHING`` makes the claim idempotent.
+    ``ON CONFLICT DO NOTHING`` makes the claim idempotent. The journey's DailyCap (rolling 24 hours before
+    ``now``) and TotalCap count this journey's messages to the endpoint that are sent or about to be; one
+    endpoint is in at most one step of a journey at a time, so the counts cannot race.
 
     Returns:
         New rows per status/reason (``pending`` or a skip reason); empty on a retry.
@@ -45,14 +66,14 @@ async def claim_journey_emails(
         text(
             f"""
             INSERT INTO messages (message_id, app_id, journey_id, activity_id, endpoint_id, entry_no, channel, address,
-                                  status, status_message)
+                                  status, status_message, created_at)
             SELECT md5(:app_id || '/' || :journey_id || '/' || :version || '/' || :activity_id || '/' || p.endpoint_id
                        || '/' || p.entry_no || '/' || :visit),
                    :app_id, :journey_id, :activity_id, p.endpoint_id, p.entry_no, 'EMAIL', e.address,
-                   CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason
+                   CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, :now
             FROM participants p
             LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = p.endpoint_id
-            CROSS JOIN LATERAL (SELECT {_SKIP_REASON} AS reason) r
+            CROSS JOIN LATERAL (SELECT COALESCE({_SKIP_REASON}, {_CAP_REASON}) AS reason) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
             ON CONFLICT (message_id) DO NOTHING
@@ -67,6 +88,9 @@ async def claim_journey_emails(
             "visit": visit,
             "cohort_no": cohort_no,
             "lane": lane,
+            "now": now,
+            "daily_cap": daily_cap,
+            "total_cap": total_cap,
         },
     )
     return Counter(str(r[0]) for r in result)

@@ -287,6 +287,7 @@ messages = Table(
     _ts("created_at"),
     Column("sent_at", DateTime(timezone=True)),
     # One participant's message of one activity: the split conditions and the send loop look rows up this way.
-    Index("ix_messages_participant", "journey_id", "activity_id", "endpoint_id", "entry_no"),
+    # Also serves the per-endpoint journey caps (journey_id, endpoint_id).
+    Index("ix_messages_participant", "journey_id", "endpoint_id", "activity_id", "entry_no"),
     Index("ix_messages_app", "app_id"),
 )

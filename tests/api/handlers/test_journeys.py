@@ -63,9 +63,9 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"QuietTime": {"Start": "22:00", "End": "07:00"}},
         "QuietTime is not supported by sojourn yet",
     ),
-    "daily cap not applied yet": (
-        {"Limits": {"DailyCap": 3}},
-        "Limits.DailyCap is not supported by sojourn yet",
+    "timeframe cap not applied yet": (
+        {"Limits": {"TimeframeCap": {"Cap": 3, "Days": 7}}},
+        "Limits.TimeframeCap is not supported by sojourn yet",
     ),
     "unsupported activity": (
         {"Activities": {"a": {"SMS": {"TemplateName": "x"}}}, "StartActivity": "a"},

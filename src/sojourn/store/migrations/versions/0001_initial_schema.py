@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:21:14.617532
+Create Date: 2026-11-23 10:09:01.893352
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_messages_participant",
         "messages",
-        ["journey_id", "activity_id", "endpoint_id", "entry_no"],
+        ["journey_id", "endpoint_id", "activity_id", "entry_no"],
         unique=False,
     )
     op.create_table(
