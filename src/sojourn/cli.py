@@ -64,6 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
     )
     review.set_defaults(run=cmd_journeys_review)
+    show = journeys_sub.add_parser(
+        "show",
+        help="print a journey's graph with per-activity counts",
+        description="Print a stored journey as a tree of activities, each with its execution metrics.",
+    )
+    show.add_argument("--app", required=True, help="application id")
+    show.add_argument("--journey", required=True, help="journey id")
+    show.add_argument(
+        "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
+    )
+    show.set_defaults(run=cmd_journeys_show)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("SOJOURN_LOG_LEVEL", "INFO"),
@@ -168,6 +179,31 @@ def cmd_journeys_review(args: argparse.Namespace, settings: Settings) -> int:
         for advice in result.recommendations:
             print(f"  recommendation: {advice}")
     return 1 if blocked else 0
+
+
+def cmd_journeys_show(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the journey's activities as a tree, each with its metrics, after the journey-level counts."""
+    from sojourn.domain.journey_tree import render_tree
+    from sojourn.domain.journeys import JourneyDefinition
+
+    client = _api_client(settings, args.endpoint_url)
+    body = client.get_journey(ApplicationId=args.app, JourneyId=args.journey)["JourneyResponse"]
+    definition = JourneyDefinition.model_validate(
+        {k: v for k, v in body.items() if k in JourneyDefinition.model_fields}
+    )
+    totals = client.get_journey_execution_metrics(ApplicationId=args.app, JourneyId=args.journey)
+    metrics = {
+        activity_id: client.get_journey_execution_activity_metrics(
+            ApplicationId=args.app, JourneyId=args.journey, JourneyActivityId=activity_id
+        )["JourneyExecutionActivityMetricsResponse"]["Metrics"]
+        for activity_id in definition.Activities
+    }
+    journey_counts = totals["JourneyExecutionMetricsResponse"]["Metrics"]
+    print(f"journey {definition.Name} ({args.journey}), {body['State']}")
+    print("  " + ", ".join(f"{k} {v}" for k, v in sorted(journey_counts.items())))
+    for line in render_tree(definition, metrics):
+        print(line)
+    return 0
 
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:

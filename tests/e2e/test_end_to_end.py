@@ -174,6 +174,15 @@ def test_segment_journey_with_open_split_and_restart(sojourn: SojournProcess, si
         ),
         what="COMPLETED",
     )
+    shown = subprocess.run(
+        [sys.executable, "-m", "sojourn", "journeys", "show", "--app", app_id, "--journey", journey["Id"]],
+        env={**sojourn.env},
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "welcome: EMAIL e2ewelcome  [SUCCESS 4]" in shown.stdout
+    assert "opened: ConditionalSplit  [Branch_1 1, Branch_2 3, ENTERED 4]" in shown.stdout
     # What a person finds in the Temporal UI: the journey and its cohort, by search attributes.
     found = asyncio.run(workflows_of(sojourn, app_id, journey["Id"]))
     assert sorted(found) == [
