@@ -12,7 +12,7 @@ from sojourn.api.state import AppState
 from sojourn.domain.journeys import parse_instant
 from sojourn.engine import names
 from sojourn.store.apps_repo import require_app
-from sojourn.store.endpoint_rows import touch_active, upsert_endpoints
+from sojourn.store.endpoint_rows import touch_active, upsert_endpoints, validate_endpoint_request
 from sojourn.store.events_repo import EventRow, record_events
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,12 @@ async def put_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
     upserts: list[tuple[str, dict[str, Any]]] = []
     for endpoint_id, item in batch.items():
         if item.get("Endpoint"):
+            try:
+                validate_endpoint_request(f"BatchItem.{endpoint_id}.Endpoint", item["Endpoint"])
+            except BadRequestError as err:
+                # Pinpoint answers per item: this endpoint and its events are refused, the rest go on.
+                results[endpoint_id] = _refused_item(item, err.message)
+                continue
             upserts.append((endpoint_id, dict(item["Endpoint"])))
         event_results: dict[str, Any] = {}
         for event_id, event in (item.get("Events") or {}).items():
@@ -75,6 +81,16 @@ async def put_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
             await touch_active(conn, app_id, sorted({r.endpoint_id for r in rows}), datetime.now(UTC))
     await ring_doorbells(state, app_id, journeys)
     return {"EventsResponse": {"Results": results}}
+
+
+def _refused_item(item: dict[str, Any], why: str) -> dict[str, Any]:
+    message = f"endpoint rejected: {why}"
+    return {
+        "EndpointItemResponse": {"StatusCode": 400, "Message": why},
+        "EventsItemResponse": {
+            event_id: {"StatusCode": 400, "Message": message} for event_id in item.get("Events") or {}
+        },
+    }
 
 
 def _event_row(app_id: str, endpoint_id: str, event_id: str, event: dict[str, Any]) -> EventRow:
