@@ -21,7 +21,7 @@ import pytest
 from temporalio.client import Client
 
 from sojourn.engine import names
-from tests.support.seed import onboarding
+from tests.support.seed import on_event, onboarding
 from tests.support.smtp import SmtpSink
 from tests.support.stack import SojournProcess
 
@@ -212,14 +212,7 @@ def test_put_events_starts_an_event_triggered_journey(sojourn: SojournProcess, s
         "Name": "on-signup",
         "State": "ACTIVE",
         "StartActivity": "welcome",
-        "StartCondition": {
-            "EventStartCondition": {
-                "EventFilter": {
-                    "FilterType": "ENDPOINT",
-                    "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}},
-                }
-            }
-        },
+        "StartCondition": on_event("signup"),
         "Schedule": {"StartTime": datetime.now(UTC)},
         "Activities": {"welcome": {"EMAIL": {"TemplateName": "e2ewelcome"}}},
     }

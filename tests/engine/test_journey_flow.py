@@ -23,7 +23,7 @@ from sojourn.engine import names
 from sojourn.engine.worker import build_worker
 from sojourn.settings import Settings
 from tests.support.helpers import assert_eventually, record_histories, skip_time_until_done
-from tests.support.seed import app_with_audience, call, onboarding
+from tests.support.seed import app_with_audience, call, on_event, onboarding, set_state
 from tests.support.smtp import SmtpSink
 
 
@@ -168,14 +168,7 @@ async def test_event_entry_pause_freezes_waits_resume_and_cancel(
         "Name": "on-signup",
         "State": "ACTIVE",
         "StartActivity": "welcome",
-        "StartCondition": {
-            "EventStartCondition": {
-                "EventFilter": {
-                    "FilterType": "ENDPOINT",
-                    "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}},
-                }
-            }
-        },
+        "StartCondition": on_event("signup"),
         "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
         "Activities": {
             "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "later"}},
@@ -202,22 +195,10 @@ async def test_event_entry_pause_freezes_waits_resume_and_cancel(
         assert sorted(smtp_server.subjects_by_recipient()) == sorted(audience.addresses[:2])
 
     await assert_eventually(welcomed)
-    await call(
-        state,
-        "UpdateJourneyState",
-        ApplicationId=audience.app_id,
-        JourneyId=journey_id,
-        JourneyStateRequest={"State": "PAUSED"},
-    )
+    await set_state(state, audience.app_id, journey_id, "PAUSED")
     await time_skipping_env.sleep(timedelta(days=3))
     assert len(smtp_server.messages) == 2, "a paused journey's wait must not run out"
-    resumed = await call(
-        state,
-        "UpdateJourneyState",
-        ApplicationId=audience.app_id,
-        JourneyId=journey_id,
-        JourneyStateRequest={"State": "ACTIVE"},
-    )
+    resumed = await set_state(state, audience.app_id, journey_id, "ACTIVE")
     assert resumed["JourneyResponse"]["State"] == "ACTIVE"
     await time_skipping_env.sleep(timedelta(days=1, hours=1))
 
@@ -227,13 +208,7 @@ async def test_event_entry_pause_freezes_waits_resume_and_cancel(
         )
 
     await assert_eventually(tipped)
-    cancelled = await call(
-        state,
-        "UpdateJourneyState",
-        ApplicationId=audience.app_id,
-        JourneyId=journey_id,
-        JourneyStateRequest={"State": "CANCELLED"},
-    )
+    cancelled = await set_state(state, audience.app_id, journey_id, "CANCELLED")
     assert cancelled["JourneyResponse"]["State"] == "CANCELLED"
     handle = time_skipping_env.client.get_workflow_handle(
         names.journey_workflow_id(audience.app_id, journey_id)
@@ -382,15 +357,7 @@ async def test_event_entry_rules_segment_active_interval_and_cap(
         "Name": "rules",
         "State": "ACTIVE",
         "StartActivity": "welcome",
-        "StartCondition": {
-            "EventStartCondition": {
-                "EventFilter": {
-                    "FilterType": "ENDPOINT",
-                    "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["signup"]}},
-                },
-                "SegmentId": audience.segment_id,
-            }
-        },
+        "StartCondition": on_event("signup", audience.segment_id),
         "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
         "Limits": {"EndpointReentryCap": 2, "EndpointReentryInterval": "PT1H"},
         "Activities": {

@@ -21,6 +21,17 @@ async def call(state: AppState, operation: str, **params: Any) -> dict[str, Any]
     return await HANDLERS[operation](ctx, params)
 
 
+async def set_state(state: AppState, app_id: str, journey_id: str, journey_state: str) -> dict[str, Any]:
+    """UpdateJourneyState (ACTIVE, PAUSED or CANCELLED)."""
+    return await call(
+        state,
+        "UpdateJourneyState",
+        ApplicationId=app_id,
+        JourneyId=journey_id,
+        JourneyStateRequest={"State": journey_state},
+    )
+
+
 @dataclass
 class Audience:
     """An app with an email channel, templates and a segment of email endpoints."""
@@ -103,6 +114,19 @@ async def ensure_template(state: AppState, name: str) -> None:
                 "DefaultSubstitutions": '{"User.UserAttributes.FirstName": "there"}',
             },
         )
+
+
+def on_event(event_type: str, segment_id: str | None = None) -> dict[str, Any]:
+    """A StartCondition that enters endpoints when PutEvents records ``event_type`` (optionally segment members)."""
+    condition: dict[str, Any] = {
+        "EventFilter": {
+            "FilterType": "ENDPOINT",
+            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [event_type]}},
+        }
+    }
+    if segment_id is not None:
+        condition["SegmentId"] = segment_id
+    return {"EventStartCondition": condition}
 
 
 def onboarding(

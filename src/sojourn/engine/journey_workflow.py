@@ -104,6 +104,9 @@ class JourneyWorkflow:
             self.plan = inp.carried.plan
         if self.plan is None:
             self.plan = await self._load_plan()
+            if self.plan.state in ("PAUSED", "CANCELLED"):
+                # The journey changed state before its workflow first ran.
+                self.state = self.plan.state
         plan = self.plan
 
         if not enrolled:

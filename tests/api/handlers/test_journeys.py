@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sojourn.api.errors import BadRequestError, ConflictError, NotFoundError
 from sojourn.api.state import AppState
 from sojourn.settings import Settings
-from tests.support.seed import Audience, app_with_audience, call, onboarding
+from tests.support.seed import Audience, app_with_audience, call, onboarding, set_state
 
 
 @pytest.fixture
@@ -130,28 +130,10 @@ async def test_create_states_and_lifecycle_rules(setup: tuple[AppState, Audience
     )
     assert updated["JourneyResponse"]["Name"] == "renamed"
     with pytest.raises(BadRequestError, match="State must be ACTIVE, PAUSED or CANCELLED"):
-        await call(
-            state,
-            "UpdateJourneyState",
-            ApplicationId=audience.app_id,
-            JourneyId=journey["Id"],
-            JourneyStateRequest={"State": "COMPLETED"},
-        )
+        await set_state(state, audience.app_id, journey["Id"], "COMPLETED")
     with pytest.raises(ConflictError, match="is DRAFT: it cannot become PAUSED"):
-        await call(
-            state,
-            "UpdateJourneyState",
-            ApplicationId=audience.app_id,
-            JourneyId=journey["Id"],
-            JourneyStateRequest={"State": "PAUSED"},
-        )
-    cancelled = await call(
-        state,
-        "UpdateJourneyState",
-        ApplicationId=audience.app_id,
-        JourneyId=journey["Id"],
-        JourneyStateRequest={"State": "CANCELLED"},
-    )
+        await set_state(state, audience.app_id, journey["Id"], "PAUSED")
+    cancelled = await set_state(state, audience.app_id, journey["Id"], "CANCELLED")
     assert cancelled["JourneyResponse"]["State"] == "CANCELLED"
     with pytest.raises(ConflictError, match="is CANCELLED: it cannot be changed"):
         await call(
