@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from pydantic import ValidationError
+
 
 class ApiError(Exception):
     """An error the API returns to the caller.
@@ -70,6 +72,17 @@ class BadRequestError(ApiError):
     """400: the request is malformed or invalid."""
 
     code, status = "BadRequestException", 400
+
+
+def invalid(what: str, err: ValidationError) -> BadRequestError:
+    """A BadRequestError listing every field pydantic rejected, by its path (``Limits.Daily: ...``).
+
+    Args:
+        what: What was invalid, e.g. ``"journey"``.
+        err: The validation error of the request's model.
+    """
+    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+    return BadRequestError(f"Invalid {what}: " + "; ".join(problems))
 
 
 class NotFoundError(ApiError):

@@ -110,3 +110,83 @@ async def test_delete_app_returns_it_and_removes_everything(state: AppState, db:
         for table in ("endpoints", "channels", "segments", "segment_versions", "events"):
             count = await conn.scalar(text(f"SELECT count(*) FROM {table} WHERE app_id = :a"), {"a": app_id})
             assert count == 0, table
+
+
+async def test_application_settings_round_trip_and_merge(state: AppState) -> None:
+    app_id = await new_app(state, "settings")
+    empty = (await call(state, "GetApplicationSettings", ApplicationId=app_id))["ApplicationSettingsResource"]
+    assert empty == {"ApplicationId": app_id}
+
+    await call(
+        state,
+        "UpdateApplicationSettings",
+        ApplicationId=app_id,
+        WriteApplicationSettingsRequest={
+            "Limits": {"Daily": 3, "MessagesPerSecond": 50},
+            "QuietTime": {"Start": "22:00", "End": "07:30"},
+        },
+    )
+    updated = await call(
+        state,
+        "UpdateApplicationSettings",
+        ApplicationId=app_id,
+        WriteApplicationSettingsRequest={"JourneyLimits": {"TimeframeCap": {"Cap": 5, "Days": 7}}},
+    )
+    got = updated["ApplicationSettingsResource"]
+    assert got["Limits"] == {"Daily": 3, "MessagesPerSecond": 50}, "members left out are kept"
+    assert got["QuietTime"] == {"Start": "22:00", "End": "07:30"}
+    assert got["JourneyLimits"] == {"TimeframeCap": {"Cap": 5, "Days": 7}}
+    assert got["LastModifiedDate"].endswith("Z")
+    again = await call(state, "GetApplicationSettings", ApplicationId=app_id)
+    assert again["ApplicationSettingsResource"] == got
+
+
+async def test_application_settings_keep_the_attribute_key_registry(state: AppState, db: AsyncEngine) -> None:
+    app_id = await new_app(state, "registry")
+    async with db.begin() as conn:
+        await conn.execute(
+            text('UPDATE apps SET settings = \'{"endpoint_attribute_keys": ["plan"]}\' WHERE id = :a'),
+            {"a": app_id},
+        )
+    await call(
+        state,
+        "UpdateApplicationSettings",
+        ApplicationId=app_id,
+        WriteApplicationSettingsRequest={"Limits": {"Total": 10}},
+    )
+    async with db.connect() as conn:
+        stored = (
+            await conn.execute(text("SELECT settings FROM apps WHERE id = :a"), {"a": app_id})
+        ).scalar_one()
+    assert stored["endpoint_attribute_keys"] == ["plan"]
+    assert stored["application"]["Limits"] == {"Total": 10}
+
+
+@pytest.mark.parametrize(
+    ("request_body", "message"),
+    [
+        ({"Limits": {"Daily": 101}}, r"Limits\.Daily: .*less than or equal to 100"),
+        ({"Limits": {"MaximumDuration": 10}}, r"Limits\.MaximumDuration: .*greater than or equal to 60"),
+        ({"QuietTime": {"Start": "25:00", "End": "07:00"}}, r"QuietTime\.Start must be a 24-hour time HH:MM"),
+        ({"QuietTime": {"Start": "22:00"}}, "QuietTime needs both Start and End"),
+        ({"JourneyLimits": {"TimeframeCap": {"Cap": 5, "Days": 31}}}, r"TimeframeCap\.Days"),
+        ({"CampaignHook": {"Mode": "FILTER"}}, "FILTER needs LambdaFunctionName"),
+        ({"CampaignHook": {"Mode": "SOMETIMES"}}, r"CampaignHook\.Mode"),
+    ],
+)
+async def test_invalid_application_settings(
+    state: AppState, request_body: dict[str, object], message: str
+) -> None:
+    app_id = await new_app(state, "badsettings")
+    with pytest.raises(BadRequestError, match=message):
+        await call(
+            state,
+            "UpdateApplicationSettings",
+            ApplicationId=app_id,
+            WriteApplicationSettingsRequest=request_body,
+        )
+
+
+async def test_settings_of_unknown_app(state: AppState) -> None:
+    with pytest.raises(NotFoundError, match="Application nope not found"):
+        await call(state, "GetApplicationSettings", ApplicationId="nope")

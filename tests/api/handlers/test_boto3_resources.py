@@ -172,3 +172,22 @@ def test_helpful_errors(pinpoint: Any) -> None:
         pinpoint.update_email_channel(
             ApplicationId=app_id, EmailChannelRequest={"FromAddress": "nobody", "Identity": "x"}
         )
+
+
+def test_application_settings_through_boto3(pinpoint: Any) -> None:
+    app_id = pinpoint.create_app(CreateApplicationRequest={"Name": "settings"})["ApplicationResponse"]["Id"]
+    written = pinpoint.update_application_settings(
+        ApplicationId=app_id,
+        WriteApplicationSettingsRequest={
+            "Limits": {"Daily": 2, "Total": 20},
+            "JourneyLimits": {"DailyCap": 1, "TimeframeCap": {"Cap": 4, "Days": 7}},
+            "QuietTime": {"Start": "21:00", "End": "08:00"},
+        },
+    )["ApplicationSettingsResource"]
+    read = pinpoint.get_application_settings(ApplicationId=app_id)["ApplicationSettingsResource"]
+    assert read == written
+    assert read["JourneyLimits"]["TimeframeCap"] == {"Cap": 4, "Days": 7}
+    with pytest.raises(pinpoint.exceptions.BadRequestException, match=r"Limits\.Daily"):
+        pinpoint.update_application_settings(
+            ApplicationId=app_id, WriteApplicationSettingsRequest={"Limits": {"Daily": 500}}
+        )

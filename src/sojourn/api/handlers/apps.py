@@ -1,4 +1,4 @@
-"""Applications (Pinpoint projects): CreateApp, GetApp, GetApps, DeleteApp."""
+"""Applications (Pinpoint projects): CreateApp, GetApp, GetApps, DeleteApp, and their settings."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sojourn.api.errors import BadRequestError
+from pydantic import ValidationError
+
+from sojourn.api.errors import BadRequestError, invalid
 from sojourn.api.server import Handler, RequestContext
 from sojourn.api.state import AppState
+from sojourn.domain.app_settings import ApplicationSettings, problems_of_settings
 from sojourn.engine import names
-from sojourn.store import apps_repo
+from sojourn.store import app_settings_repo, apps_repo
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,32 @@ async def _cancel_journeys(state: AppState, app_id: str, journey_ids: list[str])
         log.warning("could not cancel the journeys %s of deleted app %s: %s", journey_ids, app_id, err)
 
 
+async def get_application_settings(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetApplicationSettings: the project's defaults for campaigns and journeys."""
+    app_id = params["ApplicationId"]
+    async with ctx.state.db.connect() as conn:
+        settings = await app_settings_repo.load_app_settings(conn, app_id)
+    return {"ApplicationSettingsResource": settings.wire(app_id)}
+
+
+async def update_application_settings(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """UpdateApplicationSettings: members given replace the stored ones; members left out stay as they are."""
+    app_id = params["ApplicationId"]
+    try:
+        update = ApplicationSettings.model_validate(params["WriteApplicationSettingsRequest"])
+    except ValidationError as err:
+        raise invalid("application settings", err) from None
+    problems = problems_of_settings(update)
+    if problems:
+        raise BadRequestError("Invalid application settings: " + "; ".join(problems))
+    async with ctx.state.db.begin() as conn:
+        settings = await app_settings_repo.save_app_settings(conn, app_id, update)
+    return {"ApplicationSettingsResource": settings.wire(app_id)}
+
+
 HANDLERS: dict[str, Handler] = {
+    "GetApplicationSettings": get_application_settings,
+    "UpdateApplicationSettings": update_application_settings,
     "CreateApp": create_app,
     "GetApp": get_app,
     "GetApps": get_apps,

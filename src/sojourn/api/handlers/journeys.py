@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from sojourn.api.errors import BadRequestError, ConflictError, InternalServerError, NotFoundError
+from sojourn.api.errors import BadRequestError, ConflictError, InternalServerError, NotFoundError, invalid
 from sojourn.api.server import Handler, RequestContext
 from sojourn.api.state import AppState
 from sojourn.domain.journeys import (
@@ -36,8 +36,7 @@ def parse_definition(body: dict[str, Any]) -> JourneyDefinition:
     try:
         return JourneyDefinition.model_validate(body)
     except ValidationError as err:
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        raise BadRequestError("Invalid journey: " + "; ".join(problems)) from None
+        raise invalid("journey", err) from None
 
 
 async def check_definition(

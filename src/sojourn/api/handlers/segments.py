@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sojourn.api.errors import BadRequestError, ConflictError, NotFoundError
+from sojourn.api.errors import BadRequestError, ConflictError, NotFoundError, invalid
 from sojourn.api.server import Handler, RequestContext
 from sojourn.domain.segments import WriteSegmentRequest
 from sojourn.store.apps_repo import require_app
@@ -25,8 +25,7 @@ def parse_segment(body: dict[str, Any]) -> tuple[WriteSegmentRequest, dict[str, 
     try:
         return WriteSegmentRequest.model_validate(body), tags
     except ValidationError as err:
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        raise BadRequestError("Invalid segment: " + "; ".join(problems)) from None
+        raise invalid("segment", err) from None
 
 
 def segment_response(row: Any, region: str) -> dict[str, Any]:
