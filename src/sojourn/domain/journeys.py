@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sojourn.domain.durations import parse_duration
+from sojourn.domain.sending_window import rules_for_journey, zone_named
 
 MAX_JOURNEY_DAYS = 540
 ENTRY_DELAY = timedelta(minutes=5)
@@ -585,21 +586,12 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
     """Journey settings sojourn does not apply yet: refused rather than silently ignored."""
     d = definition
     found: list[str] = []
-    if d.QuietTime is not None and (d.QuietTime.Start or d.QuietTime.End):
-        found.append("QuietTime")
-    flags = {
-        "WaitForQuietTime": d.WaitForQuietTime,
-        "SendingSchedule": d.SendingSchedule,
-        "LocalTime": d.LocalTime,
-    }
-    found += [name for name, value in flags.items() if value]
+    if d.LocalTime:
+        found.append("LocalTime")
     found += [
         name
         for name, value in {
-            "OpenHours": d.OpenHours,
-            "ClosedDays": d.ClosedDays,
             "RefreshFrequency": d.RefreshFrequency,
-            "TimezoneEstimationMethods": d.TimezoneEstimationMethods,
             "JourneyChannelSettings": d.JourneyChannelSettings,
         }.items()
         if value
@@ -614,6 +606,40 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
         if limits.TimeframeCap is not None and limits.TimeframeCap.Cap:
             found.append("Limits.TimeframeCap")
     return [f"{name} is not supported by sojourn yet; remove it (it would not be applied)" for name in found]
+
+
+def sending_time_problems(definition: JourneyDefinition) -> list[str]:
+    """What is wrong with QuietTime, OpenHours, ClosedDays and the estimation methods (empty when fine)."""
+    d = definition
+    problems: list[str] = []
+    if (d.OpenHours or d.ClosedDays) and not d.SendingSchedule:
+        problems.append(
+            "OpenHours and ClosedDays apply only with SendingSchedule: true; set it or remove them"
+        )
+    quiet = d.QuietTime
+    if quiet is not None and bool(quiet.Start) != bool(quiet.End):
+        problems.append("QuietTime needs both Start and End (HH:MM), or neither")
+    for channel in ("EMAIL", "SMS", "PUSH", "VOICE", "CUSTOM"):
+        try:
+            rules_for_journey(d, channel)
+        except ValueError as err:
+            problems.append(f"{channel}: {err}" if d.SendingSchedule else str(err))
+    for name in ("OpenHours", "ClosedDays"):
+        unknown = sorted(set(getattr(d, name) or {}) - {"EMAIL", "SMS", "PUSH", "VOICE", "CUSTOM"})
+        if unknown:
+            problems.append(
+                f"{name}: {', '.join(unknown)} is not a channel (EMAIL, SMS, PUSH, VOICE, CUSTOM)"
+            )
+    bad_methods = sorted(set(d.TimezoneEstimationMethods or []) - {"PHONE_NUMBER", "POSTAL_CODE"})
+    if bad_methods:
+        problems.append(
+            f"TimezoneEstimationMethods: {', '.join(bad_methods)} is not PHONE_NUMBER or POSTAL_CODE"
+        )
+    if d.Schedule is not None and d.Schedule.Timezone and zone_named(d.Schedule.Timezone) is None:
+        problems.append(
+            f"Schedule.Timezone {d.Schedule.Timezone!r} is not a time zone (UTC, UTC+05:30 or a name like Europe/Paris)"
+        )
+    return list(dict.fromkeys(problems))
 
 
 def template_names(definition: JourneyDefinition) -> set[tuple[str, str | None]]:

@@ -8,7 +8,7 @@ workflow's history carries only lane names and counts.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -21,6 +21,16 @@ with workflow.unsafe.imports_passed_through():
 STEP_TIMEOUT = timedelta(minutes=30)
 # Steps heartbeat at least once per send batch; a worker that dies mid-step is noticed this fast.
 STEP_HEARTBEAT = timedelta(seconds=20)
+# The definition's settings a send step needs to apply quiet time, open hours and closed days.
+SENDING_SETTINGS = {
+    "QuietTime",
+    "WaitForQuietTime",
+    "SendingSchedule",
+    "OpenHours",
+    "ClosedDays",
+    "Schedule",
+    "TimezoneEstimationMethods",
+}
 STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -53,14 +63,20 @@ class CohortWorkflow:
         """
         self.inp = inp
         self.definition = JourneyDefinition.model_validate(inp.definition)
+        self.sending = self.definition.model_dump(mode="json", exclude_none=True, include=SENDING_SETTINGS)
         start = self.definition.StartActivity
         await self._run_lane("0", start)
         await self._notify_journey()
         return inp.size
 
-    async def _run_lane(self, lane: str, activity_id: str | None) -> None:
+    async def _run_lane(self, lane: str, activity_id: str | None, resume_at: datetime | None = None) -> None:
         waited: list[str] = []
         step = 0
+        if resume_at is not None and activity_id is not None:
+            # Held back by quiet time or closed hours: run the same activity again once released.
+            if not await self._sleep(lane, activity_id, resume_at - workflow.now()):
+                await self._end_lane(lane, "cancelled" if self.cancelled else "ended", [])
+                return
         while activity_id is not None:
             if not await self._gate(lane, waited):
                 return
@@ -93,6 +109,7 @@ class CohortWorkflow:
                     limits=self.definition.Limits.model_dump(exclude_none=True)
                     if self.definition.Limits
                     else {},
+                    sending=self.sending,
                 ),
                 result_type=StepResult,
                 start_to_close_timeout=STEP_TIMEOUT,
@@ -103,10 +120,12 @@ class CohortWorkflow:
             waited, step = [], step + 1
             live = [b for b in result.branches if b.count > 0]
             self.waiting.pop(lane, None)
-            if len(live) == 1 and live[0].lane == lane:
+            if len(live) == 1 and live[0].lane == lane and live[0].resume_at is None:
                 activity_id = live[0].next_activity
                 continue
-            await asyncio.gather(*(self._run_lane(b.lane, b.next_activity) for b in live if b.next_activity))
+            await asyncio.gather(
+                *(self._run_lane(b.lane, b.next_activity, b.resume_at) for b in live if b.next_activity)
+            )
             return
         if waited:
             # The lane ended on a Wait: its members leave the journey now.

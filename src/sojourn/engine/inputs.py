@@ -121,6 +121,9 @@ class StepInput(BaseModel):
     # The journey's clock when the step starts (caps count back from it) and the journey's Limits.
     now: datetime | None = None
     limits: dict[str, Any] = Field(default_factory=dict)
+    # The journey's sending-time settings (QuietTime, WaitForQuietTime, SendingSchedule, OpenHours, ClosedDays,
+    # Schedule, TimezoneEstimationMethods), as in the definition; empty when it sets none.
+    sending: dict[str, Any] = Field(default_factory=dict)
 
 
 class Branch(BaseModel):
@@ -129,6 +132,8 @@ class Branch(BaseModel):
     lane: str
     next_activity: str | None
     count: int
+    # Held back (quiet time, closed hours): the lane runs ``next_activity`` at this time, not now.
+    resume_at: datetime | None = None
 
 
 class StepResult(BaseModel):

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 
 from sojourn.channels.email import EmailTransport, OutgoingEmail, SendResult
 from sojourn.channels.tracking import instrument_html
-from sojourn.domain.journeys import Activity, ConditionSpec
+from sojourn.domain.journeys import Activity, ConditionSpec, JourneyDefinition
+from sojourn.domain.sending_window import rules_for_journey, verdict
 from sojourn.domain.templates import build_context, render_email
+from sojourn.domain.timezones import participant_zone
 from sojourn.engine.inputs import Branch, LaneEnd, StepInput, StepResult
 from sojourn.engine.split_sql import members_meeting
 from sojourn.settings import Settings
@@ -161,8 +163,11 @@ class StepActivities:
     async def _email_step(self, inp: StepInput, act: Activity) -> StepResult:
         assert inp.activity_id is not None and act.EMAIL is not None
         email = act.EMAIL
+        now = inp.now or datetime.now(UTC)
         async with self.db.begin() as conn:
             await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+            drops = await self._hold_for_sending_window(conn, inp, "EMAIL", now)
+            held = await ledger.held_lanes(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
             await message_ledger.claim_journey_emails(
                 conn,
                 app_id=inp.app_id,
@@ -172,9 +177,10 @@ class StepActivities:
                 lane=inp.lane,
                 activity_id=inp.activity_id,
                 visit=inp.visit,
-                now=inp.now or datetime.now(UTC),
+                now=now,
                 daily_cap=int(inp.limits.get("DailyCap") or 0),
                 total_cap=int(inp.limits.get("TotalCap") or 0),
+                skips=drops,
             )
             template = await load_email_template(conn, email.TemplateName or "", email.TemplateVersion)
             channel = await email_channel(conn, inp.app_id)
@@ -209,11 +215,72 @@ class StepActivities:
             moved = await ledger.move_lane(
                 conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, email.NextActivity
             )
+        waiting = [
+            Branch(lane=name, next_activity=inp.activity_id, count=n, resume_at=until)
+            for name, until, n in held
+        ]
         return StepResult(
-            branches=[Branch(lane=inp.lane, next_activity=email.NextActivity, count=moved)],
+            branches=[Branch(lane=inp.lane, next_activity=email.NextActivity, count=moved), *waiting],
             processed=moved,
-            detail=f"sent {sent}",
+            detail=f"sent {sent}"
+            + (f", {sum(b.count for b in waiting)} held for quiet time" if waiting else ""),
         )
+
+    async def _hold_for_sending_window(
+        self, conn: AsyncConnection, inp: StepInput, channel: str, now: datetime
+    ) -> dict[tuple[str, int], str]:
+        """Apply quiet time, open hours and closed days to the lane's members, each in their own zone.
+
+        Members to hold move to lanes named after their release time (see :func:`ledger.held_lane_name`), at
+        the same activity; the cohort workflow runs those lanes again when they are released.
+
+        Returns:
+            The members whose message is dropped, with the reason (claimed as skipped).
+        """
+        assert inp.activity_id is not None
+        if not inp.sending:
+            return {}
+        settings = JourneyDefinition.model_validate({"Name": inp.journey_id, **inp.sending})
+        rules = rules_for_journey(settings, channel)
+        if rules is None:
+            return {}
+        methods = settings.TimezoneEstimationMethods or []
+        drops: dict[tuple[str, int], str] = {}
+        holds: dict[datetime, set[tuple[str, int]]] = {}
+        members = await ledger.lane_member_locales(
+            conn, inp.app_id, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
+        )
+        for m in members:
+            zone = participant_zone(
+                timezone=m.timezone,
+                channel_type=m.channel_type,
+                address=m.address,
+                country=m.country,
+                postal_code=m.postal_code,
+                methods=methods,
+            )
+            decision = verdict(now, zone, rules)
+            if decision.action == "drop":
+                drops[(m.endpoint_id, m.entry_no)] = decision.reason or "QUIET_TIME"
+            elif decision.action == "hold" and decision.until is not None:
+                holds.setdefault(decision.until, set()).add((m.endpoint_id, m.entry_no))
+        if holds:
+            await ledger.split_by_members(
+                conn,
+                inp.journey_id,
+                inp.cohort_no,
+                inp.lane,
+                inp.activity_id,
+                [
+                    (ledger.held_lane_name(inp.lane, until), inp.activity_id, picked)
+                    for until, picked in holds.items()
+                ],
+            )
+            waiting = sum(len(p) for p in holds.values())
+            await ledger.add_counts(
+                conn, inp.journey_id, {(inp.activity_id, "QUIET_TIME_WAIT"): waiting}, shard=inp.cohort_no
+            )
+        return drops
 
     async def _send_rows(
         self, rows: list[dict[str, Any]], template: dict[str, Any], from_address: str

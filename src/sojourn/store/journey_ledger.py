@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -174,6 +175,64 @@ async def lane_members(
         {"j": journey_id, "c": cohort_no, "lane": lane, "a": activity_id},
     )
     return [(str(r[0]), int(r[1])) for r in rows]
+
+
+@dataclass(frozen=True)
+class MemberLocale:
+    """What a member's local time is read from: their endpoint's zone and location fields."""
+
+    endpoint_id: str
+    entry_no: int
+    timezone: str | None
+    channel_type: str | None
+    address: str | None
+    country: str | None
+    postal_code: str | None
+
+
+async def lane_member_locales(
+    conn: AsyncConnection, app_id: str, journey_id: str, cohort_no: int, lane: str, activity_id: str
+) -> list[MemberLocale]:
+    """The lane's active members at ``activity_id`` with the fields their time zone is told from."""
+    rows = await conn.execute(
+        text(
+            "SELECT p.endpoint_id, p.entry_no, e.demographic->>'Timezone', e.channel_type, e.address, "
+            "e.location->>'Country', e.location->>'PostalCode' FROM participants p "
+            "LEFT JOIN endpoints e ON e.app_id = :app AND e.id = p.endpoint_id "
+            "WHERE p.journey_id = :j AND p.cohort_no = :c AND p.lane = :lane AND p.status = 'active' "
+            "AND p.position = :a"
+        ),
+        {"app": app_id, "j": journey_id, "c": cohort_no, "lane": lane, "a": activity_id},
+    )
+    return [MemberLocale(str(r[0]), int(r[1]), *r[2:]) for r in rows]
+
+
+def held_lane_name(lane: str, until: datetime) -> str:
+    """The lane that waits at an activity until ``until`` (its release time is part of the name)."""
+    return f"{lane}.q{int(until.timestamp())}"
+
+
+async def held_lanes(
+    conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, activity_id: str
+) -> list[tuple[str, datetime, int]]:
+    """(lane, release time, members) of the lanes held back from ``lane`` at ``activity_id`` (quiet time).
+
+    Read from the ledger rather than remembered, so a retried step reports the lanes an earlier attempt made.
+    """
+    rows = await conn.execute(
+        text(
+            "SELECT lane, count(*) FROM participants WHERE journey_id = :j AND cohort_no = :c AND status = 'active' "
+            "AND position = :a AND lane LIKE :prefix "
+            "GROUP BY lane ORDER BY lane"
+        ),
+        # Lane names are digits, dots and "q": nothing LIKE would read as a wildcard.
+        {"j": journey_id, "c": cohort_no, "a": activity_id, "prefix": f"{lane}.q%"},
+    )
+    found = [(str(r[0]), int(r[1])) for r in rows if str(r[0])[len(lane) + 2 :].isdigit()]
+    return sorted(
+        ((name, datetime.fromtimestamp(int(name.rsplit(".q", 1)[1]), UTC), n) for name, n in found),
+        key=lambda t: (t[1], t[0]),
+    )
 
 
 async def split_by_members(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ async def claim_journey_emails(
     now: datetime,
     daily_cap: int = 0,
     total_cap: int = 0,
+    skips: Mapping[tuple[str, int], str] | None = None,
 ) -> Counter[str]:
     """Insert a ledger row for every member of the lane at ``activity_id``; unreachable or capped ones as ``skipped``.
 
@@ -59,9 +60,14 @@ async def claim_journey_emails(
     ``now``) and TotalCap count this journey's messages to the endpoint that are sent or about to be; one
     endpoint is in at most one step of a journey at a time, so the counts cannot race.
 
+    Args:
+        skips: Members (endpoint id, entry number) the step itself decided not to message, with the reason
+            (quiet time); an unreachable endpoint keeps its own reason first.
+
     Returns:
         New rows per status/reason (``pending`` or a skip reason); empty on a retry.
     """
+    skipped = dict(skips or {})
     result = await conn.execute(
         text(
             f"""
@@ -73,7 +79,9 @@ async def claim_journey_emails(
                    CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, :now
             FROM participants p
             LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = p.endpoint_id
-            CROSS JOIN LATERAL (SELECT COALESCE({_SKIP_REASON}, {_CAP_REASON}) AS reason) r
+            LEFT JOIN unnest(CAST(:skip_ids AS text[]), CAST(:skip_entries AS int[]), CAST(:skip_reasons AS text[]))
+                 AS s(endpoint_id, entry_no, reason) ON s.endpoint_id = p.endpoint_id AND s.entry_no = p.entry_no
+            CROSS JOIN LATERAL (SELECT COALESCE({_SKIP_REASON}, s.reason, {_CAP_REASON}) AS reason) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
             ON CONFLICT (message_id) DO NOTHING
@@ -91,6 +99,9 @@ async def claim_journey_emails(
             "now": now,
             "daily_cap": daily_cap,
             "total_cap": total_cap,
+            "skip_ids": [endpoint for endpoint, _ in skipped],
+            "skip_entries": [entry for _, entry in skipped],
+            "skip_reasons": list(skipped.values()),
         },
     )
     return Counter(str(r[0]) for r in result)

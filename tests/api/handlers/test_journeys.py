@@ -59,9 +59,39 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         "StartCondition.SegmentStartCondition: segment nope not found",
     ),
     "name with spaces": ({"Name": "my journey"}, "Name must be 1-150 characters without spaces"),
-    "quiet time not applied yet": (
-        {"QuietTime": {"Start": "22:00", "End": "07:00"}},
-        "QuietTime is not supported by sojourn yet",
+    "local time not applied yet": ({"LocalTime": True}, "LocalTime is not supported by sojourn yet"),
+    "quiet time without an end": ({"QuietTime": {"Start": "22:00"}}, "QuietTime needs both Start and End"),
+    "quiet time not a clock time": (
+        {"QuietTime": {"Start": "10pm", "End": "07:00"}},
+        "'10pm' is not a time of day HH:MM",
+    ),
+    "open hours without a sending schedule": (
+        {"OpenHours": {"EMAIL": {"MONDAY": [{"StartTime": "09:00", "EndTime": "17:00"}]}}},
+        "OpenHours and ClosedDays apply only with SendingSchedule: true",
+    ),
+    "open hours on an unknown day": (
+        {
+            "SendingSchedule": True,
+            "OpenHours": {"EMAIL": {"FUNDAY": [{"StartTime": "09:00", "EndTime": "17:00"}]}},
+        },
+        "EMAIL: OpenHours: 'FUNDAY' is not a day of the week",
+    ),
+    "closed days ending before they start": (
+        {
+            "SendingSchedule": True,
+            "ClosedDays": {
+                "SMS": [{"StartDateTime": "2026-12-26T00:00:00", "EndDateTime": "2026-12-25T00:00:00"}]
+            },
+        },
+        "EndDateTime must be after StartDateTime",
+    ),
+    "unknown estimation method": (
+        {"TimezoneEstimationMethods": ["IP_ADDRESS"]},
+        "IP_ADDRESS is not PHONE_NUMBER or POSTAL_CODE",
+    ),
+    "unknown schedule time zone": (
+        {"Schedule": {"Timezone": "Mars/Base"}},
+        "Schedule.Timezone 'Mars/Base' is not a time zone",
     ),
     "timeframe cap not applied yet": (
         {"Limits": {"TimeframeCap": {"Cap": 3, "Days": 7}}},

@@ -19,6 +19,7 @@ from sojourn.domain.journeys import (
     JourneyDefinition,
     JourneyState,
     graph_problems,
+    sending_time_problems,
     template_names,
     unsupported_settings,
 )
@@ -47,7 +48,9 @@ async def check_definition(
     Raises:
         BadRequestError: with every problem found, so the caller can fix them at once.
     """
-    problems = graph_problems(definition) + unsupported_settings(definition)
+    problems = (
+        graph_problems(definition) + sending_time_problems(definition) + unsupported_settings(definition)
+    )
     if not 1 <= len(definition.Name) <= 150 or any(c.isspace() for c in definition.Name):
         problems.append("Name must be 1-150 characters without spaces")
     for name, version in sorted(template_names(definition), key=lambda t: (t[0], t[1] or "")):

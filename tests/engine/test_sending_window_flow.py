@@ -1,0 +1,148 @@
+"""Quiet time in a running journey: each participant's message is held (or dropped) in their own time zone."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from sojourn.api.state import AppState
+from sojourn.channels.email import SmtpConfig, SmtpTransport
+from sojourn.engine import names
+from sojourn.engine.worker import build_worker
+from sojourn.settings import Settings
+from tests.support.helpers import skip_time_until_done
+from tests.support.seed import Audience, app_with_audience, call
+from tests.support.smtp import SmtpSink
+
+# ep0 lives on UTC (quiet now), ep1 twelve hours ahead (its afternoon or night, outside the window), ep2 has
+# no time zone (quiet time does not apply to it).
+ZONES = {"ep0": "Etc/UTC", "ep1": "Etc/GMT-12"}
+
+
+@pytest_asyncio.fixture
+async def stack(
+    db: AsyncEngine, time_skipping_env: WorkflowEnvironment, smtp_server: SmtpSink
+) -> AsyncIterator[AppState]:
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4().hex}", temporal_search_attributes=False, smtp_url=smtp_server.url
+    )
+    state = AppState(db=db, settings=settings)
+    state.use_temporal(time_skipping_env.client)
+    worker: Worker = build_worker(
+        time_skipping_env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+    )
+    async with worker:
+        yield state
+
+
+def quiet_window_around(now: datetime) -> tuple[str, str, datetime]:
+    """A quiet time from an hour before ``now`` to two hours after (UTC wall clock), and when it ends."""
+    start = (now - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    end = (now + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    return start.strftime("%H:%M"), end.strftime("%H:%M"), end
+
+
+async def audience_in_zones(state: AppState) -> Audience:
+    audience = await app_with_audience(state, members=3, templates=("welcome",))
+    for endpoint_id, zone in ZONES.items():
+        await call(
+            state,
+            "UpdateEndpoint",
+            ApplicationId=audience.app_id,
+            EndpointId=endpoint_id,
+            EndpointRequest={"Demographic": {"Timezone": zone}},
+        )
+    return audience
+
+
+def welcome_journey(
+    segment_id: str, quiet: tuple[str, str], *, wait_for_quiet_time: bool
+) -> dict[str, object]:
+    return {
+        "Name": "quiet",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"SegmentStartCondition": {"SegmentId": segment_id}},
+        "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
+        "QuietTime": {"Start": quiet[0], "End": quiet[1]},
+        "WaitForQuietTime": wait_for_quiet_time,
+        "Activities": {"welcome": {"EMAIL": {"TemplateName": "welcome"}}},
+    }
+
+
+async def run_to_end(
+    state: AppState, env: WorkflowEnvironment, audience: Audience, request: dict[str, object]
+) -> str:
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+    journey_id: str = created["JourneyResponse"]["Id"]
+    handle = env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+    assert await skip_time_until_done(env, handle) == "COMPLETED"
+    return journey_id
+
+
+async def test_quiet_time_holds_each_participant_until_it_ends_where_they_are(
+    stack: AppState, db: AsyncEngine, smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    audience = await audience_in_zones(stack)
+    start, end, ends_at = quiet_window_around(datetime.now(UTC))
+    journey_id = await run_to_end(
+        stack,
+        time_skipping_env,
+        audience,
+        welcome_journey(audience.segment_id, (start, end), wait_for_quiet_time=True),
+    )
+
+    # Everyone got the welcome; the UTC participant last, after quiet time ended.
+    order = [m.to for m in smtp_server.messages]
+    assert sorted(order) == sorted(audience.addresses)
+    assert order[-1] == audience.addresses[0]
+    async with db.connect() as conn:
+        lanes = dict(
+            (
+                await conn.execute(
+                    text("SELECT endpoint_id, lane FROM participants WHERE journey_id = :j"),
+                    {"j": journey_id},
+                )
+            ).all()
+        )
+    assert lanes["ep1"] == lanes["ep2"] == "0"
+    assert lanes["ep0"] == f"0.q{int(ends_at.timestamp())}", "held until the wall-clock end of quiet time"
+    metrics = await call(
+        stack,
+        "GetJourneyExecutionActivityMetrics",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyActivityId="welcome",
+    )
+    got = metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"]
+    assert got["SUCCESS"] == "3" and got["QUIET_TIME_WAIT"] == "1"
+
+
+async def test_quiet_time_drops_when_not_waiting(
+    stack: AppState, smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    audience = await audience_in_zones(stack)
+    start, end, _ = quiet_window_around(datetime.now(UTC))
+    journey_id = await run_to_end(
+        stack,
+        time_skipping_env,
+        audience,
+        welcome_journey(audience.segment_id, (start, end), wait_for_quiet_time=False),
+    )
+    assert sorted(m.to for m in smtp_server.messages) == sorted(audience.addresses[1:])
+    metrics = await call(
+        stack,
+        "GetJourneyExecutionActivityMetrics",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyActivityId="welcome",
+    )
+    got = metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"]
+    assert got["SUCCESS"] == "2" and got["QUIET_TIME"] == "1"
