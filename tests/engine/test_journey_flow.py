@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
@@ -25,22 +23,6 @@ from sojourn.settings import Settings
 from tests.support.helpers import assert_eventually, record_histories, skip_time_until_done
 from tests.support.seed import app_with_audience, call, on_event, onboarding, set_state
 from tests.support.smtp import SmtpSink
-
-
-@pytest_asyncio.fixture
-async def stack(
-    db: AsyncEngine, time_skipping_env: WorkflowEnvironment, smtp_server: SmtpSink
-) -> AsyncIterator[tuple[AppState, Worker]]:
-    settings = Settings(
-        task_queue=f"tq-{uuid.uuid4().hex}", temporal_search_attributes=False, smtp_url=smtp_server.url
-    )
-    state = AppState(db=db, settings=settings)
-    state.use_temporal(time_skipping_env.client)
-    worker = build_worker(
-        time_skipping_env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url))
-    )
-    async with worker:
-        yield state, worker
 
 
 async def test_wait_and_open_split_send_each_participant_down_their_path(

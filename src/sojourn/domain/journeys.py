@@ -317,6 +317,12 @@ class JourneyTimeframeCap(WireModel):
     Cap: int | None = Field(default=None, ge=0, le=100)
     Days: int | None = Field(default=None, ge=0, le=30)
 
+    @model_validator(mode="after")
+    def _days_with_cap(self) -> JourneyTimeframeCap:
+        if self.Cap and not self.Days:
+            raise ValueError("TimeframeCap.Cap needs Days (1-30): the number of days the cap counts back")
+        return self
+
 
 class JourneyLimits(WireModel):
     """Per-journey caps."""
@@ -599,12 +605,9 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
     if d.RefreshOnSegmentUpdate:
         found.append("RefreshOnSegmentUpdate")
     limits = d.Limits
-    if limits is not None:
-        # DailyCap, TotalCap, EndpointReentryCap and EndpointReentryInterval are applied.
-        if limits.MessagesPerSecond:
-            found.append("Limits.MessagesPerSecond")
-        if limits.TimeframeCap is not None and limits.TimeframeCap.Cap:
-            found.append("Limits.TimeframeCap")
+    # DailyCap, TotalCap, TimeframeCap, EndpointReentryCap and EndpointReentryInterval are applied.
+    if limits is not None and limits.MessagesPerSecond:
+        found.append("Limits.MessagesPerSecond")
     return [f"{name} is not supported by sojourn yet; remove it (it would not be applied)" for name in found]
 
 

@@ -17,6 +17,7 @@ from temporalio import activity
 
 from sojourn.channels.email import EmailTransport, OutgoingEmail, SendResult
 from sojourn.channels.tracking import instrument_html
+from sojourn.domain.app_settings import ApplicationSettings
 from sojourn.domain.journeys import Activity, ConditionSpec, JourneyDefinition
 from sojourn.domain.sending_window import rules_for_journey, verdict
 from sojourn.domain.templates import build_context, render_email
@@ -26,6 +27,7 @@ from sojourn.engine.split_sql import members_meeting
 from sojourn.settings import Settings
 from sojourn.store import journey_ledger as ledger
 from sojourn.store import message_ledger
+from sojourn.store.app_settings_repo import load_app_settings
 from sojourn.store.endpoint_rows import endpoint_response
 from sojourn.store.templates_repo import email_channel, load_email_template
 
@@ -167,6 +169,10 @@ class StepActivities:
         async with self.db.begin() as conn:
             await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
             drops = await self._hold_for_sending_window(conn, inp, "EMAIL", now)
+            app_settings = await load_app_settings(conn, inp.app_id)
+            total_cap = int(inp.limits.get("TotalCap") or 0) or (
+                (app_settings.JourneyLimits.TotalCap or 0) if app_settings.JourneyLimits else 0
+            )
             held = await ledger.held_lanes(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
             await message_ledger.claim_journey_emails(
                 conn,
@@ -179,8 +185,9 @@ class StepActivities:
                 visit=inp.visit,
                 now=now,
                 daily_cap=int(inp.limits.get("DailyCap") or 0),
-                total_cap=int(inp.limits.get("TotalCap") or 0),
+                total_cap=total_cap,
                 skips=drops,
+                shared=shared_caps(inp.limits, app_settings),
             )
             template = await load_email_template(conn, email.TemplateName or "", email.TemplateVersion)
             channel = await email_channel(conn, inp.app_id)
@@ -342,6 +349,27 @@ class StepActivities:
             elif inp.status == "cancelled":
                 await ledger.add_counts(conn, inp.journey_id, {("", "CANCELLED"): n}, shard=inp.cohort_no)
         return n
+
+
+def shared_caps(limits: dict[str, Any], app_settings: ApplicationSettings) -> message_ledger.SharedCaps:
+    """The caps a journey's sends share with other journeys and campaigns.
+
+    The journey's own ``Limits.TimeframeCap`` wins over the project's; the project's ``Limits.Daily`` (all
+    campaigns and journeys) and ``JourneyLimits.DailyCap`` (all journeys) always apply.
+    """
+    own = limits.get("TimeframeCap") or {}
+    cap, days = (
+        (int(own.get("Cap") or 0), int(own.get("Days") or 0))
+        if own.get("Cap")
+        else app_settings.timeframe_cap
+    )
+    journeys = app_settings.JourneyLimits
+    return message_ledger.SharedCaps(
+        all_daily=app_settings.daily_cap_all,
+        journeys_daily=(journeys.DailyCap or 0) if journeys else 0,
+        timeframe_cap=cap,
+        timeframe_days=days,
+    )
 
 
 def _email_problem(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,72 @@ CASE
 END
 """
 
+# Caps shared with other journeys and campaigns of the app (project settings, the journey's TimeframeCap).
+_SHARED_CAP_REASON = """
+CASE
+  WHEN CAST(:all_daily AS int) > 0 AND (
+    SELECT count(*) FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = p.endpoint_id
+      AND c.status IN ('pending', 'sent') AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours'
+  ) >= CAST(:all_daily AS int) THEN 'DAILY_CAP'
+  WHEN CAST(:journeys_daily AS int) > 0 AND (
+    SELECT count(*) FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = p.endpoint_id
+      AND c.journey_id IS NOT NULL AND c.status IN ('pending', 'sent')
+      AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours'
+  ) >= CAST(:journeys_daily AS int) THEN 'DAILY_CAP'
+  WHEN CAST(:timeframe_cap AS int) > 0 AND (
+    SELECT count(*) FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = p.endpoint_id
+      AND c.journey_id IS NOT NULL AND c.status IN ('pending', 'sent')
+      AND c.created_at > CAST(:now AS timestamptz) - make_interval(days => CAST(:timeframe_days AS int))
+  ) >= CAST(:timeframe_cap AS int) THEN 'TIMEFRAME_CAP'
+  ELSE NULL
+END
+"""
+
+
+@dataclass(frozen=True)
+class SharedCaps:
+    """Per-endpoint caps that count messages of other journeys (and campaigns) too; 0 means no cap.
+
+    Attributes:
+        all_daily: Messages from all campaigns and journeys in 24 hours (the project's ``Limits.Daily``).
+        journeys_daily: Messages from all journeys in 24 hours (the project's ``JourneyLimits.DailyCap``).
+        timeframe_cap: Messages from all journeys within ``timeframe_days`` (``TimeframeCap.Cap``).
+        timeframe_days: ``TimeframeCap.Days``.
+    """
+
+    all_daily: int = 0
+    journeys_daily: int = 0
+    timeframe_cap: int = 0
+    timeframe_days: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether any of the caps is set."""
+        return bool(self.all_daily or self.journeys_daily or (self.timeframe_cap and self.timeframe_days))
+
+
+async def lock_endpoints(
+    conn: AsyncConnection, app_id: str, endpoint_ids_sql: str, params: Mapping[str, Any]
+) -> None:
+    """Take a transaction-scoped advisory lock per endpoint, in key order (so concurrent claimers never deadlock).
+
+    Whoever counts an endpoint's messages against a shared cap and then inserts one holds its lock until
+    commit, so two cohorts (of any journeys or campaigns) cannot both see room under the cap.
+
+    Args:
+        conn: A connection inside the claiming transaction.
+        app_id: The application.
+        endpoint_ids_sql: A query returning the endpoint ids, as ``endpoint_id``.
+        params: Its parameters.
+    """
+    await conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(CAST(:lock_app AS text) || '/' "
+            f"|| endpoint_id, 0) AS k FROM ({endpoint_ids_sql}) ids ORDER BY 1) keys"
+        ),
+        {**params, "lock_app": app_id},
+    )
+
 
 async def claim_journey_emails(
     conn: AsyncConnection,
@@ -52,6 +119,7 @@ async def claim_journey_emails(
     daily_cap: int = 0,
     total_cap: int = 0,
     skips: Mapping[tuple[str, int], str] | None = None,
+    shared: SharedCaps | None = None,
 ) -> Counter[str]:
     """Insert a ledger row for every member of the lane at ``activity_id``; unreachable or capped ones as ``skipped``.
 
@@ -63,11 +131,22 @@ async def claim_journey_emails(
     Args:
         skips: Members (endpoint id, entry number) the step itself decided not to message, with the reason
             (quiet time); an unreachable endpoint keeps its own reason first.
+        shared: Caps counted across journeys and campaigns; when any is set the members' endpoints are
+            locked first (see :func:`lock_endpoints`), so the caps hold under concurrent claims.
 
     Returns:
         New rows per status/reason (``pending`` or a skip reason); empty on a retry.
     """
     skipped = dict(skips or {})
+    caps = shared or SharedCaps()
+    if caps.active:
+        await lock_endpoints(
+            conn,
+            app_id,
+            "SELECT endpoint_id FROM participants WHERE journey_id = :journey_id AND cohort_no = :cohort_no "
+            "AND lane = :lane AND status = 'active' AND position = :activity_id",
+            {"journey_id": journey_id, "cohort_no": cohort_no, "lane": lane, "activity_id": activity_id},
+        )
     result = await conn.execute(
         text(
             f"""
@@ -81,7 +160,9 @@ async def claim_journey_emails(
             LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = p.endpoint_id
             LEFT JOIN unnest(CAST(:skip_ids AS text[]), CAST(:skip_entries AS int[]), CAST(:skip_reasons AS text[]))
                  AS s(endpoint_id, entry_no, reason) ON s.endpoint_id = p.endpoint_id AND s.entry_no = p.entry_no
-            CROSS JOIN LATERAL (SELECT COALESCE({_SKIP_REASON}, s.reason, {_CAP_REASON}) AS reason) r
+            CROSS JOIN LATERAL (
+                SELECT COALESCE({_SKIP_REASON}, s.reason, {_CAP_REASON}, {_SHARED_CAP_REASON}) AS reason
+            ) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
             ON CONFLICT (message_id) DO NOTHING
@@ -102,6 +183,10 @@ async def claim_journey_emails(
             "skip_ids": [endpoint for endpoint, _ in skipped],
             "skip_entries": [entry for _, entry in skipped],
             "skip_reasons": list(skipped.values()),
+            "all_daily": caps.all_daily,
+            "journeys_daily": caps.journeys_daily,
+            "timeframe_cap": caps.timeframe_cap,
+            "timeframe_days": caps.timeframe_days,
         },
     )
     return Counter(str(r[0]) for r in result)

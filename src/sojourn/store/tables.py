@@ -289,5 +289,6 @@ messages = Table(
     # One participant's message of one activity: the split conditions and the send loop look rows up this way.
     # Also serves the per-endpoint journey caps (journey_id, endpoint_id).
     Index("ix_messages_participant", "journey_id", "endpoint_id", "activity_id", "entry_no"),
-    Index("ix_messages_app", "app_id"),
+    # The caps shared across journeys and campaigns count an endpoint's recent messages (and deletes go by app).
+    Index("ix_messages_endpoint_time", "app_id", "endpoint_id", "created_at"),
 )

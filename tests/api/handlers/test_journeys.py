@@ -93,9 +93,13 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"Schedule": {"Timezone": "Mars/Base"}},
         "Schedule.Timezone 'Mars/Base' is not a time zone",
     ),
-    "timeframe cap not applied yet": (
-        {"Limits": {"TimeframeCap": {"Cap": 3, "Days": 7}}},
-        "Limits.TimeframeCap is not supported by sojourn yet",
+    "timeframe cap without days": (
+        {"Limits": {"TimeframeCap": {"Cap": 3}}},
+        "TimeframeCap.Cap needs Days (1-30)",
+    ),
+    "messages per second not applied yet": (
+        {"Limits": {"MessagesPerSecond": 5}},
+        "Limits.MessagesPerSecond is not supported by sojourn yet",
     ),
     "unsupported activity": (
         {"Activities": {"a": {"SMS": {"TemplateName": "x"}}}, "StartActivity": "a"},

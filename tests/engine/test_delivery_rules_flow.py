@@ -1,22 +1,16 @@
-"""Quiet time in a running journey: each participant's message is held (or dropped) in their own time zone."""
+"""Delivery rules in running journeys: quiet time in each participant's zone, and caps shared across journeys."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from sojourn.api.state import AppState
-from sojourn.channels.email import SmtpConfig, SmtpTransport
 from sojourn.engine import names
-from sojourn.engine.worker import build_worker
-from sojourn.settings import Settings
 from tests.support.helpers import skip_time_until_done
 from tests.support.seed import Audience, app_with_audience, call
 from tests.support.smtp import SmtpSink
@@ -24,22 +18,6 @@ from tests.support.smtp import SmtpSink
 # ep0 lives on UTC (quiet now), ep1 twelve hours ahead (its afternoon or night, outside the window), ep2 has
 # no time zone (quiet time does not apply to it).
 ZONES = {"ep0": "Etc/UTC", "ep1": "Etc/GMT-12"}
-
-
-@pytest_asyncio.fixture
-async def stack(
-    db: AsyncEngine, time_skipping_env: WorkflowEnvironment, smtp_server: SmtpSink
-) -> AsyncIterator[AppState]:
-    settings = Settings(
-        task_queue=f"tq-{uuid.uuid4().hex}", temporal_search_attributes=False, smtp_url=smtp_server.url
-    )
-    state = AppState(db=db, settings=settings)
-    state.use_temporal(time_skipping_env.client)
-    worker: Worker = build_worker(
-        time_skipping_env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url))
-    )
-    async with worker:
-        yield state
 
 
 def quiet_window_around(now: datetime) -> tuple[str, str, datetime]:
@@ -88,12 +66,16 @@ async def run_to_end(
 
 
 async def test_quiet_time_holds_each_participant_until_it_ends_where_they_are(
-    stack: AppState, db: AsyncEngine, smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+    stack: tuple[AppState, Worker],
+    db: AsyncEngine,
+    smtp_server: SmtpSink,
+    time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    audience = await audience_in_zones(stack)
+    state, _ = stack
+    audience = await audience_in_zones(state)
     start, end, ends_at = quiet_window_around(datetime.now(UTC))
     journey_id = await run_to_end(
-        stack,
+        state,
         time_skipping_env,
         audience,
         welcome_journey(audience.segment_id, (start, end), wait_for_quiet_time=True),
@@ -115,7 +97,7 @@ async def test_quiet_time_holds_each_participant_until_it_ends_where_they_are(
     assert lanes["ep1"] == lanes["ep2"] == "0"
     assert lanes["ep0"] == f"0.q{int(ends_at.timestamp())}", "held until the wall-clock end of quiet time"
     metrics = await call(
-        stack,
+        state,
         "GetJourneyExecutionActivityMetrics",
         ApplicationId=audience.app_id,
         JourneyId=journey_id,
@@ -126,19 +108,20 @@ async def test_quiet_time_holds_each_participant_until_it_ends_where_they_are(
 
 
 async def test_quiet_time_drops_when_not_waiting(
-    stack: AppState, smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
 ) -> None:
-    audience = await audience_in_zones(stack)
+    state, _ = stack
+    audience = await audience_in_zones(state)
     start, end, _ = quiet_window_around(datetime.now(UTC))
     journey_id = await run_to_end(
-        stack,
+        state,
         time_skipping_env,
         audience,
         welcome_journey(audience.segment_id, (start, end), wait_for_quiet_time=False),
     )
     assert sorted(m.to for m in smtp_server.messages) == sorted(audience.addresses[1:])
     metrics = await call(
-        stack,
+        state,
         "GetJourneyExecutionActivityMetrics",
         ApplicationId=audience.app_id,
         JourneyId=journey_id,
@@ -146,3 +129,47 @@ async def test_quiet_time_drops_when_not_waiting(
     )
     got = metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"]
     assert got["SUCCESS"] == "2" and got["QUIET_TIME"] == "1"
+
+
+async def test_a_timeframe_cap_holds_across_journeys_running_at_once(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=40, templates=("welcome",))
+    await call(
+        state,
+        "UpdateApplicationSettings",
+        ApplicationId=audience.app_id,
+        WriteApplicationSettingsRequest={"JourneyLimits": {"TimeframeCap": {"Cap": 1, "Days": 7}}},
+    )
+    journeys = []
+    for name in ("first", "second", "third"):
+        request = welcome_journey(audience.segment_id, ("00:00", "00:00"), wait_for_quiet_time=False)
+        request.pop("QuietTime")
+        request["Name"] = name
+        created = await call(
+            state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request
+        )
+        journeys.append(created["JourneyResponse"]["Id"])
+    handles = [
+        time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, j))
+        for j in journeys
+    ]
+    for handle in handles:
+        assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
+
+    received = smtp_server.subjects_by_recipient()
+    assert received == {address: ["welcome"] for address in audience.addresses}, (
+        "one email each, all journeys together"
+    )
+    capped = 0
+    for journey_id in journeys:
+        metrics = await call(
+            state,
+            "GetJourneyExecutionActivityMetrics",
+            ApplicationId=audience.app_id,
+            JourneyId=journey_id,
+            JourneyActivityId="welcome",
+        )
+        capped += int(metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"].get("TIMEFRAME_CAP", "0"))
+    assert capped == 2 * len(audience.addresses)
