@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sojourn.domain.journeys import graph_problems
+from sojourn.domain.journeys import graph_problems, sending_time_problems
 from sojourn.dsl import Journey, email, holdout, multi_split, random_split, split_on, wait
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -90,3 +90,34 @@ def test_multi_split_first_branch_wins_in_order() -> None:
     ] and multi.DefaultActivity == "nudge"
     assert [b.Condition.EventCondition.MessageActivity for b in multi.Branches] == ["welcome", "welcome"]  # type: ignore[union-attr]
     assert multi.EvaluationWaitTime is not None and multi.EvaluationWaitTime.WaitFor == "P3D"
+
+
+def test_delivery_settings_build_the_api_fields() -> None:
+    journey = Journey(
+        "paced",
+        segment="seg",
+        timezone="Europe/Paris",
+        quiet_time=("21:00", "08:00"),
+        open_hours={"EMAIL": {"MONDAY": [("09:00", "17:00")]}},
+        closed_days={"EMAIL": [("xmas", "2026-12-25T00:00:00", "2026-12-26T00:00:00")]},
+        estimate_timezone_from=("PHONE_NUMBER",),
+        daily_cap=1,
+        timeframe_cap=(3, 7),
+        reentry_cap=2,
+        reentry_interval="P7D",
+    ).then(email("welcome"))
+    body = journey.request(now=datetime(2026, 11, 23, tzinfo=UTC))
+    assert body["Schedule"]["Timezone"] == "Europe/Paris"
+    assert body["QuietTime"] == {"Start": "21:00", "End": "08:00"} and body["WaitForQuietTime"] is True
+    assert body["SendingSchedule"] is True
+    assert body["OpenHours"] == {"EMAIL": {"MONDAY": [{"StartTime": "09:00", "EndTime": "17:00"}]}}
+    assert body["ClosedDays"]["EMAIL"][0]["Name"] == "xmas"
+    assert body["TimezoneEstimationMethods"] == ["PHONE_NUMBER"]
+    assert body["Limits"] == {
+        "DailyCap": 1,
+        "TimeframeCap": {"Cap": 3, "Days": 7},
+        "EndpointReentryCap": 2,
+        "EndpointReentryInterval": "P7D",
+    }
+    definition = journey.definition(now=datetime(2026, 11, 23, tzinfo=UTC))
+    assert sending_time_problems(definition) == []

@@ -148,6 +148,20 @@ class Journey:
         start: "now", a datetime, or None for Pinpoint's 5-minute entry delay.
         end: Optional end time.
         active: Publish as ACTIVE (default) or keep as DRAFT.
+        timezone: The journey's zone (``Schedule.Timezone``): ``UTC``, ``UTC+05:30`` or an IANA name; open hours
+            and closed days are read in it for participants without a zone of their own.
+        quiet_time: ``("22:00", "07:00")``: no message in that local window of each participant.
+        wait_for_quiet_time: Hold messages until quiet time ends (default) instead of dropping them.
+        open_hours: Per channel and weekday, the local windows in which messages go out, e.g.
+            ``{"EMAIL": {"MONDAY": [("09:00", "17:00")]}}`` (turns on ``SendingSchedule``).
+        closed_days: Per channel, ``(name, start, end)`` local blackouts, e.g.
+            ``{"EMAIL": [("xmas", "2026-12-25T00:00:00", "2026-12-26T00:00:00")]}``.
+        estimate_timezone_from: ``("PHONE_NUMBER", "POSTAL_CODE")`` for participants without a time zone.
+        daily_cap: Messages this journey sends one participant in 24 hours.
+        total_cap: Messages this journey sends one participant in all.
+        timeframe_cap: ``(cap, days)``: messages all journeys send one participant within ``days``.
+        reentry_cap: How many times a participant may enter (0: unlimited).
+        reentry_interval: ISO-8601 duration a participant waits before entering again, e.g. ``"P7D"``.
     """
 
     def __init__(
@@ -159,6 +173,17 @@ class Journey:
         start: str | datetime | None = "now",
         end: datetime | None = None,
         active: bool = True,
+        timezone: str | None = None,
+        quiet_time: tuple[str, str] | None = None,
+        wait_for_quiet_time: bool = True,
+        open_hours: dict[str, dict[str, list[tuple[str, str]]]] | None = None,
+        closed_days: dict[str, list[tuple[str, str, str]]] | None = None,
+        estimate_timezone_from: tuple[str, ...] = (),
+        daily_cap: int | None = None,
+        total_cap: int | None = None,
+        timeframe_cap: tuple[int, int] | None = None,
+        reentry_cap: int | None = None,
+        reentry_interval: str | None = None,
     ) -> None:
         if (segment is None) == (event is None):
             raise ValueError("a journey enters either by segment=... or by event=...")
@@ -168,6 +193,19 @@ class Journey:
         self.start = start
         self.end = end
         self.active = active
+        self.timezone = timezone
+        self.quiet_time = quiet_time
+        self.wait_for_quiet_time = wait_for_quiet_time
+        self.open_hours = open_hours
+        self.closed_days = closed_days
+        self.estimate_timezone_from = estimate_timezone_from
+        self.limits = {
+            "DailyCap": daily_cap,
+            "TotalCap": total_cap,
+            "TimeframeCap": {"Cap": timeframe_cap[0], "Days": timeframe_cap[1]} if timeframe_cap else None,
+            "EndpointReentryCap": reentry_cap,
+            "EndpointReentryInterval": reentry_interval,
+        }
         self.steps: list[Step] = []
 
     def then(self, *steps: Step) -> Journey:
@@ -199,8 +237,11 @@ class Journey:
             schedule["StartTime"] = self.start.astimezone(UTC).isoformat()
         if self.end is not None:
             schedule["EndTime"] = self.end.astimezone(UTC).isoformat()
+        if self.timezone is not None:
+            schedule["Timezone"] = self.timezone
         if schedule:
             body["Schedule"] = schedule
+        body.update(self._delivery_settings())
         body["State"] = "ACTIVE" if self.active else "DRAFT"
         # Event conditions name the email by template; the API wants the activity id.
         for act in activities.values():
@@ -211,6 +252,34 @@ class Journey:
                 if ev and ev["MessageActivity"] in ids:
                     ev["MessageActivity"] = ids[ev["MessageActivity"]]
         return JourneyDefinition.model_validate(body)
+
+    def _delivery_settings(self) -> dict[str, Any]:
+        """QuietTime, SendingSchedule, OpenHours, ClosedDays, estimation methods and Limits, as the API spells them."""
+        body: dict[str, Any] = {}
+        if self.quiet_time is not None:
+            body["QuietTime"] = {"Start": self.quiet_time[0], "End": self.quiet_time[1]}
+        if self.quiet_time is not None or self.open_hours or self.closed_days:
+            body["WaitForQuietTime"] = self.wait_for_quiet_time
+        if self.open_hours or self.closed_days:
+            body["SendingSchedule"] = True
+        if self.open_hours:
+            body["OpenHours"] = {
+                channel: {
+                    day: [{"StartTime": a, "EndTime": b} for a, b in ranges] for day, ranges in days.items()
+                }
+                for channel, days in self.open_hours.items()
+            }
+        if self.closed_days:
+            body["ClosedDays"] = {
+                channel: [{"Name": n, "StartDateTime": a, "EndDateTime": b} for n, a, b in rules]
+                for channel, rules in self.closed_days.items()
+            }
+        if self.estimate_timezone_from:
+            body["TimezoneEstimationMethods"] = list(self.estimate_timezone_from)
+        limits = {k: v for k, v in self.limits.items() if v is not None}
+        if limits:
+            body["Limits"] = limits
+        return body
 
     def request(self, *, now: datetime | None = None) -> dict[str, Any]:
         """The WriteJourneyRequest body for the API (JSON-ready)."""
