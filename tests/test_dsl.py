@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sojourn.domain.journeys import graph_problems, sending_time_problems
-from sojourn.dsl import Journey, email, holdout, multi_split, random_split, split_on, wait
+from sojourn.dsl import Journey, email, holdout, multi_split, random_split, split_on, wait, wait_for_event
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -121,3 +121,19 @@ def test_delivery_settings_build_the_api_fields() -> None:
     }
     definition = journey.definition(now=datetime(2026, 11, 23, tzinfo=UTC))
     assert sending_time_problems(definition) == []
+
+
+def test_wait_for_event_builds_an_own_event_split() -> None:
+    journey = Journey("await", segment="seg").then(
+        email("welcome"),
+        wait_for_event("purchase", timeout=wait(days=3), then=[email("thanks")], otherwise=[email("nudge")]),
+    )
+    definition = journey.definition(now=datetime(2026, 11, 23, tzinfo=UTC))
+    assert graph_problems(definition) == []
+    (split_id,) = [aid for aid, act in definition.Activities.items() if act.waits_for_events]
+    split = definition.Activities[split_id]
+    assert split.awaited_event_types() == {"purchase"}
+    assert split.ConditionalSplit is not None and split.ConditionalSplit.EvaluationWaitTime is not None
+    assert split.ConditionalSplit.EvaluationWaitTime.WaitFor == "P3D"
+    with pytest.raises(ValueError, match="at least one event type"):
+        wait_for_event(timeout=wait(days=1))

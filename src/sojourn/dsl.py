@@ -128,6 +128,31 @@ def split_on(
     return Step("ConditionalSplit", f"{event}split", body, branches=[yes or [], no or []])
 
 
+def wait_for_event(
+    *events: str, timeout: Step, then: list[Step] | None = None, otherwise: list[Step] | None = None
+) -> Step:
+    """Wait for the participant's own event (sojourn's wait-for-event step): go on as soon as it arrives.
+
+    Each participant moves down ``then`` the moment one of ``events`` (e.g. ``"purchase"``) is recorded for
+    them after they reached this step, and down ``otherwise`` when ``timeout`` passes without one. In the API
+    it is a ConditionalSplit whose EventCondition has no MessageActivity.
+
+    Example: ``wait_for_event("purchase", timeout=wait(days=3), then=[email("thanks")], otherwise=[email("nudge")])``.
+    """
+    if not events:
+        raise ValueError("wait_for_event needs at least one event type, e.g. wait_for_event('purchase', ...)")
+    condition = {
+        "EventCondition": {
+            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": list(events)}}
+        }
+    }
+    body: dict[str, Any] = {
+        "Condition": {"Conditions": [condition], "Operator": "ALL"},
+        "EvaluationWaitTime": timeout.body["WaitTime"],
+    }
+    return Step("ConditionalSplit", "await", body, branches=[then or [], otherwise or []])
+
+
 def random_split(*branches: tuple[int, list[Step]]) -> Step:
     """Send participants down 2-5 paths by whole percentages summing to 100."""
     return Step(
@@ -249,7 +274,7 @@ class Journey:
             conditions += [b["Condition"] for b in (act.get("MultiCondition") or {}).get("Branches", [])]
             for cond in conditions:
                 ev = cond.get("EventCondition")
-                if ev and ev["MessageActivity"] in ids:
+                if ev and ev.get("MessageActivity") in ids:
                     ev["MessageActivity"] = ids[ev["MessageActivity"]]
         return JourneyDefinition.model_validate(body)
 

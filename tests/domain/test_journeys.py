@@ -216,3 +216,51 @@ def test_multi_condition_is_valid_with_up_to_four_branches() -> None:
     ]
     missing = journey({"a": email("m"), "m": multi([{"NextActivity": "a"}])})
     assert "activity 'm': MultiCondition branch 1 needs a Condition" in graph_problems(missing)
+
+
+def own_event_split(dimensions: dict[str, Any] | None, kind: str = "ConditionalSplit") -> dict[str, Any]:
+    condition = {"Conditions": [{"EventCondition": {"Dimensions": dimensions} if dimensions else {}}]}
+    if kind == "MultiCondition":
+        return {
+            "MultiCondition": {
+                "Branches": [{"Condition": condition["Conditions"][0]}],
+                "DefaultActivity": None,
+            }
+        }
+    return {"ConditionalSplit": {"Condition": condition, "EvaluationWaitTime": {"WaitFor": "P1D"}}}
+
+
+def test_wait_for_event_is_a_split_on_the_participants_own_event() -> None:
+    purchase = {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["purchase", "upgrade"]}}
+    definition = journey({"a": own_event_split(purchase)})
+    assert graph_problems(definition) == []
+    act = definition.Activities["a"]
+    assert act.waits_for_events and act.awaited_event_types() == {"purchase", "upgrade"}
+    assert not journey({"a": opened_split("a", None, None)}).Activities["a"].waits_for_events
+
+
+@pytest.mark.parametrize(
+    ("activity", "message"),
+    [
+        (own_event_split(None), "needs Dimensions.EventType with the event types to wait for"),
+        (
+            own_event_split({"EventType": {"DimensionType": "EXCLUSIVE", "Values": ["purchase"]}}),
+            "waiting for an event needs an INCLUSIVE EventType",
+        ),
+        (
+            own_event_split(
+                {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["purchase"]}, "Attributes": {"x": {}}}
+            ),
+            "attribute and metric filters on a participant's own event are not supported",
+        ),
+        (
+            own_event_split(
+                {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["p"]}}, kind="MultiCondition"
+            ),
+            "works in a ConditionalSplit only",
+        ),
+    ],
+)
+def test_wait_for_event_problems(activity: dict[str, Any], message: str) -> None:
+    problems = graph_problems(journey({"a": activity}))
+    assert any(message in p for p in problems), problems

@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from sojourn.api.handlers.events import ring_doorbells
+from sojourn.api.handlers.events import ring_doorbells, wake_waiting_lanes
 from sojourn.api.state import AppState
 from sojourn.channels.tracking import PIXEL_GIF, InvalidTokenError, parse_click_token, parse_open_token
+from sojourn.store.event_waits import lanes_awaiting
 from sojourn.store.events_repo import EventRow, record_events
 
 log = logging.getLogger(__name__)
@@ -38,21 +39,21 @@ async def record_engagement(
         attrs = {**attributes, "message_id": message_id}
         if row.journey_id:
             attrs.update(journey_id=row.journey_id, journey_activity_id=row.activity_id or "")
-        journeys = await record_events(
-            conn,
-            [
-                EventRow(
-                    app_id=row.app_id,
-                    endpoint_id=row.endpoint_id,
-                    event_id=f"{event_type}:{message_id}:{datetime.now(UTC).timestamp()}",
-                    event_type=event_type,
-                    occurred_at=datetime.now(UTC),
-                    attributes=attrs,
-                    message_id=message_id,
-                )
-            ],
-        )
+        events = [
+            EventRow(
+                app_id=row.app_id,
+                endpoint_id=row.endpoint_id,
+                event_id=f"{event_type}:{message_id}:{datetime.now(UTC).timestamp()}",
+                event_type=event_type,
+                occurred_at=datetime.now(UTC),
+                attributes=attrs,
+                message_id=message_id,
+            )
+        ]
+        journeys = await record_events(conn, events)
+        waiting = await lanes_awaiting(conn, row.app_id, events)
     await ring_doorbells(state, row.app_id, journeys)
+    await wake_waiting_lanes(state, row.app_id, waiting)
     return True
 
 

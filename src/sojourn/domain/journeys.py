@@ -83,10 +83,26 @@ class EventDimensions(WireModel):
 
 
 class EventConditionSpec(WireModel):
-    """An engagement event tied to an earlier message activity of the journey."""
+    """An engagement event tied to an earlier message activity of the journey.
+
+    sojourn extension (wait for event): without ``MessageActivity``, the condition is an event of the
+    participant's own (``Dimensions.EventType``, e.g. ``purchase``) recorded after they reached the split, and
+    a ConditionalSplit holding such a condition moves each participant down ``TrueActivity`` as soon as it
+    holds for them, instead of at the end of ``EvaluationWaitTime`` (the rest go on when it ends).
+    """
 
     Dimensions: EventDimensions | None = None
     MessageActivity: str | None = None
+
+    @property
+    def own_event(self) -> bool:
+        """Whether this is the participant's own event (the wait-for-event extension), not a message's."""
+        return not self.MessageActivity
+
+    def own_event_types(self) -> list[str]:
+        """The event types that meet an own-event condition."""
+        dims = self.Dimensions
+        return list(dims.EventType.Values) if dims is not None and dims.EventType is not None else []
 
 
 class SegmentConditionSpec(WireModel):
@@ -254,6 +270,28 @@ class Activity(WireModel):
                 self.MultiCondition.DefaultActivity
             ]
         return []
+
+    @property
+    def waits_for_events(self) -> bool:
+        """A ConditionalSplit that lets participants go on as soon as their own event arrives (extension)."""
+        split = self.ConditionalSplit
+        if split is None or split.Condition is None:
+            return False
+        return any(
+            c.EventCondition is not None and c.EventCondition.own_event for c in split.Condition.Conditions
+        )
+
+    def awaited_event_types(self) -> set[str]:
+        """The event types whose arrival may release participants waiting here (empty if none)."""
+        split = self.ConditionalSplit
+        if not self.waits_for_events or split is None or split.Condition is None:
+            return set()
+        return {
+            t
+            for c in split.Condition.Conditions
+            if c.EventCondition is not None and c.EventCondition.own_event
+            for t in c.EventCondition.own_event_types()
+        }
 
     @property
     def evaluation_wait(self) -> WaitTimeSpec | None:
@@ -566,6 +604,30 @@ def _split_conditions(act: Activity) -> list[SimpleCondition]:
     return []
 
 
+def _own_event_problems(aid: str, act: Activity, ev: EventConditionSpec) -> list[str]:
+    """An EventCondition without MessageActivity: the wait-for-event extension, on a ConditionalSplit only."""
+    problems: list[str] = []
+    dims = ev.Dimensions
+    if act.ConditionalSplit is None:
+        problems.append(
+            f"activity '{aid}': an EventCondition without MessageActivity (wait for the participant's own event) "
+            "works in a ConditionalSplit only; give MessageActivity, the email activity it is about"
+        )
+    if dims is None or dims.EventType is None or not dims.EventType.Values:
+        problems.append(
+            f"activity '{aid}': an EventCondition without MessageActivity needs Dimensions.EventType with the "
+            "event types to wait for (e.g. purchase), or MessageActivity for an email's open or click"
+        )
+    elif dims.EventType.DimensionType != "INCLUSIVE":
+        problems.append(f"activity '{aid}': waiting for an event needs an INCLUSIVE EventType")
+    if dims is not None and (dims.Attributes or dims.Metrics):
+        problems.append(
+            f"activity '{aid}': attribute and metric filters on a participant's own event are not supported by "
+            "sojourn yet; filter by EventType only"
+        )
+    return problems
+
+
 def _event_condition_problems(acts: dict[str, Activity]) -> list[str]:
     problems: list[str] = []
     for aid, act in acts.items():
@@ -573,10 +635,8 @@ def _event_condition_problems(acts: dict[str, Activity]) -> list[str]:
             ev = cond.EventCondition
             if ev is None:
                 continue
-            if not ev.MessageActivity:
-                problems.append(
-                    f"activity '{aid}': an EventCondition needs MessageActivity, the email activity it is about"
-                )
+            if ev.own_event:
+                problems += _own_event_problems(aid, act, ev)
             elif ev.MessageActivity not in acts or acts[ev.MessageActivity].EMAIL is None:
                 problems.append(
                     f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' is not an EMAIL activity of this journey"

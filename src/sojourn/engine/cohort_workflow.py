@@ -8,7 +8,9 @@ workflow's history carries only lane names and counts.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -42,12 +44,21 @@ class CohortWorkflow:
         self.paused = False
         self.cancelled = False
         self.waiting: dict[str, str] = {}
+        # Lanes told that events their waiting participants wait for arrived (wait-for-event splits).
+        self.bells: set[str] = set()
+        # Lanes released early from a wait-for-event split, running beside the lane that waits on.
+        self.spawned: list[asyncio.Task[None]] = []
 
     @workflow.signal
     def set_state(self, state: str) -> None:
         """ACTIVE, PAUSED or CANCELLED, forwarded by the journey."""
         self.paused = state == "PAUSED"
         self.cancelled = self.cancelled or state == "CANCELLED"
+
+    @workflow.signal
+    def events_arrived(self, lane: str) -> None:
+        """Events arrived for participants of ``lane`` waiting at a wait-for-event split (from the event path)."""
+        self.bells.add(lane)
 
     @workflow.query
     def lanes(self) -> dict[str, str]:
@@ -66,6 +77,9 @@ class CohortWorkflow:
         self.sending = self.definition.model_dump(mode="json", exclude_none=True, include=SENDING_SETTINGS)
         start = self.definition.StartActivity
         await self._run_lane("0", start)
+        while self.spawned:
+            running, self.spawned = self.spawned, []
+            await asyncio.gather(*running)
         await self._notify_journey()
         return inp.size
 
@@ -91,6 +105,10 @@ class CohortWorkflow:
             if not await self._gate(lane, waited):
                 return
             act = self.definition.Activities[activity_id]
+            if act.waits_for_events:
+                if not await self._await_events(lane, activity_id, waited):
+                    return
+                waited = []
             self.waiting[lane] = f"running {act.kind} activity '{activity_id}'"
             self._details()
             result: StepResult = await workflow.execute_activity(
@@ -151,10 +169,65 @@ class CohortWorkflow:
                 current = act.Wait.NextActivity
                 continue
             evaluation = act.evaluation_wait
-            if evaluation is not None:
+            # A wait-for-event split waits on its own, so participants can leave it early.
+            if evaluation is not None and not act.waits_for_events:
                 due += evaluation.delay(due)
             break
         return due - now, waits, current
+
+    def _step_input(self, lane: str, activity_id: str, **fields: Any) -> StepInput:
+        return StepInput(
+            app_id=self.inp.app_id,
+            journey_id=self.inp.journey_id,
+            version=self.inp.version,
+            cohort_no=self.inp.cohort_no,
+            lane=lane,
+            activity_id=activity_id,
+            activity=self.definition.Activities[activity_id].model_dump(mode="json", exclude_none=True),
+            now=workflow.now(),
+            **fields,
+        )
+
+    async def _await_events(self, lane: str, activity_id: str, waited: list[str]) -> bool:
+        """Wait out a wait-for-event split's evaluation time, releasing members as their events arrive.
+
+        Returns:
+            True when the wait is over (the split then evaluates the rest); False if the lane ended.
+        """
+        if waited:
+            await workflow.execute_activity(
+                "arrive",
+                self._step_input(lane, activity_id, waited=waited),
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=STEP_RETRY,
+                summary=f"lane {lane} arrives at {activity_id}",
+            )
+        evaluation = self.definition.Activities[activity_id].evaluation_wait
+        delay = evaluation.delay(workflow.now()) if evaluation is not None else timedelta(0)
+        releases = 0
+
+        async def release() -> None:
+            nonlocal releases
+            releases += 1
+            result: StepResult = await workflow.execute_activity(
+                "release_waiting",
+                self._step_input(lane, activity_id, target_lane=f"{lane}.e{releases}"),
+                result_type=StepResult,
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=STEP_RETRY,
+                summary=f"release lane {lane} at {activity_id}",
+            )
+            for branch in result.branches:
+                if branch.count > 0 and branch.next_activity is not None:
+                    self.spawned.append(
+                        asyncio.create_task(self._run_lane(branch.lane, branch.next_activity))
+                    )
+
+        self.bells.discard(lane)
+        if delay > timedelta(0) and not await self._sleep(lane, activity_id, delay, bell=release):
+            await self._end_lane(lane, "cancelled" if self.cancelled else "ended", [])
+            return False
+        return True
 
     async def _gate(self, lane: str, waited: list[str]) -> bool:
         """Hold while the journey is paused; False when it was cancelled (the lane's members are released)."""
@@ -167,8 +240,18 @@ class CohortWorkflow:
             return False
         return True
 
-    async def _sleep(self, lane: str, activity_id: str, delay: timedelta) -> bool:
-        """Sleep ``delay`` of journey time: the clock stops while paused. False if cancelled or past the deadline."""
+    async def _sleep(
+        self,
+        lane: str,
+        activity_id: str,
+        delay: timedelta,
+        bell: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
+        """Sleep ``delay`` of journey time: the clock stops while paused. False if cancelled or past the deadline.
+
+        Args:
+            bell: Called (while the clock runs on) each time the lane is told events arrived.
+        """
         remaining = delay
         while remaining > timedelta(0):
             until = workflow.now() + remaining
@@ -182,12 +265,20 @@ class CohortWorkflow:
             self._details()
             started = workflow.now()
             try:
-                await workflow.wait_condition(lambda: self.paused or self.cancelled, timeout=remaining)
+                await workflow.wait_condition(
+                    lambda: self.paused or self.cancelled or (bell is not None and lane in self.bells),
+                    timeout=remaining,
+                )
             except TimeoutError:
                 remaining = timedelta(0)
                 break
             if self.cancelled:
                 return False
+            if bell is not None and lane in self.bells and not self.paused:
+                self.bells.discard(lane)
+                await bell()
+                remaining -= workflow.now() - started
+                continue
             remaining -= workflow.now() - started
             self.waiting[lane] = f"paused at '{activity_id}' with {remaining} left"
             self._details()

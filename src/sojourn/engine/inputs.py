@@ -124,6 +124,8 @@ class StepInput(BaseModel):
     # The journey's sending-time settings (QuietTime, WaitForQuietTime, SendingSchedule, OpenHours, ClosedDays,
     # Schedule, TimezoneEstimationMethods), as in the definition; empty when it sets none.
     sending: dict[str, Any] = Field(default_factory=dict)
+    # release_waiting: the lane that members whose event arrived move to.
+    target_lane: str | None = None
 
 
 class Branch(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sojourn.domain.journeys import ConditionSpec, SimpleCondition
@@ -57,6 +57,8 @@ async def _meeting(
     now: datetime,
 ) -> set[Member]:
     ids = sorted({endpoint_id for endpoint_id, _ in members})
+    if cond.EventCondition is not None and cond.EventCondition.own_event:
+        return await _with_own_event(conn, journey_id, cond.EventCondition.own_event_types(), members)
     if cond.EventCondition is not None:
         values, inclusive = _event_types(cond)
         found = await _with_event(conn, journey_id, cond.EventCondition.MessageActivity or "", values, ids)
@@ -107,3 +109,27 @@ async def _with_event(
         )
         found |= {(r[0], int(r[1])) for r in rows}
     return found
+
+
+async def _with_own_event(
+    conn: AsyncConnection, journey_id: str, event_types: list[str], members: Sequence[Member]
+) -> set[Member]:
+    """Members with an event of ``event_types`` received since they reached the split (their last move)."""
+    pairs = sorted(members)
+    rows = await conn.execute(
+        text(
+            "SELECT p.endpoint_id, p.entry_no FROM participants p "
+            "JOIN unnest(CAST(:ids AS text[]), CAST(:entries AS int[])) AS m(endpoint_id, entry_no) "
+            "  ON m.endpoint_id = p.endpoint_id AND m.entry_no = p.entry_no "
+            "WHERE p.journey_id = :j AND EXISTS ("
+            "  SELECT 1 FROM events e WHERE e.app_id = p.app_id AND e.endpoint_id = p.endpoint_id "
+            "  AND e.event_type = ANY(CAST(:types AS text[])) AND e.received_at >= p.updated_at)"
+        ),
+        {
+            "j": journey_id,
+            "ids": [e for e, _ in pairs],
+            "entries": [n for _, n in pairs],
+            "types": event_types,
+        },
+    )
+    return {(str(r[0]), int(r[1])) for r in rows}

@@ -47,7 +47,55 @@ class StepActivities:
 
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
-        return [self.run_step, self.end_lane]
+        return [self.run_step, self.end_lane, self.arrive, self.release_waiting]
+
+    @activity.defn(name="arrive")
+    async def arrive(self, inp: StepInput) -> int:
+        """Move a lane from the Wait activities it passed to ``inp.activity_id`` (which then waits itself)."""
+        assert inp.activity_id is not None
+        async with self.db.begin() as conn:
+            await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+            return len(
+                await ledger.lane_members(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
+            )
+
+    @activity.defn(name="release_waiting")
+    async def release_waiting(self, inp: StepInput) -> StepResult:
+        """Members waiting at a wait-for-event split whose condition now holds go down its TrueActivity at once.
+
+        They move to ``inp.target_lane``; a retry finds them there and reports the same branch.
+        """
+        assert inp.activity_id is not None and inp.target_lane is not None and inp.activity is not None
+        split = Activity.model_validate(inp.activity).ConditionalSplit
+        assert split is not None
+        async with self.db.begin() as conn:
+            members = await ledger.lane_members(
+                conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
+            )
+            met = await members_meeting(
+                conn, inp.app_id, inp.journey_id, split.Condition, members, now=datetime.now(UTC)
+            )
+            if met:
+                (moved,) = await ledger.split_by_members(
+                    conn,
+                    inp.journey_id,
+                    inp.cohort_no,
+                    inp.lane,
+                    inp.activity_id,
+                    [(inp.target_lane, split.TrueActivity, met)],
+                )
+                await ledger.add_counts(
+                    conn,
+                    inp.journey_id,
+                    {(inp.activity_id, "Branch_1"): moved, (inp.activity_id, "ENTERED"): moved},
+                    shard=inp.cohort_no,
+                )
+            released = await ledger.lane_size(conn, inp.journey_id, inp.cohort_no, inp.target_lane)
+        return StepResult(
+            branches=[Branch(lane=inp.target_lane, next_activity=split.TrueActivity, count=released)],
+            processed=released,
+            detail=f"{released} released by their events",
+        )
 
     @activity.defn(name="run_step")
     async def run_step(self, inp: StepInput) -> StepResult:

@@ -177,6 +177,18 @@ async def lane_members(
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
+async def lane_size(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str) -> int:
+    """Active members of a lane, wherever they are in the graph."""
+    count = await conn.scalar(
+        text(
+            "SELECT count(*) FROM participants WHERE journey_id = :j AND cohort_no = :c AND lane = :lane "
+            "AND status = 'active'"
+        ),
+        {"j": journey_id, "c": cohort_no, "lane": lane},
+    )
+    return int(count or 0)
+
+
 @dataclass(frozen=True)
 class MemberLocale:
     """What a member's local time is read from: their endpoint's zone and location fields."""

@@ -13,6 +13,7 @@ from sojourn.domain.journeys import parse_instant
 from sojourn.engine import names
 from sojourn.store.apps_repo import require_app
 from sojourn.store.endpoint_rows import touch_active, upsert_endpoints, validate_endpoint_request
+from sojourn.store.event_waits import WaitingLane, lanes_awaiting
 from sojourn.store.events_repo import EventRow, record_events
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,11 @@ async def put_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
         if upserts:
             await upsert_endpoints(conn, app_id, upserts, request_id=ctx.request_id)
         journeys = await record_events(conn, rows)
+        waiting = await lanes_awaiting(conn, app_id, rows)
         if rows:
             await touch_active(conn, app_id, sorted({r.endpoint_id for r in rows}), datetime.now(UTC))
     await ring_doorbells(state, app_id, journeys)
+    await wake_waiting_lanes(state, app_id, waiting)
     return {"EventsResponse": {"Results": results}}
 
 
@@ -116,6 +119,22 @@ async def ring_doorbells(state: AppState, app_id: str, journey_ids: set[str]) ->
             await client.get_workflow_handle(names.journey_workflow_id(app_id, journey_id)).signal("doorbell")
     except Exception as err:
         log.warning("doorbell for journeys %s not delivered: %s", sorted(journey_ids), err)
+
+
+async def wake_waiting_lanes(state: AppState, app_id: str, lanes: set[WaitingLane]) -> None:
+    """Tell cohorts that events their waiting participants wait for arrived (best effort: the split's
+    evaluation at the end of its wait finds the events anyway)."""
+    if not lanes:
+        return
+    try:
+        client = await state.temporal()
+        for lane in sorted(lanes, key=lambda w: (w.journey_id, w.cohort_no, w.lane)):
+            handle = client.get_workflow_handle(
+                names.cohort_workflow_id(app_id, lane.journey_id, lane.cohort_no)
+            )
+            await handle.signal("events_arrived", lane.lane)
+    except Exception as err:
+        log.warning("wake-up of %d waiting lanes not delivered: %s", len(lanes), err)
 
 
 HANDLERS: dict[str, Handler] = {"PutEvents": put_events}
