@@ -654,21 +654,40 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
     found: list[str] = []
     if d.LocalTime:
         found.append("LocalTime")
-    found += [
-        name
-        for name, value in {
-            "RefreshFrequency": d.RefreshFrequency,
-            "JourneyChannelSettings": d.JourneyChannelSettings,
-        }.items()
-        if value
-    ]
-    if d.RefreshOnSegmentUpdate:
-        found.append("RefreshOnSegmentUpdate")
+    if d.JourneyChannelSettings:
+        found.append("JourneyChannelSettings")
     limits = d.Limits
     # DailyCap, TotalCap, TimeframeCap, EndpointReentryCap and EndpointReentryInterval are applied.
     if limits is not None and limits.MessagesPerSecond:
         found.append("Limits.MessagesPerSecond")
     return [f"{name} is not supported by sojourn yet; remove it (it would not be applied)" for name in found]
+
+
+def settings_problems(definition: JourneyDefinition) -> list[str]:
+    """What is wrong with the journey's settings: delivery rules and segment refresh (empty when fine)."""
+    return sending_time_problems(definition) + refresh_problems(definition)
+
+
+def refresh_problems(definition: JourneyDefinition) -> list[str]:
+    """RefreshFrequency and RefreshOnSegmentUpdate apply to segment-triggered journeys only."""
+    d = definition
+    problems: list[str] = []
+    if (d.RefreshFrequency or d.RefreshOnSegmentUpdate) and d.entry_segment_id is None:
+        problems.append(
+            "RefreshFrequency and RefreshOnSegmentUpdate apply to journeys that start from a segment "
+            "(StartCondition.SegmentStartCondition)"
+        )
+    if d.RefreshFrequency:
+        try:
+            every = parse_duration(d.RefreshFrequency)
+        except ValueError as err:
+            problems.append(f"RefreshFrequency: {err}")
+        else:
+            if every < timedelta(hours=1):
+                problems.append(
+                    f"RefreshFrequency {d.RefreshFrequency} is too often: refresh at most hourly (PT1H)"
+                )
+    return problems
 
 
 def sending_time_problems(definition: JourneyDefinition) -> list[str]:

@@ -14,7 +14,7 @@ from sojourn.domain.journeys import (
     JourneyDefinition,
     graph_problems,
     parse_instant,
-    sending_time_problems,
+    settings_problems,
     unsupported_settings,
 )
 
@@ -35,9 +35,7 @@ class Review:
 def review_journey(definition: JourneyDefinition, *, now: datetime) -> Review:
     """Review a journey: the graph's blocking problems, then advice on timing and pacing."""
     result = Review(
-        errors=graph_problems(definition)
-        + sending_time_problems(definition)
-        + unsupported_settings(definition)
+        errors=graph_problems(definition) + settings_problems(definition) + unsupported_settings(definition)
     )
     if result.errors:
         return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -46,6 +46,9 @@ class JourneyPlan(BaseModel):
     max_cohorts_in_flight: int = 200
     # Continue-as-new once the JourneyWorkflow's history is this long.
     history_limit: int = 5000
+    # Segment journeys: re-read the segment this often (RefreshFrequency), and when it is updated.
+    refresh_every: timedelta | None = None
+    refresh_on_update: bool = False
 
 
 class JourneyRef(BaseModel):
@@ -66,6 +69,11 @@ class EnrollInput(BaseModel):
     cohort_size: int
     # Cohort numbers are allocated by the workflow, so a retried activity makes the same cohorts.
     first_cohort_no: int
+    # A refresh: members who are new, or may enter again under the journey's re-entry limits, enter.
+    refresh: bool = False
+    limits: dict[str, Any] = Field(default_factory=dict)
+    # The journey's clock at enrollment (entry times and re-entry intervals are on it).
+    now: datetime | None = None
 
 
 class AdmitInput(BaseModel):

@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, func, literal, select, text
+from sqlalchemy import ColumnElement, DateTime, Integer, and_, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -49,6 +49,7 @@ class JourneyActivities:
             self.enroll_segment,
             self.admit_intake,
             self.cancel_cohorts,
+            self.close_entry,
             self.finish_journey,
         ]
 
@@ -101,23 +102,30 @@ class JourneyActivities:
             cohort_size=self.settings.cohort_size,
             max_cohorts_in_flight=self.settings.max_cohorts_in_flight,
             history_limit=self.settings.journey_history_limit,
+            refresh_every=parse_duration(definition.RefreshFrequency)
+            if definition.RefreshFrequency
+            else None,
+            refresh_on_update=bool(definition.RefreshOnSegmentUpdate),
         )
 
     @activity.defn(name="enroll_segment")
     async def enroll_segment(self, inp: EnrollInput) -> list[CohortSpec]:
         """Enter the entry segment's current members into the journey, in cohorts of ``cohort_size``."""
+        source = "refresh" if inp.refresh else "segment"
         async with self.db.begin() as conn:
-            done = await ledger.cohorts_from(conn, inp.journey_id, inp.first_cohort_no, "segment")
+            done = await ledger.cohorts_from(conn, inp.journey_id, inp.first_cohort_no, source)
             if done:
                 return [CohortSpec(cohort_no=c, size=s, claimed=s) for c, s in done]
             clause = await load_segment_clause(conn, inp.app_id, inp.segment_id, now=datetime.now(UTC))
-            result = await conn.execute(enrollment_insert(inp, clause))
+            result = await conn.execute(
+                reentry_insert(inp, clause) if inp.refresh else enrollment_insert(inp, clause)
+            )
             sizes = Counter(int(r[0]) for r in result)
             if sum(sizes.values()) >= ANALYZE_AFTER:
                 # Fresh statistics: the first cohorts' split queries are planned right after this insert.
                 await conn.execute(text("ANALYZE participants"))
             for cohort_no, size in sorted(sizes.items()):
-                await ledger.record_cohort(conn, inp.journey_id, cohort_no, inp.version, size, "segment")
+                await ledger.record_cohort(conn, inp.journey_id, cohort_no, inp.version, size, source)
             await ledger.add_counts(
                 conn,
                 inp.journey_id,
@@ -190,6 +198,18 @@ class JourneyActivities:
         )
         return {r[0] for r in rows}
 
+    @activity.defn(name="close_entry")
+    async def close_entry(self, inp: JourneyFinish) -> None:
+        """The journey takes no more entrants (start passed without refresh, or end time): ACTIVE becomes CLOSED."""
+        async with self.db.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE journeys SET state = 'CLOSED', updated_at = now() "
+                    "WHERE app_id = :a AND id = :j AND state = 'ACTIVE'"
+                ),
+                {"a": inp.app_id, "j": inp.journey_id},
+            )
+
     @activity.defn(name="finish_journey")
     async def finish_journey(self, inp: JourneyFinish) -> None:
         """Record the journey's final state (a cancelled journey stays CANCELLED)."""
@@ -224,9 +244,75 @@ def enrollment_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
         (literal(inp.first_cohort_no) + members.c.rn // inp.cohort_size).cast(Integer),
         literal("0"),
         literal(inp.start_activity),
+        literal(inp.now or datetime.now(UTC), DateTime(timezone=True)),
     )
-    columns = ["journey_id", "endpoint_id", "entry_no", "app_id", "version", "cohort_no", "lane", "position"]
-    return pg_insert(p).from_select(columns, rows).on_conflict_do_nothing().returning(p.c.cohort_no)
+    return pg_insert(p).from_select(_ENTRY_COLUMNS, rows).on_conflict_do_nothing().returning(p.c.cohort_no)
+
+
+_ENTRY_COLUMNS = [
+    "journey_id",
+    "endpoint_id",
+    "entry_no",
+    "app_id",
+    "version",
+    "cohort_no",
+    "lane",
+    "position",
+    "entered_at",
+]
+
+
+def reentry_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
+    """INSERT ... SELECT of a segment refresh: members who never entered, and those who may enter again.
+
+    Entering again takes an explicit ``Limits.EndpointReentryCap`` (0: unlimited), no current participation,
+    and ``EndpointReentryInterval`` elapsed since the last entry; without the cap, a refresh only adds members
+    new to the journey (otherwise every refresh would send everyone through again).
+    """
+    e, p = endpoints, participants
+    history = (
+        select(
+            p.c.endpoint_id,
+            func.max(p.c.entry_no).label("entries"),
+            func.bool_or(p.c.status == "active").label("active"),
+            func.max(p.c.entered_at).label("last_entered_at"),
+        )
+        .where(p.c.journey_id == inp.journey_id)
+        .group_by(p.c.endpoint_id)
+        .subquery()
+    )
+    now = inp.now or datetime.now(UTC)
+    cap = inp.limits.get("EndpointReentryCap")
+    interval = inp.limits.get("EndpointReentryInterval")
+    again: list[ColumnElement[bool]] = [history.c.active.is_(False)]
+    if cap is None:
+        again.append(literal(False))
+    elif int(cap) > 0:
+        again.append(history.c.entries < int(cap))
+    if interval:
+        again.append(history.c.last_entered_at <= now - parse_duration(interval))
+    members = (
+        select(
+            e.c.id,
+            (func.coalesce(history.c.entries, 0) + 1).label("entry_no"),
+            (func.row_number().over(order_by=e.c.id) - 1).label("rn"),
+        )
+        .select_from(e.outerjoin(history, history.c.endpoint_id == e.c.id))
+        .where(e.c.app_id == inp.app_id, clause, or_(history.c.endpoint_id.is_(None), and_(*again)))
+        .subquery()
+    )
+    rows = select(
+        literal(inp.journey_id),
+        members.c.id,
+        members.c.entry_no,
+        literal(inp.app_id),
+        literal(inp.version),
+        (literal(inp.first_cohort_no) + members.c.rn // inp.cohort_size).cast(Integer),
+        literal("0"),
+        literal(inp.start_activity),
+        literal(now, DateTime(timezone=True)),
+    )
+    return pg_insert(p).from_select(_ENTRY_COLUMNS, rows).on_conflict_do_nothing().returning(p.c.cohort_no)
 
 
 def _event_entry_segment(definition: JourneyDefinition) -> str | None:

@@ -36,6 +36,8 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=time
 # then less and less often while nothing arrives, so an idle journey costs a few workflow tasks an hour.
 INTAKE_POLL_FIRST = timedelta(seconds=30)
 INTAKE_POLL_MAX = timedelta(hours=1)
+# Histories recorded before segment refresh and the CLOSED state replay without them.
+REFRESH_AND_CLOSE = "segment-refresh-and-closed-state"
 
 
 @workflow.defn(name="JourneyWorkflow")
@@ -50,6 +52,7 @@ class JourneyWorkflow:
         self.pending: list[CohortSpec] = []
         self.doorbell_rang = False
         self.version_changed = False
+        self.segment_updated = False
         self.plan: JourneyPlan | None = None
 
     @workflow.signal
@@ -65,6 +68,11 @@ class JourneyWorkflow:
     def new_version(self) -> None:
         """UpdateJourney made a new version: new entrants get it."""
         self.version_changed = True
+
+    @workflow.signal
+    def segment_updated_signal(self) -> None:
+        """UpdateSegment changed the entry segment (acted on with RefreshOnSegmentUpdate)."""
+        self.segment_updated = True
 
     @workflow.signal
     def doorbell(self) -> None:
@@ -121,6 +129,16 @@ class JourneyWorkflow:
         if plan.entry == "event":
             enrolled = True
             await self._take_event_entrants()
+        if workflow.patched(REFRESH_AND_CLOSE):
+            if plan.entry == "segment" and (plan.refresh_every or plan.refresh_on_update):
+                await self._refresh_until_end()
+            if self.state != "CANCELLED":
+                await workflow.execute_activity(
+                    "close_entry",
+                    JourneyFinish(app_id=inp.app_id, journey_id=inp.journey_id, state="CLOSED"),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=RETRY,
+                )
 
         self._details("entry closed; waiting for running cohorts to finish")
         await workflow.wait_condition(lambda: not self.active)
@@ -152,9 +170,47 @@ class JourneyWorkflow:
             except TimeoutError:
                 pass
 
-    async def _enroll_segment(self) -> None:
+    async def _refresh_until_end(self) -> None:
+        """Re-read the entry segment every RefreshFrequency (or when it is updated) until the end time."""
+        assert self.plan is not None
+        while self.state != "CANCELLED":
+            plan = self.plan
+            remaining = plan.end_at - workflow.now()
+            if remaining <= timedelta(0):
+                return
+            timeout = min(remaining, plan.refresh_every) if plan.refresh_every else remaining
+            self._details(
+                f"next segment refresh by {(workflow.now() + timeout).isoformat(timespec='seconds')}"
+            )
+            try:
+                await workflow.wait_condition(
+                    lambda: self._refresh_asked() or self.version_changed or self.state == "CANCELLED",
+                    timeout=timeout,
+                )
+            except TimeoutError:
+                pass
+            if self.state == "CANCELLED" or workflow.now() >= plan.end_at:
+                return
+            if self.version_changed:
+                self.version_changed = False
+                self.plan = await self._load_plan()
+                if not (self.segment_updated and self.plan.refresh_on_update):
+                    continue
+            self.segment_updated = False
+            await workflow.wait_condition(lambda: self.state != "PAUSED")
+            if self.state == "CANCELLED":
+                return
+            await self._enroll_segment(refresh=True)
+            await self._start_pending()
+            if workflow.info().get_current_history_length() > self.plan.history_limit:
+                await self._continue_as_new()
+
+    def _refresh_asked(self) -> bool:
+        return self.segment_updated and self.plan is not None and self.plan.refresh_on_update
+
+    async def _enroll_segment(self, *, refresh: bool = False) -> None:
         assert self.plan is not None and self.plan.segment_id is not None
-        self._details("enrolling the entry segment's members")
+        self._details("refreshing the entry segment" if refresh else "enrolling the entry segment's members")
         cohorts: list[CohortSpec] = await workflow.execute_activity(
             "enroll_segment",
             EnrollInput(
@@ -165,13 +221,17 @@ class JourneyWorkflow:
                 start_activity=str(self.plan.definition.get("StartActivity")),
                 cohort_size=self.plan.cohort_size,
                 first_cohort_no=self.next_cohort_no,
+                refresh=refresh,
+                limits=self.plan.definition.get("Limits") or {},
+                now=workflow.now(),
             ),
             result_type=list[CohortSpec],
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RETRY,
         )
-        self.next_cohort_no += len(cohorts)
+        if cohorts:
+            self.next_cohort_no = max(c.cohort_no for c in cohorts) + 1
         self.pending = list(cohorts)
 
     async def _start_pending(self) -> None:

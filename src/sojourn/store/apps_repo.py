@@ -130,7 +130,9 @@ async def list_apps(
 async def running_journeys(conn: AsyncConnection, app_id: str) -> list[str]:
     """Ids of the app's journeys whose workflows are running (ACTIVE or PAUSED)."""
     result = await conn.execute(
-        text("SELECT id FROM journeys WHERE app_id = :a AND state IN ('ACTIVE', 'PAUSED') ORDER BY id"),
+        text(
+            "SELECT id FROM journeys WHERE app_id = :a AND state IN ('ACTIVE', 'PAUSED', 'CLOSED') ORDER BY id"
+        ),
         {"a": app_id},
     )
     return list(result.scalars())

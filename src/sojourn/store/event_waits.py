@@ -29,7 +29,7 @@ async def awaited_events(conn: AsyncConnection, app_id: str) -> dict[str, dict[s
     """Per running journey of the app, its wait-for-event splits and the event types each waits for."""
     rows = await conn.execute(
         text(
-            "SELECT id, definition FROM journeys WHERE app_id = :a AND state IN ('ACTIVE', 'PAUSED') "
+            "SELECT id, definition FROM journeys WHERE app_id = :a AND state IN ('ACTIVE', 'PAUSED', 'CLOSED') "
             "AND definition::text LIKE '%ConditionalSplit%'"
         ),
         {"a": app_id},

@@ -19,7 +19,7 @@ from sojourn.domain.journeys import (
     JourneyDefinition,
     JourneyState,
     graph_problems,
-    sending_time_problems,
+    settings_problems,
     template_names,
     unsupported_settings,
 )
@@ -48,9 +48,7 @@ async def check_definition(
     Raises:
         BadRequestError: with every problem found, so the caller can fix them at once.
     """
-    problems = (
-        graph_problems(definition) + sending_time_problems(definition) + unsupported_settings(definition)
-    )
+    problems = graph_problems(definition) + settings_problems(definition) + unsupported_settings(definition)
     if not 1 <= len(definition.Name) <= 150 or any(c.isspace() for c in definition.Name):
         problems.append("Name must be 1-150 characters without spaces")
     for name, version in sorted(template_names(definition), key=lambda t: (t[0], t[1] or "")):
@@ -235,8 +233,18 @@ async def update_journey_state(ctx: RequestContext, params: dict[str, Any]) -> d
         allowed = {
             JourneyState.ACTIVE: {JourneyState.PAUSED, JourneyState.ACTIVE},
             JourneyState.PAUSED: {JourneyState.ACTIVE, JourneyState.PAUSED},
-            JourneyState.CANCELLED: {JourneyState.ACTIVE, JourneyState.PAUSED, JourneyState.DRAFT},
+            JourneyState.CANCELLED: {
+                JourneyState.ACTIVE,
+                JourneyState.PAUSED,
+                JourneyState.DRAFT,
+                JourneyState.CLOSED,
+            },
         }[JourneyState(wanted)]
+        if current == JourneyState.CLOSED and wanted == JourneyState.PAUSED:
+            raise ConflictError(
+                f"journey {journey_id} is CLOSED: it takes no new entrants and cannot be paused; "
+                "cancel it to stop the participants still in it"
+            )
         if current not in allowed:
             raise ConflictError(f"journey {journey_id} is {current}: it cannot become {wanted}")
         await repo.set_state(conn, app_id, journey_id, wanted)

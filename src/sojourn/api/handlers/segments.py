@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,9 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sojourn.api.errors import BadRequestError, ConflictError, NotFoundError, invalid
 from sojourn.api.server import Handler, RequestContext
+from sojourn.api.state import AppState
 from sojourn.domain.segments import WriteSegmentRequest
+from sojourn.engine import names
 from sojourn.store.apps_repo import require_app
 from sojourn.store.segments_repo import SegmentNotFound, load_segment_clause
+
+log = logging.getLogger(__name__)
 
 
 def parse_segment(body: dict[str, Any]) -> tuple[WriteSegmentRequest, dict[str, str]]:
@@ -115,7 +120,31 @@ async def update_segment(ctx: RequestContext, params: dict[str, Any]) -> dict[st
         )
         await _check_references(conn, app_id, segment_id)
         row = await _get_row(conn, app_id, segment_id)
+        refreshing = await conn.execute(
+            text(
+                "SELECT id FROM journeys WHERE app_id = :a AND state IN ('ACTIVE', 'PAUSED') "
+                "AND definition #>> '{StartCondition,SegmentStartCondition,SegmentId}' = :s "
+                "AND definition ->> 'RefreshOnSegmentUpdate' = 'true' ORDER BY id"
+            ),
+            {"a": app_id, "s": segment_id},
+        )
+        journey_ids = list(refreshing.scalars())
+    await _tell_journeys(ctx.state, app_id, journey_ids)
     return {"SegmentResponse": segment_response(row, ctx.state.settings.region)}
+
+
+async def _tell_journeys(state: AppState, app_id: str, journey_ids: list[str]) -> None:
+    """Journeys with RefreshOnSegmentUpdate re-read their segment now. Best effort: the update is stored, and a
+    journey that misses the signal refreshes on its RefreshFrequency (if any)."""
+    if not journey_ids:
+        return
+    try:
+        client = await state.temporal()
+        for journey_id in journey_ids:
+            handle = client.get_workflow_handle(names.journey_workflow_id(app_id, journey_id))
+            await handle.signal("segment_updated_signal")
+    except Exception as err:
+        log.warning("journeys %s were not told that their segment changed: %s", journey_ids, err)
 
 
 async def get_segment(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,185 @@
+"""Segment journeys over time: refresh (frequency and on update), re-entry on refresh, and the CLOSED state."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from sojourn.api.state import AppState
+from sojourn.engine import names
+from tests.support.helpers import assert_eventually, skip_time_until_done
+from tests.support.seed import Audience, app_with_audience, call
+from tests.support.smtp import SmtpSink
+
+
+def welcome_journey(segment_id: str, **settings: Any) -> dict[str, Any]:
+    return {
+        "Name": "refreshing",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"SegmentStartCondition": {"SegmentId": segment_id}},
+        "Activities": {"welcome": {"EMAIL": {"TemplateName": "welcome"}}},
+        **settings,
+    }
+
+
+async def join_segment(state: AppState, audience: Audience, endpoint_id: str) -> str:
+    address = f"{endpoint_id}@late.example.com"
+    await call(
+        state,
+        "UpdateEndpoint",
+        ApplicationId=audience.app_id,
+        EndpointId=endpoint_id,
+        EndpointRequest={"ChannelType": "EMAIL", "Address": address, "Attributes": {"plan": ["pro"]}},
+    )
+    return address
+
+
+async def journey_state(state: AppState, app_id: str, journey_id: str) -> str:
+    got = await call(state, "GetJourney", ApplicationId=app_id, JourneyId=journey_id)
+    return str(got["JourneyResponse"]["State"])
+
+
+async def start(state: AppState, audience: Audience, request: dict[str, Any]) -> str:
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+    return str(created["JourneyResponse"]["Id"])
+
+
+async def test_refresh_enrolls_new_members_once_each(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=3, templates=("welcome",))
+    now = datetime.now(UTC)
+    journey_id = await start(
+        state,
+        audience,
+        welcome_journey(
+            audience.segment_id,
+            RefreshFrequency="PT1H",
+            Schedule={
+                "StartTime": now.isoformat(),
+                "EndTime": (now + timedelta(hours=3, minutes=30)).isoformat(),
+            },
+        ),
+    )
+
+    async def first_three() -> None:
+        assert len(smtp_server.messages) == 3
+
+    await assert_eventually(first_three)
+    assert await journey_state(state, audience.app_id, journey_id) == "ACTIVE", "refreshing: open to entrants"
+    late = [await join_segment(state, audience, f"late{i}") for i in range(2)]
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
+    assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
+
+    # Without EndpointReentryCap a refresh adds only members new to the journey: one welcome each.
+    assert Counter(m.to for m in smtp_server.messages) == Counter(audience.addresses + late)
+    metrics = await call(
+        state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id
+    )
+    assert metrics["JourneyExecutionMetricsResponse"]["Metrics"]["ENDPOINT_ENTERED"] == "5"
+
+
+async def test_refresh_lets_members_enter_again_up_to_the_cap(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=4, templates=("welcome",))
+    now = datetime.now(UTC)
+    journey_id = await start(
+        state,
+        audience,
+        welcome_journey(
+            audience.segment_id,
+            RefreshFrequency="PT1H",
+            Limits={"EndpointReentryCap": 2},
+            Schedule={
+                "StartTime": now.isoformat(),
+                "EndTime": (now + timedelta(hours=5, minutes=30)).isoformat(),
+            },
+        ),
+    )
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
+    assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
+    # Five refreshes, but each member enters at most twice.
+    assert Counter(m.to for m in smtp_server.messages) == Counter(audience.addresses * 2)
+
+
+async def test_an_updated_segment_is_read_again_at_once(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=2, templates=("welcome",))
+    now = datetime.now(UTC)
+    await start(
+        state,
+        audience,
+        welcome_journey(
+            audience.segment_id,
+            RefreshOnSegmentUpdate=True,
+            Schedule={"StartTime": now.isoformat(), "EndTime": (now + timedelta(days=7)).isoformat()},
+        ),
+    )
+
+    async def delivered(n: int) -> None:
+        assert len(smtp_server.messages) == n
+
+    await assert_eventually(lambda: delivered(2))
+    late = await join_segment(state, audience, "late")
+    segment = await call(state, "GetSegment", ApplicationId=audience.app_id, SegmentId=audience.segment_id)
+    body = {"Name": "pro", "Dimensions": segment["SegmentResponse"]["Dimensions"]}
+    await call(
+        state,
+        "UpdateSegment",
+        ApplicationId=audience.app_id,
+        SegmentId=audience.segment_id,
+        WriteSegmentRequest=body,
+    )
+    # No timer fires here (nothing skips time): only the update's signal can bring the new member in.
+    await assert_eventually(lambda: delivered(3))
+    assert smtp_server.messages[-1].to == late
+
+
+async def test_a_journey_without_refresh_is_closed_once_its_members_entered(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=2, templates=("welcome",))
+    request = welcome_journey(audience.segment_id, Schedule={"StartTime": datetime.now(UTC).isoformat()})
+    request["Activities"] = {
+        "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "later"}},
+        "later": {"Wait": {"WaitTime": {"WaitFor": "P2D"}}},
+    }
+    journey_id = await start(state, audience, request)
+
+    async def closed() -> None:
+        assert await journey_state(state, audience.app_id, journey_id) == "CLOSED"
+
+    await assert_eventually(closed)
+    paused = call(
+        state,
+        "UpdateJourneyState",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyStateRequest={"State": "PAUSED"},
+    )
+    try:
+        await paused
+    except Exception as err:
+        assert "CLOSED: it takes no new entrants and cannot be paused" in str(err)
+    else:
+        raise AssertionError("a CLOSED journey was paused")
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
+    assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
+    assert await journey_state(state, audience.app_id, journey_id) == "COMPLETED"
