@@ -11,7 +11,7 @@ from temporalio.worker import Worker
 
 from sojourn.api.state import AppState
 from sojourn.engine import names
-from tests.support.helpers import skip_time_until_done
+from tests.support.helpers import record_histories, skip_time_until_done
 from tests.support.seed import Audience, app_with_audience, call
 from tests.support.smtp import SmtpSink
 
@@ -62,6 +62,8 @@ async def run_to_end(
     journey_id: str = created["JourneyResponse"]["Id"]
     handle = env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
     assert await skip_time_until_done(env, handle) == "COMPLETED"
+    if request.get("WaitForQuietTime"):
+        await record_histories(env.client, [handle.id, f"{handle.id}/cohort/0"], "quiet_time_hold")
     return journey_id
 
 

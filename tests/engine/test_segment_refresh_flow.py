@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 from sojourn.api.errors import ConflictError
 from sojourn.api.state import AppState
 from sojourn.engine import names
-from tests.support.helpers import assert_eventually, skip_time_until_done
+from tests.support.helpers import assert_eventually, record_histories, skip_time_until_done
 from tests.support.seed import Audience, app_with_audience, call
 from tests.support.smtp import SmtpSink
 
@@ -80,6 +80,7 @@ async def test_refresh_enrolls_new_members_once_each(
         names.journey_workflow_id(audience.app_id, journey_id)
     )
     assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
+    await record_histories(time_skipping_env.client, [handle.id, f"{handle.id}/cohort/1"], "segment_refresh")
 
     # Without EndpointReentryCap a refresh adds only members new to the journey: one welcome each.
     assert Counter(m.to for m in smtp_server.messages) == Counter(audience.addresses + late)

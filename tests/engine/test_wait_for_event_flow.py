@@ -18,7 +18,7 @@ from sojourn.channels.email import SmtpConfig, SmtpTransport
 from sojourn.engine import names
 from sojourn.engine.worker import build_worker
 from sojourn.settings import Settings
-from tests.support.helpers import assert_eventually
+from tests.support.helpers import assert_eventually, record_histories
 from tests.support.seed import app_with_audience, call
 from tests.support.smtp import SmtpSink
 
@@ -127,6 +127,7 @@ async def test_a_participants_event_releases_them_before_the_timeout(
 
         handle = dev_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
         assert await handle.result() == "COMPLETED"
+        await record_histories(dev_env.client, [handle.id, cohort.id], "wait_for_event")
     subjects = smtp_server.subjects_by_recipient()
     a = audience.addresses
     assert subjects == {a[0]: ["thanks"], a[1]: ["nudge"], a[2]: ["nudge"], a[3]: ["thanks"]}
