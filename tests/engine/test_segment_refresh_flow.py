@@ -10,7 +10,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from sojourn.api.errors import ConflictError
+from sojourn.api.errors import ConflictError, NotFoundError
 from sojourn.api.state import AppState
 from sojourn.engine import names
 from tests.support.helpers import assert_eventually, record_histories, skip_time_until_done
@@ -88,6 +88,7 @@ async def test_refresh_enrolls_new_members_once_each(
         state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id
     )
     assert metrics["JourneyExecutionMetricsResponse"]["Metrics"]["ENDPOINT_ENTERED"] == "5"
+    await check_runs_and_kpis(state, audience, journey_id)
 
 
 async def test_refresh_lets_members_enter_again_up_to_the_cap(
@@ -181,3 +182,38 @@ async def test_a_journey_without_refresh_is_closed_once_its_members_entered(
     )
     assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
     assert await journey_state(state, audience.app_id, journey_id) == "COMPLETED"
+
+
+async def check_runs_and_kpis(state: AppState, audience: Audience, journey_id: str) -> None:
+    """The first enrollment and the refresh that found new members are runs; KPIs count the welcomes."""
+    ids = {"ApplicationId": audience.app_id, "JourneyId": journey_id}
+    runs = (await call(state, "GetJourneyRuns", **ids))["JourneyRunsResponse"]["Item"]
+    assert [(r["RunId"], r["Status"]) for r in runs] == [("run-1", "COMPLETED"), ("run-0", "COMPLETED")]
+    entered = {}
+    for run in runs:
+        got = await call(state, "GetJourneyRunExecutionMetrics", RunId=run["RunId"], **ids)
+        entered[run["RunId"]] = got["JourneyRunExecutionMetricsResponse"]["Metrics"]["ENDPOINT_ENTERED"]
+        activity = await call(
+            state,
+            "GetJourneyRunExecutionActivityMetrics",
+            RunId=run["RunId"],
+            JourneyActivityId="welcome",
+            **ids,
+        )
+        response = activity["JourneyRunExecutionActivityMetricsResponse"]
+        assert response["ActivityType"] == "MESSAGE"
+        assert response["Metrics"]["SUCCESS"] == entered[run["RunId"]]
+    assert entered == {"run-0": "3", "run-1": "2"}
+    with pytest.raises(NotFoundError, match="has no run 'nope'"):
+        await call(state, "GetJourneyRunExecutionMetrics", RunId="nope", **ids)
+
+    sent = await call(state, "GetJourneyDateRangeKpi", KpiName="journey-emails-sent", **ids)
+    rows = sent["JourneyDateRangeKpiResponse"]["KpiResult"]["Rows"]
+    assert rows == [{"GroupedBys": [], "Values": [{"Key": "EmailsSent", "Type": "Double", "Value": "5.0"}]}]
+    grouped = await call(
+        state, "GetJourneyDateRangeKpi", KpiName="emails-delivered-grouped-by-journey-activity", **ids
+    )
+    (row,) = grouped["JourneyDateRangeKpiResponse"]["KpiResult"]["Rows"]
+    assert row["GroupedBys"][0]["Value"] == "welcome" and row["Values"][0]["Value"] == "5.0"
+    with pytest.raises(NotFoundError, match="'journey-sms-sent' is not a journey KPI"):
+        await call(state, "GetJourneyDateRangeKpi", KpiName="journey-sms-sent", **ids)

@@ -125,7 +125,9 @@ class JourneyActivities:
                 # Fresh statistics: the first cohorts' split queries are planned right after this insert.
                 await conn.execute(text("ANALYZE participants"))
             for cohort_no, size in sorted(sizes.items()):
-                await ledger.record_cohort(conn, inp.journey_id, cohort_no, inp.version, size, source)
+                await ledger.record_cohort(
+                    conn, inp.journey_id, cohort_no, inp.version, size, source, run_no=inp.first_cohort_no
+                )
             await ledger.add_counts(
                 conn,
                 inp.journey_id,

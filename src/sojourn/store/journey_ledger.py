@@ -369,15 +369,27 @@ async def enter(
 
 
 async def record_cohort(
-    conn: AsyncConnection, journey_id: str, cohort_no: int, version: int, size: int, source: str
+    conn: AsyncConnection,
+    journey_id: str,
+    cohort_no: int,
+    version: int,
+    size: int,
+    source: str,
+    *,
+    run_no: int = 0,
 ) -> None:
-    """Remember a cohort, so a retried enrollment or intake returns the same cohorts."""
+    """Remember a cohort, so a retried enrollment or intake returns the same cohorts.
+
+    Args:
+        run_no: The journey run it belongs to: the first cohort number of its segment enrollment (the first
+            enrollment and every refresh are runs); 0 for event-triggered entrants (one run).
+    """
     await conn.execute(
         text(
-            "INSERT INTO journey_cohorts (journey_id, cohort_no, version, size, source) VALUES (:j, :c, :v, :s, :src) "
-            "ON CONFLICT DO NOTHING"
+            "INSERT INTO journey_cohorts (journey_id, cohort_no, version, size, source, run_no) "
+            "VALUES (:j, :c, :v, :s, :src, :run) ON CONFLICT DO NOTHING"
         ),
-        {"j": journey_id, "c": cohort_no, "v": version, "s": size, "src": source},
+        {"j": journey_id, "c": cohort_no, "v": version, "s": size, "src": source, "run": run_no},
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -102,66 +104,137 @@ async def set_state(conn: AsyncConnection, app_id: str, journey_id: str, state: 
     )
 
 
-async def journey_metrics(conn: AsyncConnection, journey_id: str) -> dict[str, int]:
-    """Pinpoint's journey execution metrics, from the participant ledger and counters."""
-    counters = {
-        r.metric: int(r.value)
-        for r in await conn.execute(
-            text(
-                "SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = '' GROUP BY metric"
-            ),
-            {"j": journey_id},
-        )
-    }
+_RUN_COHORTS = "SELECT cohort_no FROM journey_cohorts WHERE journey_id = :j AND run_no = :run"
+
+
+async def journey_metrics(
+    conn: AsyncConnection, journey_id: str, run_no: int | None = None
+) -> dict[str, int]:
+    """Pinpoint's journey execution metrics, from the participant ledger and counters.
+
+    Args:
+        run_no: Only this run's participants (GetJourneyRunExecutionMetrics); the entry counters that are
+            kept per journey (caps, rejections) are then left out.
+    """
+    params: dict[str, Any] = {"j": journey_id, "run": run_no}
+    in_run = f" AND cohort_no IN ({_RUN_COHORTS})" if run_no is not None else ""
     by_status = {
         r.status: int(r.n)
         for r in await conn.execute(
-            text("SELECT status, count(*) AS n FROM participants WHERE journey_id = :j GROUP BY status"),
-            {"j": journey_id},
+            text(
+                f"SELECT status, count(*) AS n FROM participants WHERE journey_id = :j{in_run} GROUP BY status"
+            ),
+            params,
         )
     }
-    return {
-        "ENDPOINT_ENTERED": counters.get("ENDPOINT_ENTERED", 0),
+    metrics = {
+        "ENDPOINT_ENTERED": sum(by_status.values()),
         "ENDPOINT_ACTIVE": by_status.get("active", 0),
         "ENDPOINT_LEFT": sum(n for s, n in by_status.items() if s != "active"),
         "CANCELLED": by_status.get("cancelled", 0),
-        "REENTRY_CAP_EXCEEDED": counters.get("REENTRY_CAP_EXCEEDED", 0),
-        "ACTIVE_ENDPOINT_REJECTED": counters.get("ACTIVE_ENDPOINT_REJECTED", 0),
     }
+    if run_no is None:
+        counters = {
+            r.metric: int(r.value)
+            for r in await conn.execute(
+                text(
+                    "SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = '' "
+                    "GROUP BY metric"
+                ),
+                params,
+            )
+        }
+        metrics["ENDPOINT_ENTERED"] = counters.get("ENDPOINT_ENTERED", 0)
+        metrics["REENTRY_CAP_EXCEEDED"] = counters.get("REENTRY_CAP_EXCEEDED", 0)
+        metrics["ACTIVE_ENDPOINT_REJECTED"] = counters.get("ACTIVE_ENDPOINT_REJECTED", 0)
+    return metrics
 
 
 async def activity_metrics(
-    conn: AsyncConnection, journey_id: str, activity_id: str, activity_type: str
+    conn: AsyncConnection, journey_id: str, activity_id: str, activity_type: str, run_no: int | None = None
 ) -> dict[str, int]:
-    """Per-activity metrics: message outcomes from the message ledger, path counts from the counters."""
+    """Per-activity metrics: message outcomes from the message ledger, path counts from the counters.
+
+    Args:
+        run_no: Only this run's cohorts (GetJourneyRunExecutionActivityMetrics).
+    """
+    params: dict[str, Any] = {"j": journey_id, "a": activity_id, "run": run_no}
+    run = run_no is not None
     metrics = {
         r.metric: int(r.value)
         for r in await conn.execute(
             text(
-                "SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = :a GROUP BY metric"
+                "SELECT metric, sum(value) AS value FROM journey_counters WHERE journey_id = :j AND activity_id = :a "
+                + (f"AND shard IN ({_RUN_COHORTS}) " if run else "")
+                + "GROUP BY metric"
             ),
-            {"j": journey_id, "a": activity_id},
+            params,
         )
     }
     if activity_type == "MESSAGE":
         rows = await conn.execute(
             text(
-                "SELECT CASE WHEN status = 'sent' THEN 'SUCCESS' WHEN status = 'pending' THEN 'PENDING' "
-                "ELSE split_part(COALESCE(status_message, 'FAILURE'), ':', 1) END AS metric, count(*) AS n "
-                "FROM messages WHERE journey_id = :j AND activity_id = :a GROUP BY 1"
+                "SELECT CASE WHEN m.status = 'sent' THEN 'SUCCESS' WHEN m.status = 'pending' THEN 'PENDING' "
+                "ELSE split_part(COALESCE(m.status_message, 'FAILURE'), ':', 1) END AS metric, count(*) AS n "
+                "FROM messages m "
+                + (
+                    "JOIN participants p ON p.journey_id = m.journey_id AND p.endpoint_id = m.endpoint_id "
+                    f"AND p.entry_no = m.entry_no AND p.cohort_no IN ({_RUN_COHORTS}) "
+                    if run
+                    else ""
+                )
+                + "WHERE m.journey_id = :j AND m.activity_id = :a GROUP BY 1"
             ),
-            {"j": journey_id, "a": activity_id},
+            params,
         )
         metrics.update({r.metric: int(r.n) for r in rows})
     if activity_type == "WAIT":
         waiting = await conn.scalar(
             text(
                 "SELECT count(*) FROM participants WHERE journey_id = :j AND status = 'active' AND position = :a"
+                + (f" AND cohort_no IN ({_RUN_COHORTS})" if run else "")
             ),
-            {"j": journey_id, "a": activity_id},
+            params,
         )
         metrics["WAITING"] = int(waiting or 0)
     return metrics
+
+
+@dataclass(frozen=True)
+class JourneyRun:
+    """One run of a journey: its first enrollment, each segment refresh, or (event-triggered) the one run."""
+
+    run_no: int
+    created: datetime
+    updated: datetime
+    active: int
+
+
+def run_id(run_no: int) -> str:
+    """The RunId the API shows for a run."""
+    return f"run-{run_no}"
+
+
+def parse_run_id(value: str) -> int | None:
+    """The run number of a RunId, or None when it is not one."""
+    number = value.removeprefix("run-")
+    return int(number) if value.startswith("run-") and number.isdigit() else None
+
+
+async def journey_runs(conn: AsyncConnection, journey_id: str) -> list[JourneyRun]:
+    """The journey's runs, newest first."""
+    rows = await conn.execute(
+        text(
+            "SELECT c.run_no, min(c.created_at) AS created, "
+            "  COALESCE((SELECT max(p.updated_at) FROM participants p WHERE p.journey_id = :j "
+            "            AND p.cohort_no = ANY(array_agg(c.cohort_no))), min(c.created_at)) AS updated, "
+            "  (SELECT count(*) FROM participants p WHERE p.journey_id = :j AND p.status = 'active' "
+            "   AND p.cohort_no = ANY(array_agg(c.cohort_no))) AS active "
+            "FROM journey_cohorts c WHERE c.journey_id = :j GROUP BY c.run_no ORDER BY c.run_no DESC"
+        ),
+        {"j": journey_id},
+    )
+    return [JourneyRun(int(r.run_no), r.created, r.updated, int(r.active)) for r in rows]
 
 
 def _json(value: Any) -> str:

@@ -236,8 +236,10 @@ journey_cohorts = Table(
     Column("cohort_no", Integer, nullable=False),
     Column("version", Integer, nullable=False),
     Column("size", Integer, nullable=False),
-    # What made it: "segment" (entry segment at start) or "intake" (event-triggered entrants).
+    # What made it: "segment" (entry segment at start), "refresh" or "intake" (event-triggered entrants).
     Column("source", Text, nullable=False),
+    # The journey run (GetJourneyRuns): the first cohort of its enrollment; 0 for event-triggered entrants.
+    Column("run_no", Integer, nullable=False, server_default=text("0")),
     _ts("created_at"),
     PrimaryKeyConstraint("journey_id", "cohort_no"),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,12 +13,14 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError
 
 from sojourn.api.errors import BadRequestError, ConflictError, InternalServerError, NotFoundError, invalid
+from sojourn.api.handlers.apps import page_size
 from sojourn.api.server import Handler, RequestContext
 from sojourn.api.state import AppState
 from sojourn.domain.journeys import (
     JourneyDefinition,
     JourneyState,
     graph_problems,
+    parse_instant,
     settings_problems,
     template_names,
     unsupported_settings,
@@ -26,6 +28,7 @@ from sojourn.domain.journeys import (
 from sojourn.engine import names
 from sojourn.engine.inputs import JourneyInput
 from sojourn.engine.journey_workflow import JourneyWorkflow
+from sojourn.store import journey_kpis
 from sojourn.store import journeys_repo as repo
 from sojourn.store.apps_repo import require_app
 from sojourn.store.segments_repo import SegmentNotFound, load_segment_clause
@@ -308,6 +311,148 @@ async def _require_journey(
     return row
 
 
+def _run_no(journey_id: str, raw: str) -> int:
+    number = repo.parse_run_id(raw)
+    if number is None:
+        raise NotFoundError(f"journey {journey_id} has no run {raw!r} (GetJourneyRuns lists them)")
+    return number
+
+
+async def get_journey_runs(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetJourneyRuns: the first enrollment and each segment refresh is a run; an event-triggered journey has one."""
+    app_id, journey_id = params["ApplicationId"], params["JourneyId"]
+    size = page_size(params.get("PageSize"))
+    skip = int(params["Token"]) if str(params.get("Token") or "").isdigit() else 0
+    async with ctx.state.db.connect() as conn:
+        row = await _require_journey(conn, app_id, journey_id)
+        runs = await repo.journey_runs(conn, journey_id)
+    cancelled = row.state == JourneyState.CANCELLED
+    items = [
+        {
+            "RunId": repo.run_id(run.run_no),
+            "Status": "RUNNING" if run.active else ("CANCELLED" if cancelled else "COMPLETED"),
+            "CreationTime": run.created.isoformat(),
+            "LastUpdateTime": run.updated.isoformat(),
+        }
+        for run in runs
+    ]
+    if not items and row.state == JourneyState.ACTIVE:
+        when = (row.started_at or row.updated_at).isoformat()
+        items = [
+            {"RunId": repo.run_id(0), "Status": "SCHEDULED", "CreationTime": when, "LastUpdateTime": when}
+        ]
+    page: dict[str, Any] = {"Item": items[skip : skip + size]}
+    if skip + size < len(items):
+        page["NextToken"] = str(skip + size)
+    return {"JourneyRunsResponse": page}
+
+
+async def get_journey_run_execution_metrics(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetJourneyRunExecutionMetrics: the journey metrics of one run's participants."""
+    app_id, journey_id = params["ApplicationId"], params["JourneyId"]
+    run_no = _run_no(journey_id, params["RunId"])
+    async with ctx.state.db.connect() as conn:
+        await _require_journey(conn, app_id, journey_id)
+        metrics = await repo.journey_metrics(conn, journey_id, run_no=run_no)
+    return {
+        "JourneyRunExecutionMetricsResponse": {
+            "ApplicationId": app_id,
+            "JourneyId": journey_id,
+            "RunId": params["RunId"],
+            "LastEvaluatedTime": datetime.now(UTC).isoformat(),
+            "Metrics": {k: str(v) for k, v in metrics.items()},
+        }
+    }
+
+
+async def get_journey_run_execution_activity_metrics(
+    ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    """GetJourneyRunExecutionActivityMetrics: one activity's metrics for one run."""
+    app_id, journey_id, activity_id = (
+        params["ApplicationId"],
+        params["JourneyId"],
+        params["JourneyActivityId"],
+    )
+    run_no = _run_no(journey_id, params["RunId"])
+    async with ctx.state.db.connect() as conn:
+        row = await _require_journey(conn, app_id, journey_id)
+        activity = JourneyDefinition.model_validate(row.definition).Activities.get(activity_id)
+        if activity is None:
+            raise NotFoundError(f"journey {journey_id} has no activity '{activity_id}'")
+        metrics = await repo.activity_metrics(
+            conn, journey_id, activity_id, activity.metric_type, run_no=run_no
+        )
+    return {
+        "JourneyRunExecutionActivityMetricsResponse": {
+            "ActivityType": activity.metric_type,
+            "ApplicationId": app_id,
+            "JourneyActivityId": activity_id,
+            "JourneyId": journey_id,
+            "RunId": params["RunId"],
+            "LastEvaluatedTime": datetime.now(UTC).isoformat(),
+            "Metrics": {k: str(v) for k, v in metrics.items()},
+        }
+    }
+
+
+async def get_journey_date_range_kpi(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetJourneyDateRangeKpi: email engagement of the journey between StartTime and EndTime (default: 7 days)."""
+    app_id, journey_id, name = params["ApplicationId"], params["JourneyId"], params["KpiName"]
+    parsed = journey_kpis.parse_kpi_name(name)
+    if parsed is None:
+        raise NotFoundError(
+            f"{name!r} is not a journey KPI; use one of {', '.join(journey_kpis.kpi_names())}"
+        )
+    measure, grouped = parsed
+    end = _instant(params.get("EndTime"), "EndTime") or datetime.now(UTC)
+    start = _instant(params.get("StartTime"), "StartTime") or end - timedelta(days=7)
+    if start > end:
+        raise BadRequestError("StartTime must not be after EndTime")
+    if start < datetime.now(UTC) - timedelta(days=90):
+        raise BadRequestError("StartTime must be less than 90 days ago")
+    async with ctx.state.db.connect() as conn:
+        await _require_journey(conn, app_id, journey_id)
+        counts = await journey_kpis.measure_by_activity(conn, journey_id, measure, start, end)
+    key = "".join(part.title() for part in f"emails-{measure}".split("-"))
+    if grouped:
+        rows = [
+            {
+                "GroupedBys": [{"Key": "JourneyActivityId", "Type": "String", "Value": activity_id}],
+                "Values": [{"Key": key, "Type": "Double", "Value": str(float(n))}],
+            }
+            for activity_id, n in sorted(counts.items())
+        ]
+    else:
+        rows = [
+            {
+                "GroupedBys": [],
+                "Values": [{"Key": key, "Type": "Double", "Value": str(float(sum(counts.values())))}],
+            }
+        ]
+    return {
+        "JourneyDateRangeKpiResponse": {
+            "ApplicationId": app_id,
+            "JourneyId": journey_id,
+            "KpiName": name,
+            "StartTime": start.isoformat(),
+            "EndTime": end.isoformat(),
+            "KpiResult": {"Rows": rows},
+        }
+    }
+
+
+def _instant(value: Any, field: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return parse_instant(str(value))
+    except ValueError as err:
+        raise BadRequestError(f"{field}: {err}") from None
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateJourney": create_journey,
     "GetJourney": get_journey,
@@ -316,4 +461,8 @@ HANDLERS: dict[str, Handler] = {
     "UpdateJourneyState": update_journey_state,
     "GetJourneyExecutionMetrics": get_journey_execution_metrics,
     "GetJourneyExecutionActivityMetrics": get_journey_execution_activity_metrics,
+    "GetJourneyRuns": get_journey_runs,
+    "GetJourneyRunExecutionMetrics": get_journey_run_execution_metrics,
+    "GetJourneyRunExecutionActivityMetrics": get_journey_run_execution_activity_metrics,
+    "GetJourneyDateRangeKpi": get_journey_date_range_kpi,
 }

@@ -1,4 +1,4 @@
-"""Messages indexed by (app, endpoint, time) for the caps shared across journeys and campaigns
+"""Messages indexed by (app, endpoint, time) for the caps shared across journeys and campaigns; journey runs
 
 Revision ID: 0002
 Revises: 0001
@@ -6,6 +6,7 @@ Revises: 0001
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
@@ -17,8 +18,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_index("ix_messages_endpoint_time", "messages", ["app_id", "endpoint_id", "created_at"])
     op.drop_index("ix_messages_app", table_name="messages")
+    op.add_column(
+        "journey_cohorts", sa.Column("run_no", sa.Integer(), server_default=sa.text("0"), nullable=False)
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("journey_cohorts", "run_no")
     op.create_index("ix_messages_app", "messages", ["app_id"])
     op.drop_index("ix_messages_endpoint_time", table_name="messages")
