@@ -75,6 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
     )
     show.set_defaults(run=cmd_journeys_show)
+    trace = sub.add_parser(
+        "trace",
+        help="show one participant's path through a journey",
+        description="Print each entry of an endpoint into a journey: the activities it passed (with the branch "
+        "it took at each split), where it is now, and every message with its outcome, opens and clicks. Reads "
+        "the ledgers in PostgreSQL (SOJOURN_DATABASE_URL, else the embedded one of `sojourn up`).",
+    )
+    trace.add_argument("--journey", required=True, help="journey id")
+    trace.add_argument("--endpoint", required=True, help="endpoint id")
+    trace.set_defaults(run=cmd_trace)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("SOJOURN_LOG_LEVEL", "INFO"),
@@ -204,6 +214,53 @@ def cmd_journeys_show(args: argparse.Namespace, settings: Settings) -> int:
     for line in render_tree(definition, metrics):
         print(line)
     return 0
+
+
+def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
+    """Print one endpoint's entries into a journey, their paths and messages."""
+    from sojourn.store.db import create_engine
+
+    async def load() -> list[Any]:
+        from sojourn.store.participant_trace import trace_endpoint
+
+        engine = create_engine(settings.effective_database_url)
+        try:
+            async with engine.connect() as conn:
+                return await trace_endpoint(conn, args.journey, args.endpoint)
+        finally:
+            await engine.dispose()
+
+    entries = asyncio.run(load())
+    if not entries:
+        print(f"endpoint {args.endpoint} never entered journey {args.journey}", file=sys.stderr)
+        return 1
+    for line in render_trace(args.journey, args.endpoint, entries):
+        print(line)
+    return 0
+
+
+def render_trace(journey_id: str, endpoint_id: str, entries: Sequence[Any]) -> list[str]:
+    """The lines ``sojourn trace`` prints for ``entries`` (see :mod:`sojourn.store.participant_trace`)."""
+    from sojourn.domain.journeys import JourneyDefinition
+    from sojourn.domain.trace import participant_path
+
+    lines = [f"endpoint {endpoint_id} in journey {journey_id}"]
+    for entry in entries:
+        where = f"at '{entry.position}'" if entry.position else "left the journey"
+        lines.append(
+            f"entry {entry.entry_no}: entered {entry.entered_at.isoformat(timespec='seconds')}, version "
+            f"{entry.version}, cohort {entry.cohort_no}, lane {entry.lane}: {entry.status}, {where} "
+            f"(last move {entry.updated_at.isoformat(timespec='seconds')})"
+        )
+        definition = JourneyDefinition.model_validate(entry.definition)
+        for step in participant_path(definition, entry.lane, entry.position, entry.status):
+            lines.append(f"  {step.activity_id} ({step.kind})" + (f": {step.note}" if step.note else ""))
+            for message in entry.messages.get(step.activity_id, []):
+                outcome = message.status + (f" ({message.reason})" if message.reason else "")
+                when = (message.sent_at or message.created_at).isoformat(timespec="seconds")
+                lines.append(f"    message {outcome} at {when}")
+                lines += [f"    {kind} at {at.isoformat(timespec='seconds')}" for kind, at in message.events]
+    return lines
 
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:

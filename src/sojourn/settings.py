@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
+    def effective_database_url(self) -> str:
+        """SOJOURN_DATABASE_URL, else the embedded PostgreSQL that ``sojourn up`` runs."""
+        return self.database_url or f"postgresql://postgres@127.0.0.1:{self.postgres_port}/sojourn"
+
+    @property
     def tracking_key(self) -> bytes:
         """HMAC key of tracking links, derived from the API secret so one secret configures both."""
         return hashlib.sha256(b"sojourn-tracking:" + self.secret_access_key.encode()).digest()

@@ -183,6 +183,18 @@ def test_segment_journey_with_open_split_and_restart(sojourn: SojournProcess, si
     assert shown.returncode == 0, shown.stderr
     assert "welcome: EMAIL e2ewelcome  [SUCCESS 4]" in shown.stdout
     assert "opened: ConditionalSplit  [Branch_1 1, Branch_2 3, ENTERED 4]" in shown.stdout
+    # One participant's path: the opener took the yes branch and got the tips email.
+    traced = subprocess.run(
+        [sys.executable, "-m", "sojourn", "trace", "--journey", journey["Id"], "--endpoint", "ep0"],
+        env={**sojourn.env},
+        capture_output=True,
+        text=True,
+    )
+    assert traced.returncode == 0, traced.stderr
+    assert "entry 1: entered" in traced.stdout and ": completed, left the journey" in traced.stdout
+    assert "opened (ConditionalSplit): branch 1" in traced.stdout
+    assert "_email.open at" in traced.stdout and "_email.click at" in traced.stdout
+    assert "tips (EMAIL)" in traced.stdout
     # What a person finds in the Temporal UI: the journey and its cohort, by search attributes.
     found = asyncio.run(workflows_of(sojourn, app_id, journey["Id"]))
     assert sorted(found) == [
