@@ -75,6 +75,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
     )
     show.set_defaults(run=cmd_journeys_show)
+    simulate = journeys_sub.add_parser(
+        "simulate",
+        help="run a journey from a Python file against a synthetic audience, in skipped time",
+        description="Run the journeys of a Python file (see workflows/) against a synthetic audience on the "
+        "Temporal time-skipping server with a throw-away PostgreSQL: days of journey in seconds, nothing sent. "
+        "Simulated recipients open a share of the emails and click a share of those; then the journey's "
+        "graph is printed with, per activity, how many arrived, were sent, capped, held for quiet time, and left.",
+    )
+    simulate.add_argument("file", type=Path, help="a Python file that defines sojourn.dsl.Journey objects")
+    simulate.add_argument("--journey", help="the journey's Name, when the file defines several")
+    simulate.add_argument("--audience", type=int, default=1000, help="simulated endpoints (default 1000)")
+    simulate.add_argument("--open-rate", type=float, default=0.3, help="share of emails opened (default 0.3)")
+    simulate.add_argument(
+        "--click-rate", type=float, default=0.3, help="share of opened emails clicked (default 0.3)"
+    )
+    simulate.add_argument(
+        "--zones",
+        default=None,
+        help="comma-separated time zones assigned in turn ('none': no zone); default: Los Angeles, New York, "
+        "London, Berlin, Kolkata, Tokyo, Sydney and none",
+    )
+    simulate.set_defaults(run=cmd_journeys_simulate)
     trace = sub.add_parser(
         "trace",
         help="show one participant's path through a journey",
@@ -212,6 +234,42 @@ def cmd_journeys_show(args: argparse.Namespace, settings: Settings) -> int:
     print(f"journey {definition.Name} ({args.journey}), {body['State']}")
     print("  " + ", ".join(f"{k} {v}" for k, v in sorted(journey_counts.items())))
     for line in render_tree(definition, metrics):
+        print(line)
+    return 0
+
+
+def cmd_journeys_simulate(args: argparse.Namespace, _settings: Settings) -> int:
+    """Simulate one journey of a DSL file and print its per-activity report."""
+    from sojourn.domain.journey_tree import render_tree
+    from sojourn.simulate import DEFAULT_ZONES, Audience, render_report, simulate
+
+    journeys = _dsl_journeys(args.file)
+    if args.journey:
+        journeys = [j for j in journeys if j.name == args.journey]
+    if len(journeys) != 1:
+        found = ", ".join(j.name for j in _dsl_journeys(args.file)) or "none"
+        print(f"choose one journey with --journey (found: {found})", file=sys.stderr)
+        return 2
+    if not (0 <= args.open_rate <= 1 and 0 <= args.click_rate <= 1) or args.audience < 1:
+        print(
+            "--open-rate and --click-rate are shares between 0 and 1; --audience is at least 1",
+            file=sys.stderr,
+        )
+        return 2
+    zones = (
+        tuple("" if z.strip() in ("", "none") else z.strip() for z in args.zones.split(","))
+        if args.zones
+        else DEFAULT_ZONES
+    )
+    audience = Audience(size=args.audience, zones=zones, open_rate=args.open_rate, click_rate=args.click_rate)
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f}s] {line}", file=sys.stderr, flush=True)
+
+    report = asyncio.run(simulate(journeys[0].definition(), audience, progress=progress))
+    progress("done")
+    for line in render_report(report, render_tree):
         print(line)
     return 0
 

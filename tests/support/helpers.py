@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+from sojourn.stack import free_local_port
 
 T = TypeVar("T")
 
@@ -21,9 +22,7 @@ def unique(prefix: str = "t") -> str:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_local_port()
 
 
 async def assert_eventually(
