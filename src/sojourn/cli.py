@@ -75,6 +75,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
     )
     show.set_defaults(run=cmd_journeys_show)
+    tester = journeys_sub.add_parser(
+        "test",
+        help="send test participants through a copy of a journey with its waits compressed",
+        description="Create the copy Test-<name> of a stored journey with every wait and evaluation wait "
+        "compressed, no quiet time and no caps, send the given endpoints through it (real messages go out), "
+        "and print the path each took. The copy is cancelled at the end. Needs the API and the database "
+        "(SOJOURN_DATABASE_URL, else the embedded one of `sojourn up`).",
+    )
+    tester.add_argument("--app", required=True, help="application id")
+    tester.add_argument("--journey", required=True, help="journey id of the journey to test")
+    tester.add_argument(
+        "--endpoint", required=True, action="append", help="an endpoint id to send through (repeat for more)"
+    )
+    tester.add_argument("--wait", default="PT5S", help="what every wait becomes, ISO-8601 (default PT5S)")
+    tester.add_argument("--timeout", type=float, default=300, help="seconds to wait for the participants")
+    tester.add_argument(
+        "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
+    )
+    tester.set_defaults(run=cmd_journeys_test)
     simulate = journeys_sub.add_parser(
         "simulate",
         help="run a journey from a Python file against a synthetic audience, in skipped time",
@@ -236,6 +255,93 @@ def cmd_journeys_show(args: argparse.Namespace, settings: Settings) -> int:
     for line in render_tree(definition, metrics):
         print(line)
     return 0
+
+
+def cmd_journeys_test(args: argparse.Namespace, settings: Settings) -> int:
+    """Send test endpoints through a compressed copy of a journey and print each one's path."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from sojourn.domain.durations import parse_duration
+    from sojourn.domain.journey_test_copy import build_test_copy
+    from sojourn.domain.journeys import JourneyDefinition
+
+    try:
+        parse_duration(args.wait)
+    except ValueError as err:
+        print(f"--wait: {err}", file=sys.stderr)
+        return 2
+    client = _api_client(settings, args.endpoint_url)
+    body = client.get_journey(ApplicationId=args.app, JourneyId=args.journey)["JourneyResponse"]
+    definition = JourneyDefinition.model_validate(
+        {k: v for k, v in body.items() if k in JourneyDefinition.model_fields}
+    )
+    entry_event = f"sojourn.test.{uuid.uuid4().hex[:12]}"
+    copy = build_test_copy(
+        definition,
+        entry_event=entry_event,
+        wait=args.wait,
+        now=datetime.now(UTC),
+        lifetime=timedelta(seconds=args.timeout) + timedelta(hours=1),
+    )
+    test_id = client.create_journey(ApplicationId=args.app, WriteJourneyRequest=copy)["JourneyResponse"]["Id"]
+    print(
+        f"created {copy['Name']} ({test_id}); sending {len(args.endpoint)} test participant(s)",
+        file=sys.stderr,
+    )
+    now = datetime.now(UTC).isoformat()
+    client.put_events(
+        ApplicationId=args.app,
+        EventsRequest={
+            "BatchItem": {
+                endpoint: {
+                    "Endpoint": {},
+                    "Events": {f"test-{endpoint}": {"EventType": entry_event, "Timestamp": now}},
+                }
+                for endpoint in args.endpoint
+            }
+        },
+    )
+    entries = asyncio.run(_await_test_participants(settings, test_id, args.endpoint, args.timeout))
+    client.update_journey_state(
+        ApplicationId=args.app, JourneyId=test_id, JourneyStateRequest={"State": "CANCELLED"}
+    )
+    unfinished = 0
+    for endpoint in args.endpoint:
+        traced = entries.get(endpoint, [])
+        if not traced:
+            print(
+                f"endpoint {endpoint} did not enter (is it an endpoint of the app, reachable on the channel?)"
+            )
+            unfinished += 1
+            continue
+        unfinished += sum(1 for e in traced if e.status == "active")
+        for line in render_trace(test_id, endpoint, traced):
+            print(line)
+    return 1 if unfinished else 0
+
+
+async def _await_test_participants(
+    settings: Settings, journey_id: str, endpoint_ids: Sequence[str], patience: float
+) -> dict[str, list[Any]]:
+    """Poll the ledger until every test participant left the journey (or ``patience`` seconds); their traces."""
+    from sojourn.store.db import create_engine
+    from sojourn.store.participant_trace import trace_endpoint
+
+    engine = create_engine(settings.effective_database_url)
+    deadline = time.monotonic() + patience
+    try:
+        while True:
+            async with engine.connect() as conn:
+                traces = {e: await trace_endpoint(conn, journey_id, e) for e in endpoint_ids}
+            entered = sum(1 for t in traces.values() if t)
+            done = sum(1 for t in traces.values() if t and all(e.status != "active" for e in t))
+            print(f"  {entered} entered, {done} of {len(endpoint_ids)} done", file=sys.stderr, flush=True)
+            if done == len(endpoint_ids) or time.monotonic() > deadline:
+                return traces
+            await asyncio.sleep(2)
+    finally:
+        await engine.dispose()
 
 
 def cmd_journeys_simulate(args: argparse.Namespace, _settings: Settings) -> int:

@@ -296,3 +296,47 @@ def test_boto3_gets_the_modeled_errors(sojourn: SojournProcess) -> None:
     with pytest.raises(client.exceptions.NotFoundException, match="Application nope not found"):
         client.get_journey(ApplicationId="nope", JourneyId="x")
     assert client.list_journeys(ApplicationId=app_id)["JourneysResponse"]["Item"] == []
+
+
+def test_journeys_test_sends_test_participants_through_a_compressed_copy(
+    sojourn: SojournProcess, sink: SmtpSink
+) -> None:
+    client = sojourn.client()
+    app_id, segment_id, addresses = setup_app(client, members=2)
+    # A day's wait and a three-day evaluation wait, in a DRAFT nobody enters.
+    request = {**short_journey(segment_id), "Name": "e2e-tested", "State": "DRAFT"}
+    request["Activities"]["pause"]["Wait"]["WaitTime"] = {"WaitFor": "P1D"}
+    request["Activities"]["opened"]["ConditionalSplit"]["EvaluationWaitTime"] = {"WaitFor": "P3D"}
+    journey = client.create_journey(ApplicationId=app_id, WriteJourneyRequest=request)["JourneyResponse"]
+    started = time.monotonic()
+    tested = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sojourn",
+            "journeys",
+            "test",
+            "--app",
+            app_id,
+            "--journey",
+            journey["Id"],
+            "--endpoint",
+            "ep1",
+            "--wait",
+            "PT1S",
+            "--timeout",
+            "120",
+        ],
+        env={**sojourn.env},
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert time.monotonic() - started < 120, "four days of waits took seconds"
+    assert "endpoint ep1 in journey" in tested.stdout
+    assert "opened (ConditionalSplit): branch 2" in tested.stdout and "nudge (EMAIL)" in tested.stdout
+    assert [m.subject for m in sink.to(addresses[1])] == ["e2ewelcome", "e2enudge"]
+    assert sink.to(addresses[0]) == [], "only the test participant got mail"
+    listed = client.list_journeys(ApplicationId=app_id)["JourneysResponse"]["Item"]
+    copy = next(j for j in listed if j["Name"] == "Test-e2e-tested")
+    assert copy["State"] == "CANCELLED"
