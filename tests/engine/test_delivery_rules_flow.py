@@ -175,3 +175,27 @@ async def test_a_timeframe_cap_holds_across_journeys_running_at_once(
         )
         capped += int(metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"].get("TIMEFRAME_CAP", "0"))
     assert capped == 2 * len(audience.addresses)
+
+
+async def test_messages_per_second_spreads_the_sends(
+    stack: tuple[AppState, Worker],
+    db: AsyncEngine,
+    smtp_server: SmtpSink,
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=12, templates=("welcome",))
+    request = welcome_journey(audience.segment_id, ("00:00", "00:00"), wait_for_quiet_time=False)
+    request.pop("QuietTime")
+    request["Limits"] = {"MessagesPerSecond": 4}
+    journey_id = await run_to_end(state, time_skipping_env, audience, request)
+    assert sorted(m.to for m in smtp_server.messages) == sorted(audience.addresses)
+    async with db.connect() as conn:
+        first, last = (
+            await conn.execute(
+                text("SELECT min(sent_at), max(sent_at) FROM messages WHERE journey_id = :j"),
+                {"j": journey_id},
+            )
+        ).one()
+    # Three batches of four at 4/s: the last batch goes at least two seconds after the first.
+    assert last - first >= timedelta(seconds=1.9)

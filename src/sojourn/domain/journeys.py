@@ -656,10 +656,6 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
         found.append("LocalTime")
     if d.JourneyChannelSettings:
         found.append("JourneyChannelSettings")
-    limits = d.Limits
-    # DailyCap, TotalCap, TimeframeCap, EndpointReentryCap and EndpointReentryInterval are applied.
-    if limits is not None and limits.MessagesPerSecond:
-        found.append("Limits.MessagesPerSecond")
     return [f"{name} is not supported by sojourn yet; remove it (it would not be applied)" for name in found]
 
 

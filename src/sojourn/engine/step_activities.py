@@ -6,6 +6,7 @@ ledger's deterministic ids (see :mod:`sojourn.store.message_ledger` and :mod:`so
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from sojourn.engine.inputs import Branch, LaneEnd, StepInput, StepResult
 from sojourn.engine.split_sql import members_meeting
 from sojourn.settings import Settings
 from sojourn.store import journey_ledger as ledger
-from sojourn.store import message_ledger
+from sojourn.store import message_ledger, send_pacing
 from sojourn.store.app_settings_repo import load_app_settings
 from sojourn.store.endpoint_rows import endpoint_response
 from sojourn.store.templates_repo import email_channel, load_email_template
@@ -244,6 +245,8 @@ class StepActivities:
         ).get("FromAddress")
         problem = _email_problem(template, channel, from_address, email.TemplateName)
         sent = 0
+        per_second = int(inp.limits.get("MessagesPerSecond") or 0)
+        batch = min(SEND_BATCH, per_second) if per_second else SEND_BATCH
         activity.heartbeat(0)
         while True:
             async with self.db.connect() as conn:
@@ -253,10 +256,12 @@ class StepActivities:
                     cohort_no=inp.cohort_no,
                     lane=inp.lane,
                     activity_id=inp.activity_id,
-                    limit=SEND_BATCH,
+                    limit=batch,
                 )
             if not rows:
                 break
+            if per_second and problem is None:
+                await self._pace(f"journey:{inp.journey_id}", len(rows), per_second, sent)
             if problem is not None:
                 async with self.db.begin() as conn:
                     await message_ledger.mark_failed(
@@ -336,6 +341,18 @@ class StepActivities:
                 conn, inp.journey_id, {(inp.activity_id, "QUIET_TIME_WAIT"): waiting}, shard=inp.cohort_no
             )
         return drops
+
+    async def _pace(self, key: str, count: int, per_second: int, progress: int) -> None:
+        """Wait for this batch's slot under the journey's MessagesPerSecond (shared by every cohort and worker)."""
+        async with self.db.begin() as conn:
+            start = await send_pacing.reserve(conn, key, count, per_second)
+            now = await send_pacing.database_now(conn)
+        delay = (start - now).total_seconds()
+        while delay > 0:
+            # Heartbeat while waiting, so a long queue behind the rate is not taken for a dead worker.
+            activity.heartbeat(progress)
+            await asyncio.sleep(min(delay, 5.0))
+            delay -= 5.0
 
     async def _send_rows(
         self, rows: list[dict[str, Any]], template: dict[str, Any], from_address: str

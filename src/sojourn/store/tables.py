@@ -269,6 +269,14 @@ journey_counters = Table(
     PrimaryKeyConstraint("journey_id", "activity_id", "metric", "shard"),
 )
 
+# MessagesPerSecond shared by every worker: when the paced sender's next message may go (store/send_pacing.py).
+send_pacing = Table(
+    "send_pacing",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+)
+
 messages = Table(
     "messages",
     metadata,

@@ -97,10 +97,6 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"Limits": {"TimeframeCap": {"Cap": 3}}},
         "TimeframeCap.Cap needs Days (1-30)",
     ),
-    "messages per second not applied yet": (
-        {"Limits": {"MessagesPerSecond": 5}},
-        "Limits.MessagesPerSecond is not supported by sojourn yet",
-    ),
     "unsupported activity": (
         {"Activities": {"a": {"SMS": {"TemplateName": "x"}}}, "StartActivity": "a"},
         "SMS activities are not supported by sojourn yet",

@@ -1,4 +1,4 @@
-"""Messages indexed by (app, endpoint, time) for the caps shared across journeys and campaigns; journey runs
+"""Messages indexed by (app, endpoint, time) for shared caps; journey runs; send pacing
 
 Revision ID: 0002
 Revises: 0001
@@ -21,9 +21,16 @@ def upgrade() -> None:
     op.add_column(
         "journey_cohorts", sa.Column("run_no", sa.Integer(), server_default=sa.text("0"), nullable=False)
     )
+    op.create_table(
+        "send_pacing",
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("send_pacing")
     op.drop_column("journey_cohorts", "run_no")
     op.create_index("ix_messages_app", "messages", ["app_id"])
     op.drop_index("ix_messages_endpoint_time", table_name="messages")
