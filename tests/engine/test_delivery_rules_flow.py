@@ -199,3 +199,56 @@ async def test_messages_per_second_spreads_the_sends(
         ).one()
     # Three batches of four at 4/s: the last batch goes at least two seconds after the first.
     assert last - first >= timedelta(seconds=1.9)
+
+
+async def test_local_time_enters_each_zone_on_its_own_clock(
+    stack: tuple[AppState, Worker],
+    db: AsyncEngine,
+    smtp_server: SmtpSink,
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=3, templates=("welcome",))
+    zones = {"ep0": "Etc/GMT-1", "ep1": "Etc/GMT+1"}  # UTC+1 and UTC-1; ep2 has none and is left out
+    for endpoint_id, zone in zones.items():
+        await call(
+            state,
+            "UpdateEndpoint",
+            ApplicationId=audience.app_id,
+            EndpointId=endpoint_id,
+            EndpointRequest={"Demographic": {"Timezone": zone}},
+        )
+    wall = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    request = welcome_journey(audience.segment_id, ("00:00", "00:00"), wait_for_quiet_time=False)
+    request.pop("QuietTime")
+    request["LocalTime"] = True
+    request["Schedule"] = {"StartTime": wall.isoformat(), "EndTime": (wall + timedelta(days=1)).isoformat()}
+    journey_id = await run_to_end(state, time_skipping_env, audience, request)
+
+    assert sorted(m.to for m in smtp_server.messages) == sorted(audience.addresses[:2])
+    async with db.connect() as conn:
+        entered = dict(
+            (
+                await conn.execute(
+                    text("SELECT endpoint_id, entered_at FROM participants WHERE journey_id = :j"),
+                    {"j": journey_id},
+                )
+            ).all()
+        )
+    assert entered == {"ep0": wall - timedelta(hours=1), "ep1": wall + timedelta(hours=1)}
+    async with db.connect() as conn:
+        claimed = dict(
+            (
+                await conn.execute(
+                    text("SELECT endpoint_id, created_at FROM messages WHERE journey_id = :j"),
+                    {"j": journey_id},
+                )
+            ).all()
+        )
+    # Claimed on the journey's clock: each cohort waited for its own zone's start.
+    assert all(entered[e] <= claimed[e] < entered[e] + timedelta(minutes=5) for e in entered), claimed
+    metrics = await call(
+        state, "GetJourneyExecutionMetrics", ApplicationId=audience.app_id, JourneyId=journey_id
+    )
+    got = metrics["JourneyExecutionMetricsResponse"]["Metrics"]
+    assert got["ENDPOINT_ENTERED"] == "2" and got["ENDPOINT_MISSING_TIMEZONE"] == "1"

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sojourn.domain.durations import parse_duration
-from sojourn.domain.sending_window import rules_for_journey, zone_named
+from sojourn.domain.sending_window import local_to_utc, rules_for_journey, zone_named
 
 MAX_JOURNEY_DAYS = 540
 ENTRY_DELAY = timedelta(minutes=5)
@@ -435,8 +435,6 @@ def parse_instant(value: str) -> datetime:
     except ValueError as err:
         raise ValueError(f"{value!r} is not an ISO-8601 date and time, e.g. 2026-11-23T10:00:00Z") from err
     if parsed.tzinfo is None:
-        from datetime import UTC
-
         parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
@@ -652,8 +650,6 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
     """Journey settings sojourn does not apply yet: refused rather than silently ignored."""
     d = definition
     found: list[str] = []
-    if d.LocalTime:
-        found.append("LocalTime")
     if d.JourneyChannelSettings:
         found.append("JourneyChannelSettings")
     return [f"{name} is not supported by sojourn yet; remove it (it would not be applied)" for name in found]
@@ -661,7 +657,26 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
 
 def settings_problems(definition: JourneyDefinition) -> list[str]:
     """What is wrong with the journey's settings: delivery rules and segment refresh (empty when fine)."""
-    return sending_time_problems(definition) + refresh_problems(definition)
+    return sending_time_problems(definition) + refresh_problems(definition) + local_time_problems(definition)
+
+
+def local_time_problems(definition: JourneyDefinition) -> list[str]:
+    """LocalTime needs a segment-triggered journey with a StartTime (Pinpoint: not for event-triggered ones)."""
+    d = definition
+    if not d.LocalTime:
+        return []
+    problems: list[str] = []
+    if d.entry_segment_id is None:
+        problems.append(
+            "LocalTime applies to journeys that start from a segment, not to event-triggered ones"
+        )
+    if d.Schedule is None or d.Schedule.StartTime is None:
+        problems.append("LocalTime needs Schedule.StartTime: the local time at which each participant enters")
+    if d.RefreshFrequency or d.RefreshOnSegmentUpdate:
+        problems.append(
+            "LocalTime with segment refresh is not supported by sojourn yet; use one or the other"
+        )
+    return problems
 
 
 def refresh_problems(definition: JourneyDefinition) -> list[str]:
@@ -729,12 +744,47 @@ def template_names(definition: JourneyDefinition) -> set[tuple[str, str | None]]
     }
 
 
+# The zones furthest ahead of and behind UTC: a LocalTime journey starts when its start time comes first.
+_EARLIEST_ZONE = timezone(timedelta(hours=14))
+_LATEST_ZONE = timezone(timedelta(hours=-12))
+
+
+def local_schedule(definition: JourneyDefinition) -> tuple[datetime | None, datetime | None]:
+    """A LocalTime journey's StartTime and EndTime as wall-clock times (naive), read in Schedule.Timezone.
+
+    Each participant enters when their own clock shows the start and leaves when it shows the end.
+    """
+    schedule = definition.Schedule or JourneySchedule()
+    zone = zone_named(schedule.Timezone) or UTC
+
+    def wall(at: datetime | None) -> datetime | None:
+        return at.astimezone(zone).replace(tzinfo=None) if at is not None else None
+
+    return wall(schedule.StartTime), wall(schedule.EndTime)
+
+
+def zone_window(
+    definition: JourneyDefinition, published_at: datetime, zone: tzinfo
+) -> tuple[datetime, datetime]:
+    """When a participant in ``zone`` enters a LocalTime journey and when the journey ends for them."""
+    start_wall, end_wall = local_schedule(definition)
+    start = max(local_to_utc(start_wall, zone), published_at) if start_wall else published_at
+    limit = start + timedelta(days=MAX_JOURNEY_DAYS)
+    end = min(local_to_utc(end_wall, zone), limit) if end_wall else limit
+    return start, end
+
+
 def journey_window(definition: JourneyDefinition, published_at: datetime) -> tuple[datetime, datetime]:
     """When entries start and when the journey ends.
 
     A StartTime in the past (or now) starts at once; no StartTime means Pinpoint's 5-minute entry delay after
-    publishing. The end is EndTime, capped at 540 days after the start.
+    publishing. The end is EndTime, capped at 540 days after the start. A LocalTime journey starts when the
+    first zone (UTC+14) reaches its start time and ends when the last one (UTC-12) reaches its end time.
     """
+    if definition.LocalTime:
+        first, _ = zone_window(definition, published_at, _EARLIEST_ZONE)
+        _, last = zone_window(definition, published_at, _LATEST_ZONE)
+        return first, max(last, first)
     schedule = definition.Schedule or JourneySchedule()
     start = schedule.StartTime if schedule.StartTime is not None else published_at + ENTRY_DELAY
     start = max(start, published_at) if schedule.StartTime is not None else start

@@ -76,6 +76,12 @@ class CohortWorkflow:
         self.definition = JourneyDefinition.model_validate(inp.definition)
         self.sending = self.definition.model_dump(mode="json", exclude_none=True, include=SENDING_SETTINGS)
         start = self.definition.StartActivity
+        not_before = inp.not_before
+        if not_before is not None and start is not None and not_before > workflow.now():
+            # LocalTime: wait for the members' own clocks to show the journey's start.
+            if not await self._sleep("0", start, not_before - workflow.now()):
+                await self._end_lane("0", "cancelled" if self.cancelled else "ended", [])
+                start = None
         await self._run_lane("0", start)
         while self.spawned:
             running, self.spawned = self.spawned, []

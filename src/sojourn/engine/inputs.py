@@ -71,6 +71,8 @@ class EnrollInput(BaseModel):
     first_cohort_no: int
     # A refresh: members who are new, or may enter again under the journey's re-entry limits, enter.
     refresh: bool = False
+    # LocalTime: cohorts by time zone, each entering on its own clock.
+    local_time: bool = False
     limits: dict[str, Any] = Field(default_factory=dict)
     # The journey's clock at enrollment (entry times and re-entry intervals are on it).
     now: datetime | None = None
@@ -98,6 +100,9 @@ class CohortSpec(BaseModel):
     cohort_no: int
     size: int
     claimed: int = 0
+    # LocalTime journeys: the members' zone reaches the start (and the end) at these instants.
+    not_before: datetime | None = None
+    deadline: datetime | None = None
 
 
 class CohortInput(BaseModel):
@@ -110,6 +115,8 @@ class CohortInput(BaseModel):
     size: int
     definition: dict[str, Any]
     deadline: datetime
+    # LocalTime journeys: the cohort waits until its members' clocks show the start.
+    not_before: datetime | None = None
 
 
 class StepInput(BaseModel):

@@ -17,7 +17,9 @@ from temporalio import activity
 
 from sojourn.domain.durations import parse_duration
 from sojourn.domain.entry import entry_verdict
-from sojourn.domain.journeys import JourneyDefinition, JourneyState, journey_window
+from sojourn.domain.journeys import JourneyDefinition, JourneyState, journey_window, zone_window
+from sojourn.domain.sending_window import zone_named
+from sojourn.domain.timezones import participant_zone
 from sojourn.engine.inputs import (
     AdmitInput,
     CohortsCancel,
@@ -111,6 +113,8 @@ class JourneyActivities:
     @activity.defn(name="enroll_segment")
     async def enroll_segment(self, inp: EnrollInput) -> list[CohortSpec]:
         """Enter the entry segment's current members into the journey, in cohorts of ``cohort_size``."""
+        if inp.local_time:
+            return await self._enroll_in_local_time(inp)
         source = "refresh" if inp.refresh else "segment"
         async with self.db.begin() as conn:
             done = await ledger.cohorts_from(conn, inp.journey_id, inp.first_cohort_no, source)
@@ -135,6 +139,110 @@ class JourneyActivities:
                 shard=ledger.JOURNEY_SHARD,
             )
         return [CohortSpec(cohort_no=c, size=s, claimed=s) for c, s in sorted(sizes.items())]
+
+    async def _enroll_in_local_time(self, inp: EnrollInput) -> list[CohortSpec]:
+        """LocalTime: the segment's members in cohorts by time zone, each entering when its clock shows the start.
+
+        Members whose zone is unknown (no valid ``Demographic.Timezone`` and no estimate) are left out and
+        counted as ``ENDPOINT_MISSING_TIMEZONE``, as Pinpoint excludes them.
+        """
+        async with self.db.begin() as conn:
+            done = await ledger.timed_cohorts_from(conn, inp.journey_id, inp.first_cohort_no, "local")
+            if done:
+                return [
+                    CohortSpec(cohort_no=c, size=s, claimed=s, not_before=nb, deadline=dl)
+                    for c, s, nb, dl in done
+                ]
+            journey = (
+                await conn.execute(
+                    text(
+                        "SELECT j.started_at, j.updated_at, v.definition FROM journeys j JOIN journey_versions v "
+                        "ON v.journey_id = j.id AND v.version = :v WHERE j.app_id = :a AND j.id = :j"
+                    ),
+                    {"a": inp.app_id, "j": inp.journey_id, "v": inp.version},
+                )
+            ).one()
+            definition = JourneyDefinition.model_validate(journey.definition)
+            published = journey.started_at or journey.updated_at
+            clause = await load_segment_clause(conn, inp.app_id, inp.segment_id, now=datetime.now(UTC))
+            e = endpoints
+            members = await conn.execute(
+                select(
+                    e.c.id,
+                    e.c.demographic["Timezone"].astext,
+                    e.c.channel_type,
+                    e.c.address,
+                    e.c.location["Country"].astext,
+                    e.c.location["PostalCode"].astext,
+                )
+                .where(e.c.app_id == inp.app_id, clause)
+                .order_by(e.c.id)
+            )
+            by_zone: dict[str, list[str]] = {}
+            missing = 0
+            methods = definition.TimezoneEstimationMethods or []
+            for endpoint_id, tz, channel, address, country, postal in members:
+                zone = participant_zone(
+                    timezone=tz,
+                    channel_type=channel,
+                    address=address,
+                    country=country,
+                    postal_code=postal,
+                    methods=methods,
+                )
+                if zone is None:
+                    missing += 1
+                else:
+                    by_zone.setdefault(str(zone), []).append(endpoint_id)
+            windows = {name: zone_window(definition, published, zone_named(name) or UTC) for name in by_zone}
+            specs: list[CohortSpec] = []
+            cohort_no = inp.first_cohort_no
+            for name in sorted(by_zone, key=lambda n: (windows[n][0], n)):
+                ids = by_zone[name]
+                starts, ends = windows[name]
+                for at in range(0, len(ids), inp.cohort_size):
+                    chunk = ids[at : at + inp.cohort_size]
+                    await ledger.enter(
+                        conn,
+                        app_id=inp.app_id,
+                        journey_id=inp.journey_id,
+                        version=inp.version,
+                        cohort_no=cohort_no,
+                        start_activity=inp.start_activity,
+                        admitted=[(endpoint_id, 1) for endpoint_id in chunk],
+                        entered_at=starts,
+                    )
+                    await ledger.record_cohort(
+                        conn,
+                        inp.journey_id,
+                        cohort_no,
+                        inp.version,
+                        len(chunk),
+                        "local",
+                        run_no=inp.first_cohort_no,
+                        not_before=starts,
+                        deadline=ends,
+                    )
+                    specs.append(
+                        CohortSpec(
+                            cohort_no=cohort_no,
+                            size=len(chunk),
+                            claimed=len(chunk),
+                            not_before=starts,
+                            deadline=ends,
+                        )
+                    )
+                    cohort_no += 1
+            await ledger.add_counts(
+                conn,
+                inp.journey_id,
+                {
+                    ("", "ENDPOINT_ENTERED"): sum(s.size for s in specs),
+                    ("", "ENDPOINT_MISSING_TIMEZONE"): missing,
+                },
+                shard=ledger.JOURNEY_SHARD,
+            )
+        return specs
 
     @activity.defn(name="admit_intake")
     async def admit_intake(self, inp: AdmitInput) -> CohortSpec | None:

@@ -377,20 +377,47 @@ async def record_cohort(
     source: str,
     *,
     run_no: int = 0,
+    not_before: datetime | None = None,
+    deadline: datetime | None = None,
 ) -> None:
     """Remember a cohort, so a retried enrollment or intake returns the same cohorts.
 
     Args:
         run_no: The journey run it belongs to: the first cohort number of its segment enrollment (the first
             enrollment and every refresh are runs); 0 for event-triggered entrants (one run).
+        not_before: A LocalTime cohort: when its members' clocks show the journey's start.
+        deadline: A LocalTime cohort: when their clocks show its end.
     """
     await conn.execute(
         text(
-            "INSERT INTO journey_cohorts (journey_id, cohort_no, version, size, source, run_no) "
-            "VALUES (:j, :c, :v, :s, :src, :run) ON CONFLICT DO NOTHING"
+            "INSERT INTO journey_cohorts (journey_id, cohort_no, version, size, source, run_no, not_before, deadline) "
+            "VALUES (:j, :c, :v, :s, :src, :run, :nb, :dl) ON CONFLICT DO NOTHING"
         ),
-        {"j": journey_id, "c": cohort_no, "v": version, "s": size, "src": source, "run": run_no},
+        {
+            "j": journey_id,
+            "c": cohort_no,
+            "v": version,
+            "s": size,
+            "src": source,
+            "run": run_no,
+            "nb": not_before,
+            "dl": deadline,
+        },
     )
+
+
+async def timed_cohorts_from(
+    conn: AsyncConnection, journey_id: str, first_cohort_no: int, source: str
+) -> list[tuple[int, int, datetime | None, datetime | None]]:
+    """(cohort_no, size, not_before, deadline) of cohorts from ``first_cohort_no`` on made by ``source``."""
+    rows = await conn.execute(
+        text(
+            "SELECT cohort_no, size, not_before, deadline FROM journey_cohorts "
+            "WHERE journey_id = :j AND cohort_no >= :c AND source = :src ORDER BY cohort_no"
+        ),
+        {"j": journey_id, "c": first_cohort_no, "src": source},
+    )
+    return [(int(r[0]), int(r[1]), r[2], r[3]) for r in rows]
 
 
 async def cohorts_from(

@@ -147,6 +147,10 @@ async def journey_metrics(
         metrics["ENDPOINT_ENTERED"] = counters.get("ENDPOINT_ENTERED", 0)
         metrics["REENTRY_CAP_EXCEEDED"] = counters.get("REENTRY_CAP_EXCEEDED", 0)
         metrics["ACTIVE_ENDPOINT_REJECTED"] = counters.get("ACTIVE_ENDPOINT_REJECTED", 0)
+        # Entry filters sojourn also counts, shown once they happened.
+        for extra in ("ENDPOINT_MISSING_TIMEZONE", "FILTERED_OUT_BY_SEGMENT", "REENTRY_INTERVAL_NOT_ELAPSED"):
+            if counters.get(extra):
+                metrics[extra] = counters[extra]
     return metrics
 
 

@@ -240,6 +240,9 @@ journey_cohorts = Table(
     Column("source", Text, nullable=False),
     # The journey run (GetJourneyRuns): the first cohort of its enrollment; 0 for event-triggered entrants.
     Column("run_no", Integer, nullable=False, server_default=text("0")),
+    # LocalTime journeys: a cohort holds one time zone's members, who enter and leave on their own clock.
+    Column("not_before", DateTime(timezone=True)),
+    Column("deadline", DateTime(timezone=True)),
     _ts("created_at"),
     PrimaryKeyConstraint("journey_id", "cohort_no"),
 )

@@ -59,7 +59,16 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         "StartCondition.SegmentStartCondition: segment nope not found",
     ),
     "name with spaces": ({"Name": "my journey"}, "Name must be 1-150 characters without spaces"),
-    "local time not applied yet": ({"LocalTime": True}, "LocalTime is not supported by sojourn yet"),
+    "local time for an event-triggered journey": (
+        {
+            "LocalTime": True,
+            "StartCondition": {
+                "EventStartCondition": {"EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {}}}
+            },
+        },
+        "LocalTime applies to journeys that start from a segment",
+    ),
+    "local time without a start": ({"LocalTime": True, "Schedule": {}}, "LocalTime needs Schedule.StartTime"),
     "quiet time without an end": ({"QuietTime": {"Start": "22:00"}}, "QuietTime needs both Start and End"),
     "quiet time not a clock time": (
         {"QuietTime": {"Start": "10pm", "End": "07:00"}},

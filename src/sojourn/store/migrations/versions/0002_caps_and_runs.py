@@ -1,4 +1,4 @@
-"""Messages indexed by (app, endpoint, time) for shared caps; journey runs; send pacing
+"""Messages indexed by (app, endpoint, time) for shared caps; journey runs; LocalTime cohorts; send pacing
 
 Revision ID: 0002
 Revises: 0001
@@ -21,6 +21,8 @@ def upgrade() -> None:
     op.add_column(
         "journey_cohorts", sa.Column("run_no", sa.Integer(), server_default=sa.text("0"), nullable=False)
     )
+    op.add_column("journey_cohorts", sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("journey_cohorts", sa.Column("deadline", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "send_pacing",
         sa.Column("key", sa.Text(), nullable=False),
@@ -31,6 +33,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("send_pacing")
+    op.drop_column("journey_cohorts", "deadline")
+    op.drop_column("journey_cohorts", "not_before")
     op.drop_column("journey_cohorts", "run_no")
     op.create_index("ix_messages_app", "messages", ["app_id"])
     op.drop_index("ix_messages_endpoint_time", table_name="messages")
