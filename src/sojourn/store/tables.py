@@ -291,3 +291,4 @@ messages = Table(
     Index("ix_messages_participant", "journey_id", "endpoint_id", "activity_id", "entry_no"),
     Index("ix_messages_app", "app_id"),
 )
+from sojourn.store import direct_tables as direct_tables  # noqa: E402  (direct sends: message_deliveries, address_opt_outs)

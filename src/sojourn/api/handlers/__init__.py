@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sojourn.api.handlers import apps, channels, endpoints, events, journeys, segments, templates
+from sojourn.api.handlers import (
+    apps,
+    channels,
+    endpoints,
+    events,
+    journeys,
+    messages,
+    provider_channels,
+    segments,
+    templates,
+)
 from sojourn.api.server import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -13,6 +23,8 @@ HANDLERS: dict[str, Handler] = {
     **segments.HANDLERS,
     **journeys.HANDLERS,
     **events.HANDLERS,
+    **messages.HANDLERS,
+    **provider_channels.HANDLERS,
 }
 
 __all__ = ["HANDLERS"]
