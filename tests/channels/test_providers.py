@@ -180,7 +180,9 @@ async def test_webhook_retries_5xx_and_reports_4xx_without_retrying(sink: Webhoo
 
 async def test_webhook_gives_up_after_max_attempts_as_temporary_failure(sink: WebhookSink) -> None:
     sink.fail_first = 10
-    provider = WebhookProvider(sink.url, SECRET, rate=AimdRate(maximum=100), backoff_base=0.01, max_attempts=3)
+    provider = WebhookProvider(
+        sink.url, SECRET, rate=AimdRate(maximum=100), backoff_base=0.01, max_attempts=3
+    )
     commits = Commits()
     try:
         results = await provider.send_batch([message(1)], commits)

@@ -101,7 +101,11 @@ class WebhookSink:
             n = len(self.requests)
             if n < self.throttle_first:
                 self.requests.append((key, 429))
-                return 429, ({"Retry-After": self.retry_after} if self.retry_after else {}), {"Message": "slow down"}
+                return (
+                    429,
+                    ({"Retry-After": self.retry_after} if self.retry_after else {}),
+                    {"Message": "slow down"},
+                )
             if n < self.throttle_first + self.fail_first:
                 self.requests.append((key, 500))
                 return 500, {}, {"Message": "try again"}
