@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -115,7 +116,7 @@ class WebhookSink:
                 return fixed, {}, {"StatusMessage": f"refused with {fixed}"}
             self.requests.append((key, 200))
             if key not in self.deliveries:
-                self.deliveries[key] = Delivery(path, key, payload, f"prov-{len(self.deliveries) + 1}")
+                self.deliveries[key] = Delivery(path, key, payload, f"prov-{uuid.uuid4().hex[:12]}")
             delivery = self.deliveries[key]
         answer: dict[str, Any] = {"MessageId": delivery.provider_message_id}
         if payload.get("Address") == "token-to-refresh":

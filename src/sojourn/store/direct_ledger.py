@@ -222,7 +222,10 @@ async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome]) ->
 async def find_message(
     conn: AsyncConnection, channel: str, *, message_id: str | None, provider_message_id: str | None
 ) -> dict[str, Any] | None:
-    """The ledger row (with its delivery row) a delivery report names, by sojourn's id or the provider's."""
+    """The ledger row (with its delivery row) a delivery report names, by sojourn's id or the provider's.
+
+    A provider id is looked up within the channel; should a provider ever reuse one, the newest message wins.
+    """
     if message_id:
         where, params = "m.message_id = :id", {"id": message_id}
     elif provider_message_id:
@@ -239,6 +242,7 @@ async def find_message(
                 SELECT m.*, d.provider_message_id, d.context, d.request_id, d.trace_id
                 FROM messages m LEFT JOIN message_deliveries d ON d.message_id = m.message_id
                 WHERE {where}
+                ORDER BY m.created_at DESC
                 LIMIT 1
                 """
             ),
