@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         default=200.0, gt=0, description="Messages/s per lane and provider before any throttling is seen."
     )
     smtp_max_rate: float = Field(
-        default=500.0, gt=0, description="Emails/s per lane before the SMTP relay throttles."
+        default=1000.0, gt=0, description="Emails/s per lane before the SMTP relay throttles."
     )
 
     def provider_setting(self, channel: str) -> tuple[str, str]:

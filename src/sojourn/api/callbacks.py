@@ -127,7 +127,7 @@ async def apply_reports(
                 message_id=report.get("MessageId"),
                 provider_message_id=report.get("ProviderMessageId"),
             )
-            if row is None or (row["channel"] != channel and not report.get("MessageId")):
+            if row is None or row["channel"] != channel:
                 unknown.append(str(report.get("MessageId") or report.get("ProviderMessageId")))
                 continue
             accepted += 1

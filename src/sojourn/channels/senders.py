@@ -19,8 +19,8 @@ from sojourn.channels.rate import AimdRate
 from sojourn.channels.throttled_email import ThrottledEmailTransport
 from sojourn.settings import Settings
 
-#: SMTP connections per lane: the transactional lane is small and always free; the bulk lane does the volume.
-SMTP_CONNECTIONS = {Lane.TRANSACTIONAL: 4, Lane.BULK: 8}
+#: SMTP connections per lane (each lane has its own pool: a blast never holds a transactional connection).
+SMTP_CONNECTIONS = {Lane.TRANSACTIONAL: 8, Lane.BULK: 8}
 PROVIDER_CONCURRENCY = {Lane.TRANSACTIONAL: 8, Lane.BULK: 16}
 
 

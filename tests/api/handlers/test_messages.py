@@ -391,3 +391,29 @@ def test_unknown_app_and_bad_users(pinpoint: Any) -> None:
         pinpoint.send_users_messages(
             ApplicationId=app_id, SendUsersMessageRequest={"Users": {}, "MessageConfiguration": {}}
         )
+
+
+def test_channel_apis_over_boto3(pinpoint: Any) -> None:
+    app_id = new_app(pinpoint)
+    adm = pinpoint.update_adm_channel(
+        ApplicationId=app_id, ADMChannelRequest={"ClientId": "c", "ClientSecret": "s"}
+    )
+    assert adm["ADMChannelResponse"]["Platform"] == "ADM" and "ClientSecret" not in adm["ADMChannelResponse"]
+    baidu = pinpoint.update_baidu_channel(
+        ApplicationId=app_id, BaiduChannelRequest={"ApiKey": "a", "SecretKey": "s"}
+    )
+    assert baidu["BaiduChannelResponse"]["Credential"] == "a"
+    voip = pinpoint.update_apns_voip_sandbox_channel(
+        ApplicationId=app_id, APNSVoipSandboxChannelRequest={"Certificate": "c", "PrivateKey": "k"}
+    )
+    assert voip["APNSVoipSandboxChannelResponse"]["HasTokenKey"] is False
+    channels = pinpoint.get_channels(ApplicationId=app_id)["ChannelsResponse"]["Channels"]
+    assert set(channels) == {"EMAIL", "SMS", "VOICE", "GCM", "APNS", "ADM", "BAIDU", "APNS_VOIP_SANDBOX"}
+    assert pinpoint.get_sms_channel(ApplicationId=app_id)["SMSChannelResponse"]["SenderId"] == "Sojourn"
+    pinpoint.delete_voice_channel(ApplicationId=app_id)
+    with pytest.raises(pinpoint.exceptions.NotFoundException, match="has no VOICE channel"):
+        pinpoint.get_voice_channel(ApplicationId=app_id)
+    with pytest.raises(pinpoint.exceptions.BadRequestException, match="needs credentials"):
+        pinpoint.update_apns_sandbox_channel(
+            ApplicationId=app_id, APNSSandboxChannelRequest={"BundleId": "b"}
+        )

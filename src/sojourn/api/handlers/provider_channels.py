@@ -32,9 +32,13 @@ _APNS_FIELDS = (
     "TokenKey",
     "TokenKeyId",
 )
-_SECRET_FIELDS = frozenset(
-    {"Certificate", "PrivateKey", "TokenKey", "ApiKey", "SecretKey", "ClientSecret", "ServiceJson"}
-)
+# The stored fields each response shape has (keyed by the channel type's first four letters: APNS covers
+# its sandbox and VoIP variants). Credentials are never among them.
+_SHOWN = {
+    "SMS": ("SenderId", "ShortCode"),
+    "GCM": ("DefaultAuthenticationMethod",),
+    "APNS": ("DefaultAuthenticationMethod",),
+}
 
 
 def _check_sms(settings: Mapping[str, Any]) -> None:
@@ -154,7 +158,7 @@ def channel_response(spec: ChannelSpec, row: Row[Any], messages_per_second: int)
         "IsArchived": False,
         "HasCredential": True,
     }
-    response.update({k: v for k, v in settings.items() if k not in _SECRET_FIELDS and k in spec.fields})
+    response.update({k: settings[k] for k in _SHOWN.get(spec.channel_type[:4], ()) if settings.get(k)})
     if spec.channel_type == "SMS":
         response["PromotionalMessagesPerSecond"] = messages_per_second
         response["TransactionalMessagesPerSecond"] = messages_per_second
@@ -163,9 +167,6 @@ def channel_response(spec: ChannelSpec, row: Row[Any], messages_per_second: int)
         response["HasCredential"] = bool(settings.get("ApiKey") or settings.get("ServiceJson"))
     elif spec.channel_type.startswith("APNS"):
         response["HasTokenKey"] = bool(settings.get("TokenKey"))
-        response.pop("BundleId", None)
-        response.pop("TeamId", None)
-        response.pop("TokenKeyId", None)
     elif spec.channel_type == "BAIDU":
         # BaiduChannelResponse.Credential is required by the model; the API key id, never the secret key.
         response["Credential"] = str(settings.get("ApiKey") or "")
