@@ -110,3 +110,33 @@ async def test_a_channel_without_a_provider_answers_a_clear_failure(db: AsyncEng
             f"no {channel} provider is configured: set SOJOURN_{channel}_PROVIDER_URL"
             in results[address]["StatusMessage"]
         )
+
+
+async def test_an_unreachable_relay_is_a_temporary_failure(db: AsyncEngine, tmp_path: Path) -> None:
+    from tests.support.helpers import free_port
+
+    state = AppState(db=db, settings=Settings(data_dir=tmp_path, smtp_url=f"smtp://127.0.0.1:{free_port()}"))
+    app_id = await new_app(state)
+    await call(
+        state,
+        "UpdateEmailChannel",
+        ApplicationId=app_id,
+        EmailChannelRequest={"FromAddress": "hello@sojourn.test", "Identity": "sojourn.test"},
+    )
+    try:
+        response = await call(
+            state,
+            "SendMessages",
+            ApplicationId=app_id,
+            MessageRequest={
+                "Addresses": {"a@example.com": {"ChannelType": "EMAIL"}},
+                "MessageConfiguration": {
+                    "EmailMessage": {"SimpleEmail": {"Subject": {"Data": "s"}, "TextPart": {"Data": "t"}}}
+                },
+            },
+        )
+    finally:
+        await state.send_lanes.close()
+    result = response["MessageResponse"]["Result"]["a@example.com"]
+    assert result["DeliveryStatus"] == "TEMPORARY_FAILURE" and result["StatusCode"] == 503
+    assert "the EMAIL transport failed" in result["StatusMessage"]

@@ -355,9 +355,12 @@ class DirectSender:
         await asyncio.gather(*(self._deliver_channel(ch, ps) for ch, ps in by_channel.items()))
 
     async def _deliver_channel(self, channel: str, planned: list[_Planned]) -> None:
+        committed: set[str] = set()
+
         async def commit(ids: Sequence[str]) -> None:
             async with self.db.begin() as conn:
                 await message_ledger.mark_sent(conn, ids)
+            committed.update(ids)
 
         by_id = {p.message_id: p for p in planned}
         try:
@@ -381,7 +384,9 @@ class DirectSender:
         except Exception as err:  # the relay or provider is unreachable: nothing more was accepted
             log.warning("direct send on %s failed: %r", channel, err)
             for p in planned:
-                if p.result is None:
+                if p.message_id in committed:  # accepted before the failure: the ledger says sent
+                    p.result = (SUCCESSFUL, 200, f"MessageId: {p.message_id}")
+                elif p.result is None:
                     p.result = (TEMPORARY_FAILURE, 503, f"the {channel} transport failed: {err}"[:300])
 
 
