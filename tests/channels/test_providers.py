@@ -232,3 +232,17 @@ async def test_file_provider_appends_json_lines(tmp_path: Path) -> None:
     assert lines[0]["Message"] == {"Body": "hello 1"} and lines[0]["SentAt"].startswith("20")
     assert commits.ids == ["m0001", "m0002", "m0003"]
     assert results["m0001"].ok and results["m0001"].provider_message_id == "file-m0001"
+
+
+async def test_a_timed_out_request_is_retried_with_the_same_idempotency_key(sink: WebhookSink) -> None:
+    """The provider took the first request but answered too late: the retry must not deliver twice."""
+    sink.delay, sink.slow_first = 1.0, 1
+    provider = WebhookProvider(sink.url, SECRET, rate=AimdRate(maximum=100), timeout=0.3, backoff_base=0.01)
+    commits = Commits()
+    try:
+        results = await provider.send_batch([message(1)], commits)
+    finally:
+        await provider.close()
+    assert results["m0001"].ok and commits.ids == ["m0001"]
+    assert [key for key, _ in sink.requests] == ["m0001", "m0001"]
+    assert len(sink.deliveries) == 1

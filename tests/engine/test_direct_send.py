@@ -140,3 +140,52 @@ async def test_an_unreachable_relay_is_a_temporary_failure(db: AsyncEngine, tmp_
     result = response["MessageResponse"]["Result"]["a@example.com"]
     assert result["DeliveryStatus"] == "TEMPORARY_FAILURE" and result["StatusCode"] == 503
     assert "the EMAIL transport failed" in result["StatusMessage"]
+
+
+async def test_sms_push_and_voice_through_the_file_provider(db: AsyncEngine, tmp_path: Path) -> None:
+    import json
+
+    settings = Settings(
+        data_dir=tmp_path,
+        sms_provider_url="file://",
+        push_provider_url="file://",
+        voice_provider_url="file://",
+    )
+    state = AppState(db=db, settings=settings)
+    app_id = await new_app(state)
+    await call(state, "UpdateSmsChannel", ApplicationId=app_id, SMSChannelRequest={"Enabled": True})
+    await call(state, "UpdateVoiceChannel", ApplicationId=app_id, VoiceChannelRequest={"Enabled": True})
+    await call(
+        state,
+        "UpdateApnsChannel",
+        ApplicationId=app_id,
+        APNSChannelRequest={"Certificate": "c", "PrivateKey": "k"},
+    )
+
+    response = await call(
+        state,
+        "SendMessages",
+        ApplicationId=app_id,
+        MessageRequest={
+            "Addresses": {
+                "+12065550123": {"ChannelType": "SMS"},
+                "apns-token": {"ChannelType": "APNS"},
+                "+12065550124": {"ChannelType": "VOICE"},
+            },
+            "MessageConfiguration": {
+                "DefaultMessage": {"Body": "hello"},
+                "APNSMessage": {"Body": "push", "Badge": 2},
+            },
+        },
+    )
+
+    results = response["MessageResponse"]["Result"]
+    assert {r["DeliveryStatus"] for r in results.values()} == {"SUCCESSFUL"}
+    for name, address, message in (
+        ("sms-messages.jsonl", "+12065550123", {"Body": "hello"}),
+        ("push-messages.jsonl", "apns-token", {"Body": "push", "Badge": 2}),
+        ("voice-messages.jsonl", "+12065550124", {"Body": "hello"}),
+    ):
+        [line] = [json.loads(x) for x in (tmp_path / name).read_text().splitlines()]
+        assert line["Address"] == address and line["Message"] == message
+        assert line["MessageId"] == results[address]["MessageId"]

@@ -33,6 +33,7 @@ class WebhookSink:
         fail_first: Then answer this many 500 before accepting.
         status_for_address: Fixed answers by message Address (e.g. 400 for a bad number).
         delay: Seconds to sleep before answering each request (a slow provider).
+        slow_first: Sleep ``delay`` only for this many requests (0: every request).
     """
 
     secret: str
@@ -41,6 +42,7 @@ class WebhookSink:
     fail_first: int = 0
     status_for_address: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0
+    slow_first: int = 0
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     requests: list[tuple[str, int]] = field(default_factory=list)
     bad_signatures: int = 0
@@ -56,7 +58,7 @@ class WebhookSink:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, headers, answer = sink.answer(self.path, dict(self.headers.items()), body)
-                if sink.delay:
+                if sink.delay and (not sink.slow_first or len(sink.requests) <= sink.slow_first):
                     time.sleep(sink.delay)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
