@@ -216,10 +216,11 @@ class DirectSender:
             await direct_ledger.claim_direct(conn, meta, claims, datetime.now(UTC))
         async with self.lanes.transactional():
             await self._deliver([p for p in planned if p.outgoing is not None])
+        # Skipped recipients keep their ledger status (skipped) but their delivery row says why, as the API did.
         outcomes = [
-            Outcome(p.message_id, p.result[0], p.result[1], p.result[2], p.provider_message_id)
+            Outcome(p.message_id, *answer, provider_message_id=p.provider_message_id)
             for p in planned
-            if p.message_id is not None and p.result is not None
+            if p.message_id is not None and (answer := p.result or p.failure) is not None
         ]
         async with self.db.begin() as conn:
             await direct_ledger.record_outcomes(conn, outcomes)

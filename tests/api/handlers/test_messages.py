@@ -203,6 +203,7 @@ async def test_send_to_endpoints_follows_reachability(
     assert not stack.webhook.delivered_to(shared)
     skipped = await ledger(db, results["opted-out"]["MessageId"])
     assert skipped["status"] == "skipped" and skipped["status_message"] == "ENDPOINT_OPT_OUT"
+    assert skipped["delivery_status"] == "OPT_OUT"
     assert (await ledger(db, results["ok"]["MessageId"]))["endpoint_id"] == "ok"
 
 
