@@ -69,6 +69,40 @@ class Settings(BaseSettings):
         default=5000, ge=50, description="History length at which a JourneyWorkflow continues as new."
     )
     retention_days: int = Field(default=30, ge=1, description="How long Temporal keeps closed workflow runs.")
+    sms_provider_url: str = Field(
+        default="",
+        description="SMS provider: https:// webhook, file:// (JSON lines in the data dir) or empty (none).",
+    )
+    sms_provider_secret: str = Field(
+        default="", description="HMAC secret of the SMS webhook and its callbacks."
+    )
+    push_provider_url: str = Field(
+        default="", description="Push (APNs/FCM/Baidu/ADM) provider URL, as above."
+    )
+    push_provider_secret: str = Field(
+        default="", description="HMAC secret of the push webhook and its callbacks."
+    )
+    voice_provider_url: str = Field(default="", description="Voice provider URL, as above.")
+    voice_provider_secret: str = Field(
+        default="", description="HMAC secret of the voice webhook and its callbacks."
+    )
+    custom_provider_url: str = Field(default="", description="CUSTOM channel provider URL, as above.")
+    custom_provider_secret: str = Field(
+        default="", description="HMAC secret of the custom webhook and its callbacks."
+    )
+    provider_max_rate: float = Field(
+        default=200.0, gt=0, description="Messages/s per lane and provider before any throttling is seen."
+    )
+    smtp_max_rate: float = Field(
+        default=1000.0, gt=0, description="Emails/s per lane before the SMTP relay throttles."
+    )
+
+    def provider_setting(self, channel: str) -> tuple[str, str]:
+        """The (URL, secret) configured for a provider channel (SMS, PUSH, VOICE or CUSTOM)."""
+        name = channel.lower()
+        return str(getattr(self, f"{name}_provider_url", "")), str(
+            getattr(self, f"{name}_provider_secret", "")
+        )
 
     @property
     def effective_public_url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sojourn.api.callbacks import callback_routes
 from sojourn.api.handlers import HANDLERS
 from sojourn.api.server import build_app
 from sojourn.api.state import AppState
@@ -15,6 +16,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> object:
     state = state or AppState(db=create_engine(settings.database_url or ""), settings=settings)
 
     async def dispose() -> None:
+        await state.send_lanes.close()
         await state.db.dispose()
 
     return build_app(
@@ -23,6 +25,6 @@ def create_app(settings: Settings, state: AppState | None = None) -> object:
         state=state,
         access_key_id=settings.access_key_id,
         secret_access_key=settings.secret_access_key,
-        extra_routes=tracking_routes(state),
+        extra_routes=[*tracking_routes(state), *callback_routes(state)],
         on_shutdown=[dispose],
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from sojourn.channels.senders import SendLanes
 from sojourn.settings import Settings
 
 
@@ -24,6 +25,18 @@ class AppState:
     settings: Settings
     _temporal: Client | None = field(default=None, repr=False)
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _send_lanes: SendLanes | None = field(default=None, repr=False)
+
+    @property
+    def send_lanes(self) -> SendLanes:
+        """This process's senders (direct sends take their transactional lane), built on first use."""
+        if self._send_lanes is None:
+            self._send_lanes = SendLanes(self.settings)
+        return self._send_lanes
+
+    def use_send_lanes(self, lanes: SendLanes) -> None:
+        """Use prebuilt send lanes (tests, benchmarks, the embedded stack)."""
+        self._send_lanes = lanes
 
     async def temporal(self) -> Client:
         """The Temporal client, connected on first use (the API starts even while Temporal is still coming up)."""

@@ -12,7 +12,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from sojourn.channels.email import EmailTransport, transport_from_url
+from sojourn.channels.email import EmailTransport
+from sojourn.channels.priority import Lane
+from sojourn.channels.senders import SendLanes
 from sojourn.engine.client import connect
 from sojourn.engine.cohort_workflow import CohortWorkflow
 from sojourn.engine.journey_activities import JourneyActivities
@@ -34,6 +36,7 @@ def build_worker(
     transport: EmailTransport | None = None,
     task_queue: str | None = None,
     extra_activities: Sequence[Any] = (),
+    lanes: SendLanes | None = None,
 ) -> Worker:
     """A Temporal worker running sojourn's workflows and activities.
 
@@ -44,8 +47,11 @@ def build_worker(
         transport: Email transport (default: from ``settings.smtp_url``).
         task_queue: Override of ``settings.task_queue`` (tests use a random one).
         extra_activities: Custom activities of this deployment (from ``activities/``).
+        lanes: The process's send lanes (default: built from ``settings``); journey emails take the
+            transactional lane, campaign blasts the bulk lane.
     """
-    steps = StepActivities(db, settings, transport or transport_from_url(settings.smtp_url))
+    lanes = lanes or SendLanes(settings)
+    steps = StepActivities(db, settings, transport or lanes.email(Lane.TRANSACTIONAL))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -246,3 +246,17 @@ async def mark_failed(conn: AsyncConnection, failures: Sequence[tuple[str, str, 
         )
         counts[metric] += int(result.rowcount or 0)
     return counts
+
+
+def skip_reason_sql(channel_sql: str = "'EMAIL'") -> str:
+    """The reachability rule (``_SKIP_REASON``) as an SQL expression over an endpoint aliased ``e``.
+
+    Args:
+        channel_sql: SQL for the channel the endpoint must have; direct sends pass ``"e.channel_type"`` (any
+            channel: each endpoint is sent on its own) and check the channel themselves.
+
+    Returns:
+        A ``CASE`` expression: NULL when the endpoint can be sent to, else the reason (ENDPOINT_MISSING,
+        ENDPOINT_OPT_OUT, ENDPOINT_INACTIVE, ENDPOINT_MISSING_CHANNEL, ENDPOINT_MISSING_ADDRESS, ...).
+    """
+    return _SKIP_REASON.replace("'EMAIL'", channel_sql)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sojourn.api.handlers import apps, channels, endpoints, events, journeys, segments, templates
+from sojourn.api.handlers.messages import HANDLERS as MESSAGE_HANDLERS
+from sojourn.api.handlers.provider_channels import HANDLERS as PROVIDER_CHANNEL_HANDLERS
 from sojourn.api.server import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -13,6 +15,8 @@ HANDLERS: dict[str, Handler] = {
     **segments.HANDLERS,
     **journeys.HANDLERS,
     **events.HANDLERS,
+    **MESSAGE_HANDLERS,
+    **PROVIDER_CHANNEL_HANDLERS,
 }
 
 __all__ = ["HANDLERS"]
