@@ -291,3 +291,6 @@ messages = Table(
     Index("ix_messages_participant", "journey_id", "endpoint_id", "activity_id", "entry_no"),
     Index("ix_messages_app", "app_id"),
 )
+
+# Tables of other areas live in their own modules on the same metadata; importing them here lets Alembic see them.
+from sojourn.store import lists_tables as lists_tables  # noqa: E402

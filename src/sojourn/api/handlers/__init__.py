@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from sojourn.api.handlers import apps, channels, endpoints, events, journeys, segments, templates
+from sojourn.api.handlers.sesv2_lists import HANDLERS as SESV2_LIST_HANDLERS
+from sojourn.api.handlers.sesv2_send import HANDLERS as SESV2_SEND_HANDLERS
+from sojourn.api.handlers.sesv2_templates import HANDLERS as SESV2_TEMPLATE_HANDLERS
 from sojourn.api.server import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -13,6 +16,9 @@ HANDLERS: dict[str, Handler] = {
     **segments.HANDLERS,
     **journeys.HANDLERS,
     **events.HANDLERS,
+    **SESV2_LIST_HANDLERS,
+    **SESV2_TEMPLATE_HANDLERS,
+    **SESV2_SEND_HANDLERS,
 }
 
 __all__ = ["HANDLERS"]
