@@ -107,7 +107,7 @@ def verify_page_token(
     except InvalidTokenError as err:
         raise PageTokenError(str(err).replace("tracking", "page")) from None
     if payload.get("k") != _PURPOSE_CODES[purpose]:
-        raise PageTokenError(f"this link is not an {purpose} link")
+        raise PageTokenError(f"this is not a link to the {purpose} page")
     expiry = payload.get("x", "")
     if not expiry.isdigit() or not payload.get("l") or not payload.get("e"):
         raise PageTokenError("malformed page token")

@@ -265,7 +265,7 @@ def parse_filter(raw: Mapping[str, Any] | None, topics: Sequence[Topic]) -> Cont
     if status is not None:
         check_status(status, "Filter.FilteredStatus")
     topic_filter = raw.get("TopicFilter")
-    if not topic_filter:
+    if topic_filter is None:
         return ContactFilter(status=status)
     name = topic_filter.get("TopicName")
     if not name:

@@ -27,7 +27,10 @@ def topic(name: str, default: str = "OPT_IN", description: str | None = None) ->
 def make_list(sesv2: Any, *topics: dict[str, str]) -> str:
     name = unique("list-")
     sesv2.create_contact_list(
-        ContactListName=name, Topics=list(topics), Description="Our letters", Tags=[{"Key": "team", "Value": "a"}]
+        ContactListName=name,
+        Topics=list(topics),
+        Description="Our letters",
+        Tags=[{"Key": "team", "Value": "a"}],
     )
     return name
 
@@ -42,7 +45,9 @@ def test_contact_list_round_trip(sesv2: Any) -> None:
     assert got["Tags"] == [{"Key": "team", "Value": "a"}]
     created = got["CreatedTimestamp"]
 
-    sesv2.update_contact_list(ContactListName=name, Topics=[topic("weekly"), topic("events")], Description="New")
+    sesv2.update_contact_list(
+        ContactListName=name, Topics=[topic("weekly"), topic("events")], Description="New"
+    )
     got = sesv2.get_contact_list(ContactListName=name)
     assert [t["TopicName"] for t in got["Topics"]] == ["weekly", "events"] and got["Description"] == "New"
     assert got["LastUpdatedTimestamp"] >= created
@@ -182,11 +187,19 @@ def test_list_contacts_filters_and_pages(sesv2: Any) -> None:
 
     assert filtered("OPT_OUT") == ["c@example.com"]
     assert filtered("OPT_IN") == ["a@example.com", "b@example.com", "d@example.com", "e@example.com"]
-    assert filtered("OPT_IN", "weekly", use_default=True) == ["a@example.com", "d@example.com", "e@example.com"]
+    assert filtered("OPT_IN", "weekly", use_default=True) == [
+        "a@example.com",
+        "d@example.com",
+        "e@example.com",
+    ]
     assert filtered("OPT_IN", "weekly") == ["e@example.com"]
     assert filtered("OPT_OUT", "weekly") == ["b@example.com", "c@example.com"]
     assert filtered("OPT_IN", "offers", use_default=True) == ["b@example.com", "d@example.com"]
-    assert filtered("OPT_OUT", "offers", use_default=True) == ["a@example.com", "c@example.com", "e@example.com"]
+    assert filtered("OPT_OUT", "offers", use_default=True) == [
+        "a@example.com",
+        "c@example.com",
+        "e@example.com",
+    ]
 
     page = sesv2.list_contacts(ContactListName=name, PageSize=1)
     assert page["Contacts"][0]["TopicDefaultPreferences"] == [

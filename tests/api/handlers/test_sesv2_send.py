@@ -31,7 +31,10 @@ def sink() -> Iterator[SmtpSink]:
 @pytest.fixture(scope="module")
 def api(database_url: str, sink: SmtpSink) -> Iterator[str]:
     with serve_api(
-        database_url, smtp_url=sink.url, default_from_address="news@example.com", list_unsubscribe_mailto=MAILTO
+        database_url,
+        smtp_url=sink.url,
+        default_from_address="news@example.com",
+        list_unsubscribe_mailto=MAILTO,
     ) as (url, _):
         yield url
 
@@ -71,7 +74,9 @@ def make_list(sesv2: Any) -> str:
     return name
 
 
-async def test_simple_send_is_delivered_and_in_the_ledger(sesv2: Any, sink: SmtpSink, db: AsyncEngine) -> None:
+async def test_simple_send_is_delivered_and_in_the_ledger(
+    sesv2: Any, sink: SmtpSink, db: AsyncEngine
+) -> None:
     subject = unique("simple-")
     out = sesv2.send_email(
         FromEmailAddress="Team <team@example.com>",
@@ -88,7 +93,9 @@ async def test_simple_send_is_delivered_and_in_the_ledger(sesv2: Any, sink: Smtp
     assert (row.status, row.app_id, row.journey_id, row.campaign_id) == ("sent", "sesv2", None, None)
 
 
-async def test_list_mail_gets_unsubscribe_headers_and_url(sesv2: Any, sink: SmtpSink, db: AsyncEngine) -> None:
+async def test_list_mail_gets_unsubscribe_headers_and_url(
+    sesv2: Any, sink: SmtpSink, db: AsyncEngine
+) -> None:
     name = make_list(sesv2)
     sesv2.create_contact(ContactListName=name, EmailAddress="ada@example.com")
     subject = unique("list-")

@@ -83,8 +83,12 @@ def test_templates_are_shared_with_pinpoint(clients: tuple[Any, Any]) -> None:
         "Text": "T",
     }
     # An sesv2 update keeps Pinpoint-only fields such as DefaultSubstitutions.
-    sesv2.update_email_template(TemplateName=from_pinpoint, TemplateContent={"Subject": "Q {{name}}", "Text": "T"})
-    rendered = sesv2.test_render_email_template(TemplateName=from_pinpoint, TemplateData="{}")["RenderedTemplate"]
+    sesv2.update_email_template(
+        TemplateName=from_pinpoint, TemplateContent={"Subject": "Q {{name}}", "Text": "T"}
+    )
+    rendered = sesv2.test_render_email_template(TemplateName=from_pinpoint, TemplateData="{}")[
+        "RenderedTemplate"
+    ]
     assert "Subject: Q friend" in rendered
 
 
