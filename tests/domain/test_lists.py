@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sojourn.domain import lists as rules
-from sojourn.domain.lists import ContactFilter, ListRuleError, Topic, TooManyTopicsError
+from sojourn.domain.lists import ContactFilter, ListRuleError, TooManyTopicsError, Topic
 
 WEEKLY = Topic("weekly", "Weekly", None, rules.OPT_IN)
 OFFERS = Topic("offers", "Offers", "Deals", rules.OPT_OUT)

@@ -59,5 +59,5 @@ def boto3_client(service: str, endpoint_url: str) -> Any:
         region_name="us-east-1",
         aws_access_key_id=ACCESS_KEY_ID,
         aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=Config(retries={"max_attempts": 1}),
+        config=Config(retries={"total_max_attempts": 1}),
     )

@@ -142,7 +142,7 @@ def test_contact_round_trip(sesv2: Any) -> None:
         sesv2.create_contact(ContactListName=unique("missing-"), EmailAddress="x@example.com")
 
     sesv2.delete_contact(ContactListName=name, EmailAddress="ada@example.com")
-    with pytest.raises(sesv2.exceptions.NotFoundException, match="Contact ada@example.com"):
+    with pytest.raises(sesv2.exceptions.NotFoundException, match=r"Contact ada@example\.com"):
         sesv2.get_contact(ContactListName=name, EmailAddress="ada@example.com")
     with pytest.raises(sesv2.exceptions.NotFoundException):
         sesv2.delete_contact(ContactListName=name, EmailAddress="ada@example.com")

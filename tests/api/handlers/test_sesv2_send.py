@@ -117,7 +117,8 @@ async def test_list_mail_gets_unsubscribe_headers_and_url(
     assert (await ledger(db, out["MessageId"])).status == "sent"
 
     # The header's one-click URL (RFC 8058) unsubscribes from the topic; the next send is skipped.
-    response = httpx.post(match.group(1), content="List-Unsubscribe=One-Click")
+    async with httpx.AsyncClient() as http:
+        response = await http.post(match.group(1), content="List-Unsubscribe=One-Click")
     assert response.status_code == 200
     contact = sesv2.get_contact(ContactListName=name, EmailAddress="ada@example.com")
     assert contact["TopicPreferences"] == [{"TopicName": "weekly", "SubscriptionStatus": "OPT_OUT"}]
@@ -236,3 +237,24 @@ def test_send_errors(sesv2: Any) -> None:
         sesv2.send_email(
             Destination={"ToAddresses": [f"r{i}@example.com" for i in range(51)]}, Content=simple("s")
         )
+
+
+async def test_an_unreachable_relay_is_a_500_and_a_failed_ledger_row(
+    database_url: str, db: AsyncEngine
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from tests.support.helpers import free_port
+
+    address = f"{unique('down-')}@example.com"
+    with serve_api(database_url, smtp_url=f"smtp://127.0.0.1:{free_port()}") as (url, _):
+        client = boto3_client("sesv2", url)
+        with pytest.raises(ClientError) as raised:
+            client.send_email(
+                FromEmailAddress="a@example.com", Destination={"ToAddresses": [address]}, Content=simple("s")
+            )
+    assert raised.value.response["Error"]["Code"] == "InternalServiceErrorException"
+    assert "nothing was sent" in raised.value.response["Error"]["Message"]
+    async with db.connect() as conn:
+        row = (await conn.execute(text("SELECT * FROM messages WHERE address = :a"), {"a": address})).one()
+    assert row.status == "failed" and row.status_message.startswith("TEMPORARY_FAILURE")
