@@ -105,7 +105,7 @@ async def test_preferences_page_shows_and_saves_choices(
     await http.post(url, data={"topic": ["weekly", "offers"], "unsubscribe_all": "on"})
     contact = await stored_contact(db, name, ADA)
     assert contact.unsubscribe_all is True
-    assert 'id="unsubscribe-all" name="unsubscribe_all" value="on" checked' in await http.get(url).text
+    assert 'id="unsubscribe-all" name="unsubscribe_all" value="on" checked' in (await http.get(url)).text
 
 
 async def test_bad_links_get_a_clear_4xx_and_change_nothing(
@@ -131,10 +131,10 @@ async def test_bad_links_get_a_clear_4xx_and_change_nothing(
     expired_preferences = page_url(
         base, settings, "preferences", name, ADA, issued=datetime.now(UTC) - timedelta(days=61)
     )
-    assert await http.post(expired_preferences, data={"unsubscribe_all": "on"}).status_code == 410
+    assert (await http.post(expired_preferences, data={"unsubscribe_all": "on"})).status_code == 410
     contact = await stored_contact(db, name, ADA)
     assert contact.unsubscribe_all is False and contact.topic_preferences == {}
 
     sesv2.delete_contact_list(ContactListName=name)
-    assert await http.post(good, content="List-Unsubscribe=One-Click").status_code == 404
-    assert await http.get(page_url(base, settings, "preferences", name, ADA)).status_code == 404
+    assert (await http.post(good, content="List-Unsubscribe=One-Click")).status_code == 404
+    assert (await http.get(page_url(base, settings, "preferences", name, ADA))).status_code == 404
