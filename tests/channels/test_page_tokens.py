@@ -8,7 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sojourn.channels.page_tokens import PageTokenError, make_page_token, verify_page_token
+from sojourn.channels.page_tokens import (
+    ExpiredPageTokenError,
+    PageTokenError,
+    make_page_token,
+    verify_page_token,
+)
 from sojourn.channels.tracking import sign_token
 
 SECRET = b"k" * 32
@@ -46,7 +51,7 @@ def test_a_genuine_token_verifies() -> None:
 
 
 def test_expired_token_is_refused() -> None:
-    with pytest.raises(PageTokenError, match="expired"):
+    with pytest.raises(ExpiredPageTokenError, match="expired"):
         verify_page_token(token(), purpose="unsubscribe", now=NOW + TTL + timedelta(seconds=1), secret=SECRET)
 
 

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from sojourn.api.state import AppState
 from sojourn.channels.page_tokens import (
+    ExpiredPageTokenError,
     PageClaim,
     PageTokenError,
     Purpose,
@@ -62,7 +63,7 @@ def _error_page(err: PageTokenError | None, status: int, detail: str) -> HTMLRes
 
 
 def _refusal(err: PageTokenError) -> HTMLResponse:
-    if "expired" in str(err):
+    if isinstance(err, ExpiredPageTokenError):
         return _error_page(err, 410, "This link has expired. Use the link in a more recent email from us.")
     return _error_page(
         err,

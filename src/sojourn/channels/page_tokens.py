@@ -23,6 +23,10 @@ class PageTokenError(ValueError):
     """A page token that is malformed, altered, signed with another key, expired or meant for something else."""
 
 
+class ExpiredPageTokenError(PageTokenError):
+    """A genuine page token whose time is up (the page answers 410 Gone rather than 400)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PageClaim:
     """What a valid page token allows.
@@ -100,7 +104,8 @@ def verify_page_token(
         The claim.
 
     Raises:
-        PageTokenError: malformed, altered, foreign key, expired, another purpose, another list or contact.
+        ExpiredPageTokenError: genuine but expired.
+        PageTokenError: malformed, altered, foreign key, another purpose, another list or contact.
     """
     try:
         payload = verify_token(token, secret)
@@ -112,7 +117,7 @@ def verify_page_token(
     if not expiry.isdigit() or not payload.get("l") or not payload.get("e"):
         raise PageTokenError("malformed page token")
     if now.timestamp() > int(expiry):
-        raise PageTokenError("this link has expired")
+        raise ExpiredPageTokenError("this link has expired")
     if list_name is not None and payload["l"] != list_name:
         raise PageTokenError("this link is for another contact list")
     if email_address is not None and payload["e"] != email_address:
