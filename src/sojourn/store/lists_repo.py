@@ -43,15 +43,15 @@ async def get_list(conn: AsyncConnection, name: str, *, for_update: bool = False
 
 
 async def update_list(
-    conn: AsyncConnection, name: str, *, description: str | None, topics: Sequence[Topic]
+    conn: AsyncConnection, name: str, *, description: str | None, topics: Sequence[Topic] | None
 ) -> bool:
-    """Replace a list's description and topics. Returns False when there is no such list."""
+    """Replace a list's topics and description; either one is kept when None. False when there is no such list."""
     result = await conn.execute(
         text(
-            "UPDATE contact_lists SET description = :d, topics = CAST(:t AS jsonb), updated_at = now() "
-            "WHERE name = :n"
+            "UPDATE contact_lists SET description = COALESCE(CAST(:d AS text), description), "
+            "topics = COALESCE(CAST(:t AS jsonb), topics), updated_at = now() WHERE name = :n"
         ),
-        {"n": name, "d": description, "t": _topics_json(topics)},
+        {"n": name, "d": description, "t": None if topics is None else _topics_json(topics)},
     )
     return bool(result.rowcount)
 

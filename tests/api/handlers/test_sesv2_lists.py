@@ -51,6 +51,10 @@ def test_contact_list_round_trip(sesv2: Any) -> None:
     got = sesv2.get_contact_list(ContactListName=name)
     assert [t["TopicName"] for t in got["Topics"]] == ["weekly", "events"] and got["Description"] == "New"
     assert got["LastUpdatedTimestamp"] >= created
+    # What an update leaves out is kept.
+    sesv2.update_contact_list(ContactListName=name, Description="Newer")
+    got = sesv2.get_contact_list(ContactListName=name)
+    assert [t["TopicName"] for t in got["Topics"]] == ["weekly", "events"] and got["Description"] == "Newer"
 
     with pytest.raises(sesv2.exceptions.AlreadyExistsException, match="already exists"):
         sesv2.create_contact_list(ContactListName=name)

@@ -97,10 +97,13 @@ async def get_contact_list(ctx: RequestContext, params: dict[str, Any]) -> dict[
 
 
 async def update_contact_list(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    """UpdateContactList: the given Topics replace the list's topics; Description is replaced too."""
+    """UpdateContactList: given Topics replace the list's topics, a given Description its description.
+
+    What the request leaves out is kept, so updating the description never drops the topics.
+    """
     name = params["ContactListName"]
     try:
-        topics = rules.parse_topics(params.get("Topics"))
+        topics = None if params.get("Topics") is None else rules.parse_topics(params["Topics"])
     except ListRuleError as err:
         raise rule_error(err) from None
     async with ctx.state.db.begin() as conn:
