@@ -135,3 +135,14 @@ async def test_filter_sql_matches_the_rule(db: AsyncEngine, contact_filter: Cont
         if rules.matches_filter(contact_filter, unsubscribe_all=unsub, preferences=p)
     ]
     assert in_sql == expected
+
+
+def test_parse_list_management_header() -> None:
+    assert rules.parse_list_management_header("contactListName=news; topicName=weekly") == {
+        "ContactListName": "news",
+        "TopicName": "weekly",
+    }
+    assert rules.parse_list_management_header(" contactListName = news ;") == {"ContactListName": "news"}
+    for bad in ("topicName=weekly", "contactListName", "list=news", ""):
+        with pytest.raises(ListRuleError, match="contactListName"):
+            rules.parse_list_management_header(bad)

@@ -231,6 +231,35 @@ def preferences_to_api(preferences: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"TopicName": name, "SubscriptionStatus": preferences[name]} for name in sorted(preferences)]
 
 
+LIST_MANAGEMENT_HEADER: Final = "X-SES-LIST-MANAGEMENT-OPTIONS"
+
+
+def parse_list_management_header(value: str) -> dict[str, str]:
+    """SES's ``X-SES-LIST-MANAGEMENT-OPTIONS: contactListName=L; topicName=T`` as ListManagementOptions.
+
+    Args:
+        value: The header's value.
+
+    Returns:
+        ``{"ContactListName": L}`` plus ``"TopicName": T`` when the header names a topic.
+
+    Raises:
+        ListRuleError: no contactListName, or a part that is not ``name=value``.
+    """
+    options: dict[str, str] = {}
+    keys = {"contactlistname": "ContactListName", "topicname": "TopicName"}
+    for part in filter(None, (p.strip() for p in value.split(";"))):
+        key, sep, item = part.partition("=")
+        if not sep or key.strip().lower() not in keys or not item.strip():
+            raise ListRuleError(
+                f"{LIST_MANAGEMENT_HEADER} must look like 'contactListName=NAME; topicName=TOPIC', not {value!r}"
+            )
+        options[keys[key.strip().lower()]] = item.strip()
+    if "ContactListName" not in options:
+        raise ListRuleError(f"{LIST_MANAGEMENT_HEADER} needs contactListName=NAME")
+    return options
+
+
 # ---- ListContacts filters, in SQL -------------------------------------------------------------------------
 
 

@@ -212,6 +212,38 @@ async def test_raw_content(sesv2: Any, sink: SmtpSink) -> None:
     assert "/u/" in str(mail.message["List-Unsubscribe"])
 
 
+async def test_raw_list_management_header(sesv2: Any, sink: SmtpSink, db: AsyncEngine) -> None:
+    name = make_list(sesv2)
+    sesv2.create_contact(
+        ContactListName=name,
+        EmailAddress="hdr-out@example.com",
+        TopicPreferences=[{"TopicName": "weekly", "SubscriptionStatus": "OPT_OUT"}],
+    )
+
+    def raw(to: str, subject: str) -> bytes:
+        return (
+            f"From: raw@example.com\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"X-SES-LIST-MANAGEMENT-OPTIONS: contactListName={name}; topicName=weekly\r\n\r\nBody\r\n"
+        ).encode()
+
+    delivered, refused = unique("hdr-in-"), unique("hdr-out-")
+    sesv2.send_email(
+        FromEmailAddress="raw@example.com", Content={"Raw": {"Data": raw("hdr-in@example.com", delivered)}}
+    )
+    out = sesv2.send_email(
+        FromEmailAddress="raw@example.com", Content={"Raw": {"Data": raw("hdr-out@example.com", refused)}}
+    )
+    [mail] = received(sink, delivered)
+    assert "/u/" in str(mail.message["List-Unsubscribe"])
+    assert mail.message["X-SES-LIST-MANAGEMENT-OPTIONS"] is None
+    assert received(sink, refused) == [] and (await ledger(db, out["MessageId"])).status == "skipped"
+    with pytest.raises(sesv2.exceptions.BadRequestException, match="contactListName"):
+        sesv2.send_email(
+            FromEmailAddress="raw@example.com",
+            Content={"Raw": {"Data": b"To: a@example.com\r\nX-SES-LIST-MANAGEMENT-OPTIONS: oops\r\n\r\nx"}},
+        )
+
+
 def test_send_errors(sesv2: Any) -> None:
     name = make_list(sesv2)
     to = {"ToAddresses": ["x@example.com"]}

@@ -2,7 +2,8 @@
 
 What sojourn does (and SES does, per the spec §7.3):
 
-* With ListManagementOptions{ContactListName, TopicName?} only subscribed recipients get the mail: a contact
+* With ListManagementOptions{ContactListName, TopicName?} (for Raw content also SES's
+  ``X-SES-LIST-MANAGEMENT-OPTIONS`` header, which is removed from the message) only subscribed recipients get the mail: a contact
   unsubscribed from all, or from the topic (explicitly, or by the topic's OPT_OUT default), is dropped; a
   recipient who is not a contact of the list counts with the topic defaults. When nobody is left the call
   still succeeds with a MessageId (SES accepts and then bounces the message); the ledger row is ``skipped``
@@ -129,6 +130,10 @@ async def send_email(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
     cc = _addresses(destination.get("CcAddresses"), "Destination.CcAddresses")
     bcc = _addresses(destination.get("BccAddresses"), "Destination.BccAddresses")
     raw: bytes | None = content["Raw"]["Data"] if kind == "Raw" else None
+    options = params.get("ListManagementOptions")
+    if raw is not None:
+        raw, header_options = _take_list_management_header(raw)
+        options = options or header_options
     if raw is not None and not (to or cc or bcc):
         parsed = message_from_bytes(raw, policy=SMTP_POLICY)
         to = [a for _, a in getaddresses(parsed.get_all("To", []))]
@@ -146,7 +151,6 @@ async def send_email(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
     except ListRuleError as err:
         raise BadRequestError(str(err)) from None
 
-    options = params.get("ListManagementOptions")
     skipped_because: str | None = None
     if options:
         allowed, why = await _allowed(ctx, options, [*to, *cc, *bcc])
@@ -225,6 +229,20 @@ async def send_email(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
         )
     await _deliver(ctx, email)
     return {"MessageId": message_id}
+
+
+def _take_list_management_header(raw: bytes) -> tuple[bytes, dict[str, str] | None]:
+    """A raw message without its X-SES-LIST-MANAGEMENT-OPTIONS header, and the options that header gave."""
+    parsed = message_from_bytes(raw, policy=SMTP_POLICY)
+    value = parsed.get(rules.LIST_MANAGEMENT_HEADER)
+    if value is None:
+        return raw, None
+    try:
+        options = rules.parse_list_management_header(str(value))
+    except ListRuleError as err:
+        raise BadRequestError(str(err)) from None
+    del parsed[rules.LIST_MANAGEMENT_HEADER]
+    return parsed.as_bytes(), options
 
 
 _PLACEHOLDER_GUARD = "\x00sojourn-unsubscribe-url\x00"
