@@ -93,6 +93,20 @@ async def test_simple_send_is_delivered_and_in_the_ledger(
     assert (row.status, row.app_id, row.journey_id, row.campaign_id) == ("sent", "sesv2", None, None)
 
 
+def test_cc_and_bcc_only_sends(sesv2: Any, sink: SmtpSink) -> None:
+    subject = unique("bcc-")
+    sesv2.send_email(
+        Destination={
+            "CcAddresses": ["cc@example.com"],
+            "BccAddresses": ["bcc1@example.com", "bcc2@example.com"],
+        },
+        Content=simple(subject),
+    )
+    [mail] = received(sink, subject)
+    assert mail.rcpt_tos == ["cc@example.com", "bcc1@example.com", "bcc2@example.com"]
+    assert "bcc1@example.com" not in str(mail.message) and mail.message["Bcc"] is None
+
+
 async def test_list_mail_gets_unsubscribe_headers_and_url(
     sesv2: Any, sink: SmtpSink, db: AsyncEngine
 ) -> None:

@@ -3,8 +3,8 @@
 What sojourn does (and SES does, per the spec §7.3):
 
 * With ListManagementOptions{ContactListName, TopicName?} (for Raw content also SES's
-  ``X-SES-LIST-MANAGEMENT-OPTIONS`` header, which is removed from the message) only subscribed recipients get the mail: a contact
-  unsubscribed from all, or from the topic (explicitly, or by the topic's OPT_OUT default), is dropped; a
+  ``X-SES-LIST-MANAGEMENT-OPTIONS`` header, which is removed from the message) only subscribed recipients
+  get the mail: a contact unsubscribed from all, or from the topic (explicitly, or by the topic's OPT_OUT default), is dropped; a
   recipient who is not a contact of the list counts with the topic defaults. When nobody is left the call
   still succeeds with a MessageId (SES accepts and then bounces the message); the ledger row is ``skipped``
   with the reason.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import SMTP as SMTP_POLICY
@@ -39,6 +40,7 @@ from sojourn.channels.list_unsubscribe import (
 )
 from sojourn.domain import lists as rules
 from sojourn.domain.lists import ListRuleError
+from sojourn.settings import Settings
 from sojourn.store import lists_repo, message_ledger, sesv2_messages, templates_repo
 
 MAX_RECIPIENTS = 50
@@ -115,116 +117,167 @@ async def _allowed(
     return allowed, f"UNSUBSCRIBED: the recipients are unsubscribed from {where}"
 
 
+@dataclass
+class _Recipients:
+    """Destination's To, Cc and Bcc (as given: display names are kept)."""
+
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.to, *self.cc, *self.bcc]
+
+    def keep(self, allowed: Sequence[str]) -> _Recipients:
+        return _Recipients(*([a for a in group if a in allowed] for group in (self.to, self.cc, self.bcc)))
+
+
+@dataclass
+class _Content:
+    """What a message says: subject, parts, headers (or a raw message)."""
+
+    subject: str = ""
+    html: str | None = None
+    text: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+
+
+def _recipients(destination: dict[str, Any], raw: bytes | None) -> _Recipients:
+    """Destination, checked; for a raw message without one, its To and Cc headers (as SES does)."""
+    recipients = _Recipients(
+        _addresses(destination.get("ToAddresses"), "Destination.ToAddresses"),
+        _addresses(destination.get("CcAddresses"), "Destination.CcAddresses"),
+        _addresses(destination.get("BccAddresses"), "Destination.BccAddresses"),
+    )
+    if raw is not None and not recipients.all:
+        parsed = message_from_bytes(raw, policy=SMTP_POLICY)
+        recipients.to = [a for _, a in getaddresses(parsed.get_all("To", []))]
+        recipients.cc = [a for _, a in getaddresses(parsed.get_all("Cc", []))]
+    if not recipients.all:
+        raise BadRequestError(
+            "Destination needs at least one address in ToAddresses, CcAddresses or BccAddresses"
+        )
+    if len(recipients.all) > MAX_RECIPIENTS:
+        raise MessageRejectedError(
+            f"A message has at most {MAX_RECIPIENTS} recipients (To, Cc and Bcc together)"
+        )
+    return recipients
+
+
+async def _compose(ctx: RequestContext, content: dict[str, Any], raw: bytes | None) -> _Content:
+    """The message's content from Simple, Template (rendered with TemplateData) or Raw."""
+    if raw is not None:
+        return _Content(raw=raw)
+    if content.get("Simple"):
+        simple = content["Simple"]
+        body = simple.get("Body") or {}
+        return _Content(
+            subject=str((simple.get("Subject") or {}).get("Data") or ""),
+            html=(body.get("Html") or {}).get("Data"),
+            text=(body.get("Text") or {}).get("Data"),
+            headers=_headers(simple.get("Headers")),
+        )
+    template = content["Template"]
+    parts = dict(await _template_parts(ctx, template))
+    rendered = render_with_data(_keep_placeholder(parts), template.get("TemplateData"))
+    return _Content(
+        subject=rendered.subject,
+        html=_restore(rendered.html),
+        text=_restore(rendered.text),
+        headers={**dict(rendered.headers), **_headers(template.get("Headers"))},
+    )
+
+
+def _add_list_links(settings: Settings, options: dict[str, Any], recipient: str, content: _Content) -> None:
+    """List-Unsubscribe headers and the unsubscribe URL for the one recipient of list mail."""
+    links = list_unsubscribe(
+        public_url=settings.effective_public_url,
+        secret=settings.page_key,
+        list_name=options["ContactListName"],
+        topic=options.get("TopicName"),
+        email_address=_bare(recipient),
+        now=datetime.now(UTC),
+        ttl=timedelta(days=settings.page_token_ttl_days),
+        mailto=settings.list_unsubscribe_mailto,
+    )
+    content.headers.update(links.headers)
+    content.html = replace_unsubscribe_placeholder(content.html, links.preferences_url)
+    content.text = replace_unsubscribe_placeholder(content.text, links.preferences_url)
+
+
+def _outgoing(
+    message_id: str, from_address: str, recipients: _Recipients, reply_to: Sequence[str], content: _Content
+) -> OutgoingEmail:
+    # The first address (of To, else Cc, else Bcc) heads the envelope; the rest stay in their groups.
+    groups = [list(recipients.to), list(recipients.cc), list(recipients.bcc)]
+    first_group = next(g for g in groups if g)
+    primary = first_group.pop(0)
+    rest = _Recipients(*groups)
+    return OutgoingEmail(
+        message_id=message_id,
+        from_address=from_address,
+        to_address=primary,
+        also_to=tuple(rest.to),
+        cc=tuple(rest.cc),
+        bcc=tuple(rest.bcc),
+        reply_to=tuple(reply_to),
+        subject=content.subject,
+        html=content.html,
+        text=content.text,
+        headers=content.headers,
+        raw=content.raw,
+    )
+
+
 async def send_email(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    """sesv2 SendEmail."""
-    settings = ctx.state.settings
+    """sesv2 SendEmail (see the module docstring for what list management does)."""
+    settings: Settings = ctx.state.settings
     from_address = params.get("FromEmailAddress") or settings.default_from_address
     if not from_address:
         raise BadRequestError(
             "FromEmailAddress is required (or set SOJOURN_DEFAULT_FROM_ADDRESS on the server)"
         )
     content = params.get("Content") or {}
-    kind = _content_kind(content)
-    destination = params.get("Destination") or {}
-    to = _addresses(destination.get("ToAddresses"), "Destination.ToAddresses")
-    cc = _addresses(destination.get("CcAddresses"), "Destination.CcAddresses")
-    bcc = _addresses(destination.get("BccAddresses"), "Destination.BccAddresses")
-    raw: bytes | None = content["Raw"]["Data"] if kind == "Raw" else None
+    raw: bytes | None = content["Raw"]["Data"] if _content_kind(content) == "Raw" else None
     options = params.get("ListManagementOptions")
     if raw is not None:
         raw, header_options = _take_list_management_header(raw)
         options = options or header_options
-    if raw is not None and not (to or cc or bcc):
-        parsed = message_from_bytes(raw, policy=SMTP_POLICY)
-        to = [a for _, a in getaddresses(parsed.get_all("To", []))]
-        cc = [a for _, a in getaddresses(parsed.get_all("Cc", []))]
-    if not (to or cc or bcc):
-        raise BadRequestError(
-            "Destination needs at least one address in ToAddresses, CcAddresses or BccAddresses"
-        )
-    if len(to) + len(cc) + len(bcc) > MAX_RECIPIENTS:
-        raise MessageRejectedError(
-            f"A message has at most {MAX_RECIPIENTS} recipients (To, Cc and Bcc together)"
-        )
+    recipients = _recipients(params.get("Destination") or {}, raw)
     try:
-        first = _bare([*to, *cc, *bcc][0])
+        first = _bare(recipients.all[0])
     except ListRuleError as err:
         raise BadRequestError(str(err)) from None
-
-    skipped_because: str | None = None
-    if options:
-        allowed, why = await _allowed(ctx, options, [*to, *cc, *bcc])
-        to, cc, bcc = ([a for a in group if a in allowed] for group in (to, cc, bcc))
-        if not allowed:
-            skipped_because = why
-    single = len(to) + len(cc) + len(bcc) == 1
-
-    headers: dict[str, str] = {}
-    subject, html, text = "", None, None
-    if kind == "Simple":
-        simple = content["Simple"]
-        subject = str((simple.get("Subject") or {}).get("Data") or "")
-        body = simple.get("Body") or {}
-        html = (body.get("Html") or {}).get("Data")
-        text = (body.get("Text") or {}).get("Data")
-        headers.update(_headers(simple.get("Headers")))
-    elif kind == "Template":
-        template = dict(await _template_parts(ctx, content["Template"]))
-        rendered = render_with_data(_keep_placeholder(template), content["Template"].get("TemplateData"))
-        subject, html, text = rendered.subject, _restore(rendered.html), _restore(rendered.text)
-        headers.update(dict(rendered.headers))
-        headers.update(_headers(content["Template"].get("Headers")))
-    if options and single and skipped_because is None:
-        links = list_unsubscribe(
-            public_url=settings.effective_public_url,
-            secret=settings.page_key,
-            list_name=options["ContactListName"],
-            topic=options.get("TopicName"),
-            email_address=_bare([*to, *cc, *bcc][0]),
-            now=datetime.now(UTC),
-            ttl=timedelta(days=settings.page_token_ttl_days),
-            mailto=settings.list_unsubscribe_mailto,
-        )
-        headers.update(links.headers)
-        html = replace_unsubscribe_placeholder(html, links.preferences_url)
-        text = replace_unsubscribe_placeholder(text, links.preferences_url)
-
-    message_id = f"{uuid.uuid4()}"
+    message_id = str(uuid.uuid4())
     endpoint_id = params.get("EndpointId") or first
-    if skipped_because is not None:
-        async with ctx.state.db.begin() as conn:
-            await sesv2_messages.record_send(
-                conn,
-                message_id=message_id,
-                endpoint_id=endpoint_id,
-                address=first,
-                status="skipped",
-                status_message=skipped_because,
-            )
-        return {"MessageId": message_id}
 
-    recipients = [*to, *cc, *bcc]
-    primary = to[0] if to else recipients[0]
-    email = OutgoingEmail(
-        message_id=message_id,
-        from_address=from_address,
-        to_address=primary,
-        also_to=tuple(a for a in to if a != primary),
-        cc=tuple(cc) if to else tuple(a for a in cc if a != primary),
-        bcc=tuple(bcc) if (to or cc) else tuple(a for a in bcc if a != primary),
-        reply_to=tuple(params.get("ReplyToAddresses") or ()),
-        subject=subject,
-        html=html,
-        text=text,
-        headers=headers,
-        raw=raw,
-    )
+    if options:
+        allowed, why = await _allowed(ctx, options, recipients.all)
+        if not allowed:
+            async with ctx.state.db.begin() as conn:
+                await sesv2_messages.record_send(
+                    conn,
+                    message_id=message_id,
+                    endpoint_id=endpoint_id,
+                    address=", ".join(recipients.all),
+                    status="skipped",
+                    status_message=why,
+                )
+            return {"MessageId": message_id}
+        recipients = recipients.keep(allowed)
+
+    composed = await _compose(ctx, content, raw)
+    if options and len(recipients.all) == 1:  # SES adds list links to single-recipient mail only
+        _add_list_links(settings, options, recipients.all[0], composed)
+    email = _outgoing(message_id, from_address, recipients, params.get("ReplyToAddresses") or (), composed)
     async with ctx.state.db.begin() as conn:
         await sesv2_messages.record_send(
             conn,
             message_id=message_id,
             endpoint_id=endpoint_id,
-            address=", ".join(recipients),
+            address=", ".join(recipients.all),
             status="pending",
         )
     await _deliver(ctx, email)
