@@ -56,6 +56,16 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL of tracking and unsubscribe links (default: http://<api_host>:<api_port>).",
     )
+    page_token_ttl_days: int = Field(
+        default=60, ge=1, le=3650, description="Days an unsubscribe or preference-page link stays valid."
+    )
+    list_unsubscribe_mailto: str | None = Field(
+        default=None,
+        description="Address for the mailto: part of List-Unsubscribe headers (none if unset).",
+    )
+    default_from_address: str | None = Field(
+        default=None, description="From address of sesv2 SendEmail calls that give no FromEmailAddress."
+    )
     temporal_search_attributes: bool = Field(
         default=True, description="Set search attributes on workflows (off only for servers without them)."
     )
@@ -118,6 +128,11 @@ class Settings(BaseSettings):
     def tracking_key(self) -> bytes:
         """HMAC key of tracking links, derived from the API secret so one secret configures both."""
         return hashlib.sha256(b"sojourn-tracking:" + self.secret_access_key.encode()).digest()
+
+    @property
+    def page_key(self) -> bytes:
+        """HMAC key of unsubscribe and preference-page links, derived from the API secret like tracking_key."""
+        return hashlib.sha256(b"sojourn-pages:" + self.secret_access_key.encode()).digest()
 
     @property
     def effective_temporal_address(self) -> str:

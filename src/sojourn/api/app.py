@@ -1,9 +1,10 @@
-"""The API server: Pinpoint-compatible REST plus the tracking routes, as one ASGI app."""
+"""The API server: Pinpoint- and SESv2-compatible REST plus the tracking and unsubscribe/preference pages, as one ASGI app."""
 
 from __future__ import annotations
 
 from sojourn.api.callbacks import callback_routes
 from sojourn.api.handlers import HANDLERS
+from sojourn.api.pages import page_routes
 from sojourn.api.server import build_app
 from sojourn.api.state import AppState
 from sojourn.api.tracking import tracking_routes
@@ -20,11 +21,11 @@ def create_app(settings: Settings, state: AppState | None = None) -> object:
         await state.db.dispose()
 
     return build_app(
-        services=["pinpoint"],
+        services=["pinpoint", "sesv2"],
         handlers=HANDLERS,
         state=state,
         access_key_id=settings.access_key_id,
         secret_access_key=settings.secret_access_key,
-        extra_routes=[*tracking_routes(state), *callback_routes(state)],
+        extra_routes=[*tracking_routes(state), *callback_routes(state), *page_routes(state)],
         on_shutdown=[dispose],
     )

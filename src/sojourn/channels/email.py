@@ -17,6 +17,7 @@ import re
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
@@ -33,7 +34,12 @@ _LEADING_PERIOD = re.compile(rb"(?m)^\.")
 
 @dataclass(frozen=True)
 class OutgoingEmail:
-    """One rendered email, addressed to one recipient."""
+    """One rendered email, addressed to one recipient (plus, for sesv2 SendEmail, more To, Cc and Bcc).
+
+    ``headers`` replace any header of the same name (List-Unsubscribe must override what the content has).
+    ``raw``, when set, is a complete RFC 5322 message sent as it is, but for its Message-ID (the ledger's)
+    and ``headers``; ``subject``, ``html`` and ``text`` are then ignored.
+    """
 
     message_id: str
     from_address: str
@@ -42,16 +48,39 @@ class OutgoingEmail:
     html: str | None
     text: str | None
     headers: dict[str, str] = field(default_factory=dict)
+    also_to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()
+    raw: bytes | None = None
+
+    @property
+    def recipients(self) -> list[str]:
+        """Every envelope recipient (RCPT TO): To, Cc and Bcc."""
+        return [self.to_address, *self.also_to, *self.cc, *self.bcc]
 
     def to_bytes(self, domain: str) -> bytes:
         """The RFC 5322 message, with the ledger's message id as its Message-ID."""
+        if self.raw is not None:
+            parsed = message_from_bytes(self.raw, policy=SMTP_POLICY)
+            del parsed["Message-ID"]
+            parsed["Message-ID"] = f"<{self.message_id}@{domain}>"
+            for name, value in self.headers.items():
+                del parsed[name]
+                parsed[name] = value
+            return parsed.as_bytes()
         msg = EmailMessage(policy=SMTP_POLICY)
         msg["From"] = self.from_address
-        msg["To"] = self.to_address
+        msg["To"] = ", ".join([self.to_address, *self.also_to])
+        if self.cc:
+            msg["Cc"] = ", ".join(self.cc)
+        if self.reply_to:
+            msg["Reply-To"] = ", ".join(self.reply_to)
         msg["Subject"] = self.subject
         msg["Date"] = formatdate(localtime=False, usegmt=True)
         msg["Message-ID"] = f"<{self.message_id}@{domain}>"
         for name, value in self.headers.items():
+            del msg[name]
             msg[name] = value
         if self.text is not None:
             msg.set_content(self.text)
@@ -168,7 +197,8 @@ class SmtpTransport:
     async def _prepare(self, client: aiosmtplib.SMTP, email: OutgoingEmail, domain: str) -> None:
         """Phase 1: envelope and body, everything but the final dot."""
         await client.mail(email.from_address)
-        await client.rcpt(email.to_address)
+        for recipient in email.recipients:
+            await client.rcpt(recipient)
         reply = await client.execute_command(b"DATA")
         if reply.code != 354:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)

@@ -305,4 +305,7 @@ messages = Table(
     # The caps shared across journeys and campaigns count an endpoint's recent messages (and deletes go by app).
     Index("ix_messages_endpoint_time", "app_id", "endpoint_id", "created_at"),
 )
-from sojourn.store import direct_tables as direct_tables  # noqa: E402  (direct sends: message_deliveries, address_opt_outs)
+
+# Tables of other areas live in their own modules on the same metadata; importing them here lets Alembic see them.
+from sojourn.store import direct_tables as direct_tables  # noqa: E402
+from sojourn.store import lists_tables as lists_tables  # noqa: E402

@@ -5,6 +5,9 @@ from __future__ import annotations
 from sojourn.api.handlers import apps, channels, endpoints, events, journeys, segments, templates
 from sojourn.api.handlers.messages import HANDLERS as MESSAGE_HANDLERS
 from sojourn.api.handlers.provider_channels import HANDLERS as PROVIDER_CHANNEL_HANDLERS
+from sojourn.api.handlers.sesv2_lists import HANDLERS as SESV2_LIST_HANDLERS
+from sojourn.api.handlers.sesv2_send import HANDLERS as SESV2_SEND_HANDLERS
+from sojourn.api.handlers.sesv2_templates import HANDLERS as SESV2_TEMPLATE_HANDLERS
 from sojourn.api.server import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -17,6 +20,9 @@ HANDLERS: dict[str, Handler] = {
     **events.HANDLERS,
     **MESSAGE_HANDLERS,
     **PROVIDER_CHANNEL_HANDLERS,
+    **SESV2_LIST_HANDLERS,
+    **SESV2_TEMPLATE_HANDLERS,
+    **SESV2_SEND_HANDLERS,
 }
 
 __all__ = ["HANDLERS"]

@@ -1,0 +1,65 @@
+"""The List-Unsubscribe headers and URLs that list mail carries."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from sojourn.channels.list_unsubscribe import list_unsubscribe, replace_unsubscribe_placeholder
+from sojourn.channels.page_tokens import verify_page_token
+
+SECRET = b"s" * 32
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def test_headers_and_urls_bind_list_topic_and_contact() -> None:
+    links = list_unsubscribe(
+        public_url="https://mail.example.com/",
+        secret=SECRET,
+        list_name="news",
+        topic="weekly",
+        email_address="ada@example.com",
+        now=NOW,
+        ttl=timedelta(days=60),
+        mailto="leave@example.com",
+    )
+    assert links.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    match = re.fullmatch(
+        r"<https://mail\.example\.com/u/([^>]+)>, <mailto:leave@example\.com\?subject=unsubscribe%20news/weekly>",
+        links.headers["List-Unsubscribe"],
+    )
+    assert match is not None and links.one_click_url.endswith(match.group(1))
+    one_click = verify_page_token(match.group(1), purpose="unsubscribe", now=NOW, secret=SECRET)
+    assert (one_click.list_name, one_click.email_address, one_click.topic) == (
+        "news",
+        "ada@example.com",
+        "weekly",
+    )
+    token = links.preferences_url.removeprefix("https://mail.example.com/preferences/")
+    preferences = verify_page_token(token, purpose="preferences", now=NOW, secret=SECRET)
+    assert preferences.topic is None and preferences.list_name == "news"
+
+
+def test_no_mailto_without_an_address() -> None:
+    links = list_unsubscribe(
+        public_url="http://x",
+        secret=SECRET,
+        list_name="news",
+        topic=None,
+        email_address="a@example.com",
+        now=NOW,
+        ttl=timedelta(days=1),
+    )
+    assert "mailto" not in links.headers["List-Unsubscribe"]
+    assert (
+        verify_page_token(
+            links.one_click_url.removeprefix("http://x/u/"), purpose="unsubscribe", now=NOW, secret=SECRET
+        ).topic
+        is None
+    )
+
+
+def test_placeholder_replaced_at_most_twice() -> None:
+    text = "{{amazonSESUnsubscribeUrl}} {{amazonSESUnsubscribeUrl}} {{amazonSESUnsubscribeUrl}}"
+    assert replace_unsubscribe_placeholder(text, "U") == "U U {{amazonSESUnsubscribeUrl}}"
+    assert replace_unsubscribe_placeholder(None, "U") is None
