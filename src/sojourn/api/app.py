@@ -18,7 +18,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> object:
         await state.db.dispose()
 
     return build_app(
-        services=["pinpoint"],
+        services=["pinpoint", "sesv2"],
         handlers=HANDLERS,
         state=state,
         access_key_id=settings.access_key_id,

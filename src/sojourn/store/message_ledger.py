@@ -10,14 +10,47 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-# Why a participant gets no email, in Pinpoint's run-filter vocabulary.
-_SKIP_REASON = """
+from sojourn.store.suppression_repo import ENABLED_REASONS_SQL, suppressed_addresses
+
+__all__ = [
+    "SKIP_REASON_SQL",
+    "claim_journey_emails",
+    "mark_failed",
+    "mark_sent",
+    "pending_journey_emails",
+    "suppressed_addresses",
+]
+
+# The endpoint's current permission for the row's channel (granted | withdrawn | pending | expired), or NULL.
+_PERMISSION = (
+    "(SELECT p.status FROM channel_permissions p "
+    "WHERE p.app_id = e.app_id AND p.endpoint_id = e.id AND p.channel = e.channel_type)"
+)
+
+#: Why an endpoint (alias ``e``, an ``endpoints`` row, possibly all NULL from an outer join) gets no email,
+#: in Pinpoint's run-filter vocabulary plus ``SUPPRESSED``, ``PENDING_CONFIRMATION`` and ``NO_PERMISSION``;
+#: NULL when it may be sent to. Journeys, campaigns and direct sends all use this one fragment.
+#:
+#: Permission: an endpoint with OptOut NONE is permitted on its channel (Pinpoint's default) unless its
+#: latest consent for the channel is withdrawn, pending or expired, or the app requires consent
+#: (``app_privacy.require_consent``) and it has no granted consent for the channel.
+SKIP_REASON_SQL = f"""
 CASE
   WHEN e.id IS NULL THEN 'ENDPOINT_MISSING'
   WHEN e.opt_out = 'ALL' THEN 'ENDPOINT_OPT_OUT'
   WHEN e.endpoint_status <> 'ACTIVE' THEN 'ENDPOINT_INACTIVE'
   WHEN e.channel_type IS DISTINCT FROM 'EMAIL' THEN 'ENDPOINT_MISSING_CHANNEL'
   WHEN e.address IS NULL OR e.address = '' THEN 'ENDPOINT_MISSING_ADDRESS'
+  WHEN EXISTS (
+    SELECT 1 FROM suppressed_destinations s
+    WHERE s.email_address = lower(btrim(e.address)) AND s.reason = ANY({ENABLED_REASONS_SQL})
+  ) THEN 'SUPPRESSED'
+  WHEN {_PERMISSION} IN ('pending', 'expired') THEN 'PENDING_CONFIRMATION'
+  WHEN COALESCE(
+    {_PERMISSION},
+    CASE WHEN (SELECT ap.require_consent FROM app_privacy ap WHERE ap.app_id = e.app_id) THEN 'none' END,
+    'granted'
+  ) <> 'granted' THEN 'NO_PERMISSION'
   ELSE NULL
 END
 """
@@ -73,7 +106,7 @@ async def claim_journey_emails(
                    CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, :now
             FROM participants p
             LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = p.endpoint_id
-            CROSS JOIN LATERAL (SELECT COALESCE({_SKIP_REASON}, {_CAP_REASON}) AS reason) r
+            CROSS JOIN LATERAL (SELECT COALESCE({SKIP_REASON_SQL}, {_CAP_REASON}) AS reason) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
             ON CONFLICT (message_id) DO NOTHING

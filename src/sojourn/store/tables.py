@@ -291,3 +291,5 @@ messages = Table(
     Index("ix_messages_participant", "journey_id", "endpoint_id", "activity_id", "entry_no"),
     Index("ix_messages_app", "app_id"),
 )
+
+from sojourn.store import suppression_tables as suppression_tables  # noqa: E402,F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sojourn.api.handlers import apps, channels, endpoints, events, journeys, segments, templates
+from sojourn.api.handlers import sesv2_suppression
 from sojourn.api.server import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -13,6 +14,7 @@ HANDLERS: dict[str, Handler] = {
     **segments.HANDLERS,
     **journeys.HANDLERS,
     **events.HANDLERS,
+    **sesv2_suppression.HANDLERS,
 }
 
 __all__ = ["HANDLERS"]

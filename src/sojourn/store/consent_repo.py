@@ -1,0 +1,195 @@
+"""The consent ledger and channel permissions: who agreed to what, when, how; export and erasure per contact.
+
+Every change of an endpoint's permission for a channel appends a ``consent`` row and sets the endpoint's
+``channel_permissions`` row (what the send path reads) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sojourn.store.suppression_repo import normalize_address
+from sojourn.store.suppression_tables import app_privacy, channel_permissions, consent, consent_erasures
+
+STATUSES = ("granted", "withdrawn", "pending", "expired")
+SOURCES = ("form", "import", "api", "confirmation", "sunset", "feedback")
+METHODS = ("single_opt_in", "double_opt_in")
+
+EXPORT_COLUMNS = (
+    "id", "app_id", "endpoint_id", "address", "channel", "status", "recorded_at", "source", "method", "ip",
+    "user_agent", "consent_text", "reason",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    """One change of permission to record."""
+
+    app_id: str
+    channel: str
+    status: str
+    source: str
+    endpoint_id: str | None = None
+    address: str | None = None
+    method: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    consent_text: str | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"consent status {self.status!r} is not one of {', '.join(STATUSES)}")
+        if self.source not in SOURCES:
+            raise ValueError(f"consent source {self.source!r} is not one of {', '.join(SOURCES)}")
+        if self.method is not None and self.method not in METHODS:
+            raise ValueError(f"consent method {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.endpoint_id is None and self.address is None:
+            raise ValueError("a consent record needs an endpoint id or an address")
+
+
+async def record(conn: AsyncConnection, event: ConsentEvent, *, at: datetime | None = None) -> int:
+    """Append ``event`` to the ledger and, for an endpoint, set its permission for the channel.
+
+    Returns:
+        The consent row's id.
+    """
+    values: dict[str, Any] = {
+        "app_id": event.app_id,
+        "endpoint_id": event.endpoint_id,
+        "address": normalize_address(event.address) if event.address else None,
+        "channel": event.channel,
+        "status": event.status,
+        "source": event.source,
+        "method": event.method,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "consent_text": event.consent_text,
+        "reason": event.reason,
+    }
+    if at is not None:
+        values["recorded_at"] = at
+    row_id = await conn.scalar(consent.insert().values(**values).returning(consent.c.id))
+    if event.endpoint_id is not None:
+        await set_permission(conn, event.app_id, event.endpoint_id, event.channel, event.status)
+    return int(row_id or 0)
+
+
+async def set_permission(conn: AsyncConnection, app_id: str, endpoint_id: str, channel: str, status: str) -> None:
+    """Set the endpoint's current permission for ``channel`` (use :func:`record` to keep the ledger too)."""
+    stmt = pg_insert(channel_permissions).values(
+        app_id=app_id, endpoint_id=endpoint_id, channel=channel, status=status
+    )
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[channel_permissions.c.app_id, channel_permissions.c.endpoint_id, channel_permissions.c.channel],
+            set_={"status": stmt.excluded.status, "updated_at": text("now()")},
+        )
+    )
+
+
+async def permission(conn: AsyncConnection, app_id: str, endpoint_id: str, channel: str) -> str | None:
+    """The endpoint's current permission for ``channel`` (None: never recorded)."""
+    value = await conn.scalar(
+        text(
+            "SELECT status FROM channel_permissions WHERE app_id = :a AND endpoint_id = :e AND channel = :c"
+        ),
+        {"a": app_id, "e": endpoint_id, "c": channel},
+    )
+    return str(value) if value is not None else None
+
+
+async def require_consent(conn: AsyncConnection, app_id: str, required: bool) -> None:
+    """Turn the app's RequireConsent on or off (on: only endpoints with granted consent are reachable)."""
+    stmt = pg_insert(app_privacy).values(app_id=app_id, require_consent=required)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[app_privacy.c.app_id],
+            set_={"require_consent": stmt.excluded.require_consent, "updated_at": text("now()")},
+        )
+    )
+
+
+async def endpoint_ids_for_address(conn: AsyncConnection, app_id: str, address: str) -> list[str]:
+    """The app's endpoints whose address is ``address`` (case-insensitively)."""
+    rows = await conn.execute(
+        text("SELECT id FROM endpoints WHERE app_id = :a AND lower(btrim(address)) = :x ORDER BY id"),
+        {"a": app_id, "x": normalize_address(address)},
+    )
+    return [str(r[0]) for r in rows]
+
+
+async def contact_records(conn: AsyncConnection, app_id: str, address: str) -> list[dict[str, Any]]:
+    """Every consent row about the contact: by address, or by an endpoint that has the address, oldest first."""
+    ids = await endpoint_ids_for_address(conn, app_id, address)
+    rows = await conn.execute(
+        text(
+            f"SELECT {', '.join(EXPORT_COLUMNS)} FROM consent "
+            "WHERE app_id = :a AND (address = :x OR endpoint_id = ANY(:ids)) ORDER BY recorded_at, id"
+        ),
+        {"a": app_id, "x": normalize_address(address), "ids": ids},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def export_json(records: Sequence[dict[str, Any]]) -> str:
+    """Consent records as a JSON array (timestamps in ISO 8601)."""
+    return json.dumps(
+        [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in records], indent=2
+    )
+
+
+def export_csv(records: Sequence[dict[str, Any]]) -> str:
+    """Consent records as CSV with a header row (timestamps in ISO 8601)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()})
+    return out.getvalue()
+
+
+def address_hash(address: str) -> str:
+    """sha256 hex of the normalised address: names an erased contact without keeping the address."""
+    return hashlib.sha256(normalize_address(address).encode()).hexdigest()
+
+
+async def erase_contact(conn: AsyncConnection, app_id: str, address: str) -> dict[str, int]:
+    """Erase a contact's personal data from the app, keeping the suppression entry (which must outlive it).
+
+    Deletes the endpoints with the address and their events, participant rows and permissions, every consent
+    row about them, blanks the address on their message ledger rows (ids and outcomes stay for metrics),
+    and records an erasure marker that holds only the address's hash.
+
+    Returns:
+        How many rows of each kind were removed or blanked.
+    """
+    x = normalize_address(address)
+    ids = await endpoint_ids_for_address(conn, app_id, address)
+    counts: dict[str, int] = {}
+    statements = {
+        "consent": "DELETE FROM consent WHERE app_id = :a AND (address = :x OR endpoint_id = ANY(:ids))",
+        "channel_permissions": "DELETE FROM channel_permissions WHERE app_id = :a AND endpoint_id = ANY(:ids)",
+        "events": "DELETE FROM events WHERE app_id = :a AND endpoint_id = ANY(:ids)",
+        "participants": "DELETE FROM participants WHERE app_id = :a AND endpoint_id = ANY(:ids)",
+        "messages": "UPDATE messages SET address = NULL WHERE app_id = :a AND endpoint_id = ANY(:ids)",
+        "endpoints": "DELETE FROM endpoints WHERE app_id = :a AND id = ANY(:ids)",
+    }
+    for name, sql in statements.items():
+        result = await conn.execute(text(sql), {"a": app_id, "x": x, "ids": ids})
+        counts[name] = int(result.rowcount or 0)
+    await conn.execute(
+        consent_erasures.insert().values(app_id=app_id, address_sha256=address_hash(address), counts=counts)
+    )
+    return counts
