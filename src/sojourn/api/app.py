@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sojourn.api.handlers import HANDLERS
+from sojourn.api.notifications import bounce_listener, notification_routes
+from sojourn.api.optin_pages import optin_routes
 from sojourn.api.server import build_app
 from sojourn.api.state import AppState
 from sojourn.api.tracking import tracking_routes
@@ -17,12 +19,15 @@ def create_app(settings: Settings, state: AppState | None = None) -> object:
     async def dispose() -> None:
         await state.db.dispose()
 
+    start_bounces, stop_bounces = bounce_listener(state)
+
     return build_app(
         services=["pinpoint", "sesv2"],
         handlers=HANDLERS,
         state=state,
         access_key_id=settings.access_key_id,
         secret_access_key=settings.secret_access_key,
-        extra_routes=tracking_routes(state),
-        on_shutdown=[dispose],
+        extra_routes=[*tracking_routes(state), *notification_routes(state), *optin_routes(state)],
+        on_startup=[start_bounces],
+        on_shutdown=[stop_bounces, dispose],
     )

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sojourn.store.endpoint_rows import upsert_endpoints
 from sojourn.store.suppression_repo import normalize_address
 from sojourn.store.suppression_tables import app_privacy, channel_permissions, consent, consent_erasures
 
@@ -86,14 +87,20 @@ async def record(conn: AsyncConnection, event: ConsentEvent, *, at: datetime | N
     return int(row_id or 0)
 
 
-async def set_permission(conn: AsyncConnection, app_id: str, endpoint_id: str, channel: str, status: str) -> None:
+async def set_permission(
+    conn: AsyncConnection, app_id: str, endpoint_id: str, channel: str, status: str
+) -> None:
     """Set the endpoint's current permission for ``channel`` (use :func:`record` to keep the ledger too)."""
     stmt = pg_insert(channel_permissions).values(
         app_id=app_id, endpoint_id=endpoint_id, channel=channel, status=status
     )
     await conn.execute(
         stmt.on_conflict_do_update(
-            index_elements=[channel_permissions.c.app_id, channel_permissions.c.endpoint_id, channel_permissions.c.channel],
+            index_elements=[
+                channel_permissions.c.app_id,
+                channel_permissions.c.endpoint_id,
+                channel_permissions.c.channel,
+            ],
             set_={"status": stmt.excluded.status, "updated_at": text("now()")},
         )
     )
@@ -146,7 +153,8 @@ async def contact_records(conn: AsyncConnection, app_id: str, address: str) -> l
 def export_json(records: Sequence[dict[str, Any]]) -> str:
     """Consent records as a JSON array (timestamps in ISO 8601)."""
     return json.dumps(
-        [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in records], indent=2
+        [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in records],
+        indent=2,
     )
 
 
@@ -193,3 +201,63 @@ async def erase_contact(conn: AsyncConnection, app_id: str, address: str) -> dic
         consent_erasures.insert().values(app_id=app_id, address_sha256=address_hash(address), counts=counts)
     )
     return counts
+
+
+@dataclass(frozen=True)
+class PendingOptIn:
+    """The endpoint an opt-in form made pending, or found already granted."""
+
+    endpoint_id: str
+    already_granted: bool
+
+
+async def start_pending_optin(
+    conn: AsyncConnection,
+    app_id: str,
+    address: str,
+    *,
+    endpoint_id: str,
+    endpoint_body: dict[str, Any],
+    consent_text: str,
+    ip: str | None,
+    user_agent: str | None,
+) -> PendingOptIn:
+    """Create or update the sign-up's endpoint and mark its EMAIL permission pending (double opt-in).
+
+    An endpoint already granted for EMAIL stays as it is (nothing to confirm again). Otherwise the
+    endpoint is upserted with ``endpoint_body`` (OptOut NONE: the form is a fresh request) and a
+    ``pending`` consent row records the form's text, ip and user agent.
+
+    Args:
+        conn: A connection inside a transaction; the app must exist.
+        app_id: The app.
+        address: The email address.
+        endpoint_id: The id to use when the app has no EMAIL endpoint with the address.
+        endpoint_body: EndpointRequest fields from the form (User, Attributes).
+        consent_text: What the contact agrees to, as shown on the form.
+        ip: The form submitter's IP address.
+        user_agent: The form submitter's user agent.
+    """
+    existing = await endpoint_ids_for_address(conn, app_id, address)
+    if existing:
+        endpoint_id = existing[0]
+        if await permission(conn, app_id, endpoint_id, "EMAIL") == "granted":
+            return PendingOptIn(endpoint_id, already_granted=True)
+    body = {**endpoint_body, "ChannelType": "EMAIL", "Address": address.strip(), "OptOut": "NONE"}
+    await upsert_endpoints(conn, app_id, [(endpoint_id, body)], request_id=None)
+    await record(
+        conn,
+        ConsentEvent(
+            app_id=app_id,
+            endpoint_id=endpoint_id,
+            address=address,
+            channel="EMAIL",
+            status="pending",
+            source="form",
+            method="double_opt_in",
+            ip=ip,
+            user_agent=user_agent,
+            consent_text=consent_text,
+        ),
+    )
+    return PendingOptIn(endpoint_id, already_granted=False)

@@ -155,7 +155,9 @@ async def list_page(
         clauses.append("last_update_time <= :end")
         params["end"] = end
     if after is not None:
-        clauses.append("(last_update_time < :after_t OR (last_update_time = :after_t AND email_address > :after_a))")
+        clauses.append(
+            "(last_update_time < :after_t OR (last_update_time = :after_t AND email_address > :after_a))"
+        )
         params["after_t"], params["after_a"] = after
     rows = (
         await conn.execute(

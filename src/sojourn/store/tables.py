@@ -292,4 +292,4 @@ messages = Table(
     Index("ix_messages_app", "app_id"),
 )
 
-from sojourn.store import suppression_tables as suppression_tables  # noqa: E402,F401
+from sojourn.store import suppression_tables as suppression_tables  # noqa: E402

@@ -40,10 +40,16 @@ def test_put_get_list_delete(sesv2: Any) -> None:
     assert got["EmailAddress"] == bounced.lower() and got["Reason"] == "BOUNCE"
     assert got["LastUpdateTime"] >= before
     # Case-insensitive, as SES.
-    assert sesv2.get_suppressed_destination(EmailAddress=bounced.upper())["SuppressedDestination"]["Reason"] == "BOUNCE"
+    assert (
+        sesv2.get_suppressed_destination(EmailAddress=bounced.upper())["SuppressedDestination"]["Reason"]
+        == "BOUNCE"
+    )
 
     sesv2.put_suppressed_destination(EmailAddress=bounced, Reason="COMPLAINT")
-    assert sesv2.get_suppressed_destination(EmailAddress=bounced)["SuppressedDestination"]["Reason"] == "COMPLAINT"
+    assert (
+        sesv2.get_suppressed_destination(EmailAddress=bounced)["SuppressedDestination"]["Reason"]
+        == "COMPLAINT"
+    )
 
     listed = sesv2.list_suppressed_destinations(Reasons=["COMPLAINT"], StartDate=before)
     addresses = {s["EmailAddress"] for s in listed["SuppressedDestinationSummaries"]}

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from sojourn.api.handlers import apps, channels, endpoints, events, journeys, segments, templates
-from sojourn.api.handlers import sesv2_suppression
+from sojourn.api.handlers import (
+    apps,
+    channels,
+    endpoints,
+    events,
+    journeys,
+    segments,
+    sesv2_suppression,
+    templates,
+)
 from sojourn.api.server import Handler
 
 HANDLERS: dict[str, Handler] = {

@@ -29,7 +29,9 @@ def checked_address(value: Any) -> str:
     """
     address = str(value or "").strip()
     if not _ADDRESS.fullmatch(address):
-        raise BadRequestError(f"EmailAddress {address!r} is not a valid email address; use e.g. ana@example.com")
+        raise BadRequestError(
+            f"EmailAddress {address!r} is not a valid email address; use e.g. ana@example.com"
+        )
     return suppression_repo.normalize_address(address)
 
 
@@ -127,7 +129,7 @@ async def put_account_suppression_attributes(ctx: RequestContext, params: dict[s
     return {}
 
 
-async def get_account(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+async def get_account(ctx: RequestContext, _params: dict[str, Any]) -> dict[str, Any]:
     """GetAccount: a self-hosted account in production mode, with its SuppressionAttributes."""
     async with ctx.state.db.connect() as conn:
         reasons = await suppression_repo.enabled_reasons(conn)
