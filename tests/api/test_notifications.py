@@ -89,7 +89,10 @@ async def test_sns_hard_bounce_suppresses_and_fails_the_message(api: str, db: As
     app_id, _, address, message_id = await _sent_message(db)
     bounce = {
         "notificationType": "Bounce",
-        "mail": {"messageId": "ses-1", "headers": [{"name": "Message-ID", "value": f"<{message_id}@sojourn.test>"}]},
+        "mail": {
+            "messageId": "ses-1",
+            "headers": [{"name": "Message-ID", "value": f"<{message_id}@sojourn.test>"}],
+        },
         "bounce": {
             "bounceType": "Permanent",
             "bounceSubType": "General",
@@ -134,7 +137,9 @@ async def test_sns_delivery_and_soft_bounce_do_not_suppress(api: str, db: AsyncE
                 "bounce": {"bounceType": "Transient", "bouncedRecipients": [{"emailAddress": address}]},
             },
         ):
-            response = await client.post(f"{api}/notifications/ses?token={SECRET}", content=_sns(notification))
+            response = await client.post(
+                f"{api}/notifications/ses?token={SECRET}", content=_sns(notification)
+            )
             assert response.status_code == 200 and response.json()["suppressed"] == 0
     events, (status, why) = await _state(db, app_id, message_id)
     assert events == ["_email.delivered", "_email.softbounce"]
@@ -145,7 +150,9 @@ async def test_sns_delivery_and_soft_bounce_do_not_suppress(api: str, db: AsyncE
 
 async def test_signed_webhook_complaint(api: str, db: AsyncEngine) -> None:
     app_id, _, address, message_id = await _sent_message(db)
-    body = json.dumps({"events": [{"type": "complaint", "recipient": address, "message_id": message_id}]}).encode()
+    body = json.dumps(
+        {"events": [{"type": "complaint", "recipient": address, "message_id": message_id}]}
+    ).encode()
     async with httpx.AsyncClient() as client:
         unsigned = await client.post(f"{api}/notifications/webhook", content=body)
         assert unsigned.status_code == 401 and "X-Sojourn-Signature" in unsigned.json()["message"]
@@ -166,7 +173,9 @@ async def test_signed_webhook_complaint(api: str, db: AsyncEngine) -> None:
         stranger = f"{uuid.uuid4().hex[:10]}@example.com"
         body2 = json.dumps({"type": "_email.hardbounce", "recipient": stranger}).encode()
         unknown = await client.post(
-            f"{api}/notifications/webhook", content=body2, headers={"X-Sojourn-Signature": sign(body2, SECRET)}
+            f"{api}/notifications/webhook",
+            content=body2,
+            headers={"X-Sojourn-Signature": sign(body2, SECRET)},
         )
         assert unknown.json() == {"events": 0, "suppressed": 1, "ledger_updates": 0, "unmatched": 1}
     events, (status, why) = await _state(db, app_id, message_id)

@@ -76,13 +76,17 @@ async def _signup(http: httpx.AsyncClient, state: AppState, app_id: str, address
 async def _consent_rows(db: AsyncEngine, app_id: str) -> list[tuple[str, str | None, str | None, str | None]]:
     async with db.connect() as conn:
         rows = await conn.execute(
-            text("SELECT status, method, ip, user_agent FROM consent WHERE app_id = :a ORDER BY id"), {"a": app_id}
+            text("SELECT status, method, ip, user_agent FROM consent WHERE app_id = :a ORDER BY id"),
+            {"a": app_id},
         )
         return [(r.status, r.method, r.ip, r.user_agent) for r in rows]
 
 
 async def test_confirmed_on_day_three_is_subscribed(
-    stack: tuple[AppState, httpx.AsyncClient], db: AsyncEngine, smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+    stack: tuple[AppState, httpx.AsyncClient],
+    db: AsyncEngine,
+    smtp_server: SmtpSink,
+    time_skipping_env: WorkflowEnvironment,
 ) -> None:
     state, http = stack
     audience = await app_with_audience(state, members=0, templates=())
@@ -143,7 +147,10 @@ async def test_confirmed_on_day_three_is_subscribed(
 
 
 async def test_unconfirmed_expires_after_seven_days_and_gets_no_journey_email(
-    stack: tuple[AppState, httpx.AsyncClient], db: AsyncEngine, smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+    stack: tuple[AppState, httpx.AsyncClient],
+    db: AsyncEngine,
+    smtp_server: SmtpSink,
+    time_skipping_env: WorkflowEnvironment,
 ) -> None:
     state, http = stack
     audience = await app_with_audience(state, members=1, templates=("welcome",))
@@ -169,7 +176,9 @@ async def test_unconfirmed_expires_after_seven_days_and_gets_no_journey_email(
     }
     created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
     journey_id = created["JourneyResponse"]["Id"]
-    journey = time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+    journey = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
     assert await skip_time_until_done(time_skipping_env, journey) == "COMPLETED"
     metrics = await call(
         state,

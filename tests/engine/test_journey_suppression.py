@@ -47,7 +47,11 @@ async def test_journey_email_skips_suppressed_opted_out_and_pending(
         await suppression_repo.put(conn, suppressed.upper(), "BOUNCE")
         await consent_repo.set_permission(conn, audience.app_id, "ep3", "EMAIL", "pending")
     await call(
-        state, "UpdateEndpoint", ApplicationId=audience.app_id, EndpointId="ep2", EndpointRequest={"OptOut": "ALL"}
+        state,
+        "UpdateEndpoint",
+        ApplicationId=audience.app_id,
+        EndpointId="ep2",
+        EndpointRequest={"OptOut": "ALL"},
     )
     request = {
         "Name": "one",
@@ -59,7 +63,9 @@ async def test_journey_email_skips_suppressed_opted_out_and_pending(
     }
     created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
     journey_id = created["JourneyResponse"]["Id"]
-    handle = time_skipping_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
     assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
 
     assert set(smtp_server.subjects_by_recipient()) == {ok}

@@ -25,21 +25,33 @@ async def app_id(db: AsyncEngine) -> AsyncIterator[str]:
 
 
 async def _endpoint(db: AsyncEngine, app_id: str, endpoint_id: str, **fields: Any) -> None:
-    row = {"channel_type": "EMAIL", "address": f"{endpoint_id}-{app_id}@Example.com", "opt_out": "NONE", **fields}
+    row = {
+        "channel_type": "EMAIL",
+        "address": f"{endpoint_id}-{app_id}@Example.com",
+        "opt_out": "NONE",
+        **fields,
+    }
     async with db.begin() as conn:
         await conn.execute(
             text(
                 "INSERT INTO endpoints (app_id, id, channel_type, address, opt_out, cohort_id) "
                 "VALUES (:a, :i, :c, :x, :o, 0)"
             ),
-            {"a": app_id, "i": endpoint_id, "c": row["channel_type"], "x": row["address"], "o": row["opt_out"]},
+            {
+                "a": app_id,
+                "i": endpoint_id,
+                "c": row["channel_type"],
+                "x": row["address"],
+                "o": row["opt_out"],
+            },
         )
 
 
 async def _reasons(db: AsyncEngine, app_id: str) -> dict[str, str | None]:
     async with db.connect() as conn:
         rows = await conn.execute(
-            text(f"SELECT e.id, {SKIP_REASON_SQL} AS reason FROM endpoints e WHERE e.app_id = :a"), {"a": app_id}
+            text(f"SELECT e.id, {SKIP_REASON_SQL} AS reason FROM endpoints e WHERE e.app_id = :a"),
+            {"a": app_id},
         )
         return {r.id: r.reason for r in rows}
 

@@ -9,9 +9,11 @@ history never grows.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from sojourn.engine.privacy_inputs import SunsetInput, SunsetResult
@@ -65,3 +67,25 @@ class SunsetWorkflow:
         except TimeoutError:
             pass
         workflow.continue_as_new(SunsetInput(app_id=inp.app_id, passes=inp.passes + 1))
+
+
+async def ensure_sunset_workflow(client: Any, app_id: str, *, task_queue: str) -> str:
+    """Start the app's SunsetWorkflow; if it runs already, wake it so a changed policy applies now.
+
+    Returns:
+        The workflow id.
+    """
+    workflow_id = sunset_workflow_id(app_id)
+    try:
+        await client.start_workflow(
+            SunsetWorkflow.run,
+            SunsetInput(app_id=app_id),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=f"unengaged removal for app {app_id}",
+        )
+    except WorkflowAlreadyStartedError:
+        # Running: its next pass reads the new policy; wake it so that pass is now.
+        await client.get_workflow_handle(workflow_id).signal(SunsetWorkflow.run_now)
+    return workflow_id
