@@ -217,7 +217,8 @@ Message-ID: <{message_id}@sojourn.test>
 """
 
 
-async def test_dsn_email_to_the_bounce_mailbox(api: str, db: AsyncEngine, bounce_port: int) -> None:
+@pytest.mark.usefixtures("api")
+async def test_dsn_email_to_the_bounce_mailbox(db: AsyncEngine, bounce_port: int) -> None:
     app_id, _, address, message_id = await _sent_message(db)
     raw = DSN.format(address=address, message_id=message_id).replace("\n", "\r\n")
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=bounce_port)
