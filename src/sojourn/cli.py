@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sojourn.cli_privacy import add_privacy_commands
 from sojourn.settings import Settings, get_settings
 
 
@@ -75,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
     )
     show.set_defaults(run=cmd_journeys_show)
+    add_privacy_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("SOJOURN_LOG_LEVEL", "INFO"),
