@@ -42,7 +42,10 @@ async def stack(
     state = AppState(db=db, settings=settings)
     state.use_temporal(time_skipping_env.client)
     worker = build_worker(
-        time_skipping_env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+        time_skipping_env.client,
+        db,
+        settings,
+        transport=SmtpTransport(SmtpConfig.from_url(f"{smtp_server.url}?return_path=bounces@sojourn.test")),
     )
     app = create_app(settings, state)
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
@@ -53,6 +56,8 @@ async def stack(
 def _confirm_path(smtp_server: SmtpSink, address: str) -> str:
     (message,) = smtp_server.to(address)
     assert message.subject == "Please confirm your subscription" and CONSENT in message.text()
+    # DSN bounces go to the bounce mailbox (the envelope sender), not to the From address.
+    assert message.mail_from == "bounces@sojourn.test"
     match = re.search(r"https://news\.example\.com(/confirm/\S+)", message.text())
     assert match is not None
     return match.group(1)
@@ -155,9 +160,19 @@ async def test_unconfirmed_expires_after_seven_days_and_gets_no_journey_email(
     state, http = stack
     audience = await app_with_audience(state, members=1, templates=("welcome",))
     address = f"{uuid.uuid4().hex[:10]}@example.com"
-    response = await _signup(http, state, audience.app_id, address)
-    assert response.status_code == 202
-    endpoint_id = response.json()["endpoint_id"]
+    # An HTML form post (what a sign-up page sends) gets a page back.
+    response = await http.post(
+        f"/optin/{audience.app_id}",
+        data={
+            "form_key": form_key(audience.app_id, state.settings.consent_key),
+            "address": address,
+            "consent_text": CONSENT,
+            "attributes": '{"plan": ["pro"]}',
+        },
+    )
+    assert response.status_code == 202 and "Check your inbox" in response.text
+    async with db.connect() as conn:
+        (endpoint_id,) = await consent_repo.endpoint_ids_for_address(conn, audience.app_id, address)
 
     async def mailed() -> None:
         assert len(smtp_server.to(address)) == 1

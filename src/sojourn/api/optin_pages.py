@@ -57,6 +57,11 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     )
 
 
+def _is_html_form(request: Request) -> bool:
+    """A browser's form post (answered with a page) rather than a JSON API call (answered with JSON)."""
+    return not request.headers.get("content-type", "").startswith("application/json")
+
+
 def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -139,8 +144,12 @@ def optin_routes(state: AppState) -> list[Route]:
                     user_agent=(request.headers.get("user-agent") or "")[:500] or None,
                 )
         except ApiError as err:
+            if _is_html_form(request):
+                return _page("Sign-up not accepted", f"<p>{html.escape(err.message)}</p>", err.status)
             return JSONResponse({"message": err.message, "code": err.code}, status_code=err.status)
         if pending.already_granted:
+            if _is_html_form(request):
+                return _page("Already subscribed", "<p>This address is already subscribed. Thank you!</p>")
             return JSONResponse({"status": "confirmed", "endpoint_id": pending.endpoint_id})
         client = await state.temporal()
         await client.start_workflow(
@@ -158,6 +167,12 @@ def optin_routes(state: AppState) -> list[Route]:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=f"double opt-in for app {app_id}",
         )
+        if _is_html_form(request):
+            return _page(
+                "Check your inbox",
+                "<p>We sent you an email with a link. Open it to confirm your subscription.</p>",
+                202,
+            )
         return JSONResponse(
             {"status": "pending_confirmation", "endpoint_id": pending.endpoint_id}, status_code=202
         )

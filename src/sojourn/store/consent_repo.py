@@ -60,8 +60,17 @@ class ConsentEvent:
             raise ValueError("a consent record needs an endpoint id or an address")
 
 
-async def record(conn: AsyncConnection, event: ConsentEvent, *, at: datetime | None = None) -> int:
+async def record(
+    conn: AsyncConnection, event: ConsentEvent, *, at: datetime | None = None, update_permission: bool = True
+) -> int:
     """Append ``event`` to the ledger and, for an endpoint, set its permission for the channel.
+
+    Args:
+        conn: A connection inside a transaction.
+        event: What changed.
+        at: When (default: the database's now()).
+        update_permission: False to record history only, when another mechanism holds the state (an
+            unsubscribe is OptOut ALL on the endpoint, which the Pinpoint API can set back to NONE).
 
     Returns:
         The consent row's id.
@@ -82,7 +91,7 @@ async def record(conn: AsyncConnection, event: ConsentEvent, *, at: datetime | N
     if at is not None:
         values["recorded_at"] = at
     row_id = await conn.scalar(consent.insert().values(**values).returning(consent.c.id))
-    if event.endpoint_id is not None:
+    if event.endpoint_id is not None and update_permission:
         await set_permission(conn, event.app_id, event.endpoint_id, event.channel, event.status)
     return int(row_id or 0)
 

@@ -175,6 +175,8 @@ async def apply_policy(
                     source="sunset",
                     reason=f"unengaged: no open or click in {days} days",
                 ),
+                # OptOut ALL is the state (the API may set it back to NONE); the ledger keeps the why.
+                update_permission=False,
             )
         return int(result.rowcount or 0)
     await ensure_sunset_segment(conn, app_id)
