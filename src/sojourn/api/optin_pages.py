@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -67,26 +68,32 @@ def _client_ip(request: Request) -> str | None:
 
 
 async def _form_fields(request: Request) -> dict[str, Any]:
-    """The sign-up fields from a JSON or an HTML form body."""
+    """The sign-up fields from a JSON or an HTML form (urlencoded) body."""
     if int(request.headers.get("content-length") or 0) > _MAX_FORM_BYTES:
+        raise BadRequestError(f"the form is larger than {_MAX_FORM_BYTES} bytes")
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
         raise BadRequestError(f"the form is larger than {_MAX_FORM_BYTES} bytes")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         try:
-            fields = json.loads(await request.body())
+            fields = json.loads(body)
         except ValueError as err:
             raise BadRequestError(f"the body is not JSON: {err}") from None
         if not isinstance(fields, dict):
             raise BadRequestError("the body must be a JSON object")
         return fields
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    if "attributes" in fields:
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        raise BadRequestError(
+            "send the sign-up as application/json or application/x-www-form-urlencoded (a plain HTML form)"
+        )
+    form: dict[str, Any] = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    if "attributes" in form:
         try:
-            fields["attributes"] = json.loads(fields["attributes"])
+            form["attributes"] = json.loads(form["attributes"])
         except ValueError:
             raise BadRequestError('attributes must be a JSON object, e.g. {"plan": ["pro"]}') from None
-    return fields
+    return form
 
 
 def _endpoint_body(fields: dict[str, Any]) -> dict[str, Any]:

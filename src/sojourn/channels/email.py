@@ -131,7 +131,7 @@ class SmtpConfig:
             password=unquote(parts.password) if parts.password else None,
             implicit_tls=parts.scheme == "smtps",
             start_tls="starttls=true" in (parts.query or "").lower(),
-            return_path=(parse_qs(parts.query or "").get("return_path") or [None])[0],
+            return_path=next(iter(parse_qs(parts.query or "").get("return_path", [])), None),
         )
 
 
