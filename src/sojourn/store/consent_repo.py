@@ -96,6 +96,15 @@ async def record(
     return int(row_id or 0)
 
 
+async def name_consent_source(conn: AsyncConnection, source: str) -> None:
+    """For the rest of the transaction, OptOut changes are recorded in the ledger with ``source``.
+
+    The database records every endpoint OptOut change in the consent ledger (a trigger; source ``api`` by
+    default). Writers that record their own, richer row pass ``"none"`` to skip the automatic one.
+    """
+    await conn.execute(text("SELECT set_config('sojourn.consent_source', :s, true)"), {"s": source})
+
+
 async def set_permission(
     conn: AsyncConnection, app_id: str, endpoint_id: str, channel: str, status: str
 ) -> None:
@@ -253,6 +262,7 @@ async def start_pending_optin(
         if await permission(conn, app_id, endpoint_id, "EMAIL") == "granted":
             return PendingOptIn(endpoint_id, already_granted=True)
     body = {**endpoint_body, "ChannelType": "EMAIL", "Address": address.strip(), "OptOut": "NONE"}
+    await name_consent_source(conn, "none")  # the pending row below says it all
     await upsert_endpoints(conn, app_id, [(endpoint_id, body)], request_id=None)
     await record(
         conn,

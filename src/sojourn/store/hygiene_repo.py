@@ -156,6 +156,7 @@ async def apply_policy(
     if not ids or policy == "report":
         return 0
     if policy == "unsubscribe":
+        await consent_repo.name_consent_source(conn, "none")  # the rows below say why
         result = await conn.execute(
             text(
                 "UPDATE endpoints SET opt_out = 'ALL', effective_date = now() "

@@ -103,7 +103,46 @@ def upgrade() -> None:
     )
 
 
+    op.execute(OPT_OUT_FUNCTION)
+    op.execute(
+        "CREATE TRIGGER endpoints_opt_out_consent AFTER UPDATE OF opt_out ON endpoints FOR EACH ROW "
+        "WHEN (OLD.opt_out IS DISTINCT FROM NEW.opt_out) EXECUTE FUNCTION sojourn_opt_out_consent()"
+    )
+    op.execute(
+        "CREATE TRIGGER endpoints_opt_out_consent_insert AFTER INSERT ON endpoints FOR EACH ROW "
+        "WHEN (NEW.opt_out = 'ALL') EXECUTE FUNCTION sojourn_opt_out_consent()"
+    )
+
+
+# Every OptOut change of an endpoint, whoever makes it (UpdateEndpoint, batches, PutEvents, pages), lands in
+# the consent ledger. A writer that records its own, richer row names its source with
+# set_config('sojourn.consent_source', ..., true); 'none' skips the automatic row.
+OPT_OUT_FUNCTION = """
+CREATE FUNCTION sojourn_opt_out_consent() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  source text := COALESCE(NULLIF(current_setting('sojourn.consent_source', true), ''), 'api');
+BEGIN
+  IF source = 'none' THEN
+    RETURN NEW;
+  END IF;
+  INSERT INTO consent (app_id, endpoint_id, address, channel, status, source, method, reason)
+  VALUES (
+    NEW.app_id, NEW.id, lower(btrim(NEW.address)), COALESCE(NEW.channel_type, 'ALL'),
+    CASE WHEN NEW.opt_out = 'ALL' THEN 'withdrawn' ELSE 'granted' END,
+    source,
+    CASE WHEN NEW.opt_out = 'ALL' THEN NULL ELSE 'single_opt_in' END,
+    'OptOut set to ' || NEW.opt_out
+  );
+  RETURN NEW;
+END
+$$
+"""
+
+
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS endpoints_opt_out_consent_insert ON endpoints")
+    op.execute("DROP TRIGGER IF EXISTS endpoints_opt_out_consent ON endpoints")
+    op.execute("DROP FUNCTION IF EXISTS sojourn_opt_out_consent()")
     op.drop_table("app_privacy")
     op.drop_table("consent_erasures")
     op.drop_index("ix_consent_endpoint", table_name="consent")
