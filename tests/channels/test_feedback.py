@@ -52,6 +52,8 @@ def test_permanent_bounce_is_hard_transient_is_soft() -> None:
     assert hard.message_id == "abc123" and hard.feedback_id == "fb-1"
     assert hard.event_type == "_email.hardbounce" and hard.suppression_reason == "BOUNCE"
     assert "550 5.1.1" in hard.detail and hard.occurred_at is not None
+    # Raw message delivery: SES's JSON without the SNS envelope.
+    assert parse_sns(json.dumps(bounce).encode()) == [hard]
     bounce["bounce"]["bounceType"] = "Transient"  # type: ignore[index]
     (soft,) = parse_ses_notification(bounce)
     assert soft.kind == "softbounce" and soft.suppression_reason is None

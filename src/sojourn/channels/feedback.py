@@ -166,7 +166,8 @@ def parse_ses_notification(notification: dict[str, Any]) -> list[Feedback]:
 
 
 def parse_sns(body: bytes) -> SubscriptionConfirmation | list[Feedback]:
-    """An SNS HTTP(S) delivery: a SubscriptionConfirmation, or a Notification whose Message is SES's JSON.
+    """An SNS HTTP(S) delivery: a SubscriptionConfirmation, or a Notification whose Message is SES's JSON
+    (or, with raw message delivery, SES's JSON itself).
 
     UnsubscribeConfirmation and notifications of other kinds give an empty list.
 
@@ -177,6 +178,10 @@ def parse_sns(body: bytes) -> SubscriptionConfirmation | list[Feedback]:
         envelope = json.loads(body)
     except ValueError as err:
         raise FeedbackError(f"the body is not JSON: {err}") from None
+    if isinstance(envelope, dict) and "Type" not in envelope and (
+        "notificationType" in envelope or "eventType" in envelope
+    ):
+        return parse_ses_notification(envelope)  # SNS raw message delivery: SES's JSON as is
     if not isinstance(envelope, dict) or "Type" not in envelope:
         raise FeedbackError("the body is not an SNS message (no Type)")
     kind = envelope["Type"]
