@@ -178,8 +178,10 @@ def parse_sns(body: bytes) -> SubscriptionConfirmation | list[Feedback]:
         envelope = json.loads(body)
     except ValueError as err:
         raise FeedbackError(f"the body is not JSON: {err}") from None
-    if isinstance(envelope, dict) and "Type" not in envelope and (
-        "notificationType" in envelope or "eventType" in envelope
+    if (
+        isinstance(envelope, dict)
+        and "Type" not in envelope
+        and ("notificationType" in envelope or "eventType" in envelope)
     ):
         return parse_ses_notification(envelope)  # SNS raw message delivery: SES's JSON as is
     if not isinstance(envelope, dict) or "Type" not in envelope:

@@ -21,19 +21,15 @@ __all__ = [
     "suppressed_addresses",
 ]
 
-# The endpoint's current permission for the row's channel (granted | withdrawn | pending | expired), or NULL.
-_PERMISSION = (
-    "(SELECT p.status FROM channel_permissions p "
-    "WHERE p.app_id = e.app_id AND p.endpoint_id = e.id AND p.channel = e.channel_type)"
-)
-
 #: Why an endpoint (alias ``e``, an ``endpoints`` row, possibly all NULL from an outer join) gets no email,
 #: in Pinpoint's run-filter vocabulary plus ``SUPPRESSED``, ``PENDING_CONFIRMATION`` and ``NO_PERMISSION``;
 #: NULL when it may be sent to. Journeys, campaigns and direct sends all use this one fragment.
 #:
+#: Suppression: the address is on the account suppression list for a reason the account has enabled.
 #: Permission: an endpoint with OptOut NONE is permitted on its channel (Pinpoint's default) unless its
-#: latest consent for the channel is withdrawn, pending or expired, or the app requires consent
-#: (``app_privacy.require_consent``) and it has no granted consent for the channel.
+#: permission for the channel is withdrawn (NO_PERMISSION), pending or expired (PENDING_CONFIRMATION), or
+#: the app requires consent (``app_privacy.require_consent``) and it has no granted permission.
+#: One index probe per table per endpoint (no per-query hash of whole tables, which could spill at scale).
 SKIP_REASON_SQL = f"""
 CASE
   WHEN e.id IS NULL THEN 'ENDPOINT_MISSING'
@@ -45,13 +41,16 @@ CASE
     SELECT 1 FROM suppressed_destinations s
     WHERE s.email_address = lower(btrim(e.address)) AND s.reason = ANY({ENABLED_REASONS_SQL})
   ) THEN 'SUPPRESSED'
-  WHEN {_PERMISSION} IN ('pending', 'expired') THEN 'PENDING_CONFIRMATION'
-  WHEN COALESCE(
-    {_PERMISSION},
-    CASE WHEN (SELECT ap.require_consent FROM app_privacy ap WHERE ap.app_id = e.app_id) THEN 'none' END,
-    'granted'
-  ) <> 'granted' THEN 'NO_PERMISSION'
-  ELSE NULL
+  ELSE CASE COALESCE(
+      (SELECT p.status FROM channel_permissions p
+       WHERE p.app_id = e.app_id AND p.endpoint_id = e.id AND p.channel = e.channel_type),
+      CASE WHEN e.app_id IN (SELECT ap.app_id FROM app_privacy ap WHERE ap.require_consent) THEN 'none'
+           ELSE 'granted' END)
+    WHEN 'granted' THEN NULL
+    WHEN 'pending' THEN 'PENDING_CONFIRMATION'
+    WHEN 'expired' THEN 'PENDING_CONFIRMATION'
+    ELSE 'NO_PERMISSION'
+  END
 END
 """
 

@@ -102,7 +102,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("app_id", name=op.f("pk_app_privacy")),
     )
 
-
     op.execute(OPT_OUT_FUNCTION)
     op.execute(
         "CREATE TRIGGER endpoints_opt_out_consent AFTER UPDATE OF opt_out ON endpoints FOR EACH ROW "
