@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -122,6 +123,41 @@ async def test_consent_export_and_erase(database_url: str, db: AsyncEngine) -> N
 
     missing = sojourn(database_url, "consent", "export", "--app", "nope", "--address", address)
     assert missing.returncode == 2 and "application nope not found" in missing.stderr
+
+
+async def test_consent_import(database_url: str, db: AsyncEngine, tmp_path: Path) -> None:
+    app_id, address = await _contact(db)
+    good = tmp_path / "consent.csv"
+    good.write_text(
+        "address,status,recorded_at,method,consent_text\n"
+        f"{address},granted,2024-01-01T00:00:00Z,single_opt_in,Old newsletter\n"
+        f"{address},withdrawn,2024-06-01T00:00:00Z,,\n"
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps([{"address": address, "status": "granted"}, {"address": address, "status": "maybe"}])
+    )
+    refused = sojourn(database_url, "consent", "import", "--app", app_id, str(bad))
+    assert (
+        refused.returncode == 2
+        and "row 2: status 'maybe'" in refused.stderr
+        and "nothing imported" in refused.stderr
+    )
+    done = sojourn(database_url, "consent", "import", "--app", app_id, str(good))
+    assert done.returncode == 0 and "imported 2 consent records" in done.stdout, done.stderr
+    async with db.connect() as conn:
+        records = await consent_repo.contact_records(conn, app_id, address)
+        imported = [r for r in records if r["source"] == "import"]
+        assert [(r["status"], r["endpoint_id"]) for r in imported] == [("granted", "ep"), ("withdrawn", "ep")]
+        # The imported rows are older than the contact's own confirmation: the permission stays granted.
+        assert await consent_repo.permission(conn, app_id, "ep", "EMAIL") == "granted"
+    fresh = tmp_path / "fresh.json"
+    fresh.write_text(
+        json.dumps([{"address": address, "status": "withdrawn", "recorded_at": "2099-01-01T00:00:00Z"}])
+    )
+    assert sojourn(database_url, "consent", "import", "--app", app_id, str(fresh)).returncode == 0
+    async with db.connect() as conn:
+        assert await consent_repo.permission(conn, app_id, "ep", "EMAIL") == "withdrawn"
 
 
 async def test_hygiene_report_and_enable(

@@ -48,6 +48,17 @@ def add_privacy_commands(sub: Any) -> None:
     erase.add_argument("--address", required=True, help="the contact's email address")
     erase.add_argument("--yes", action="store_true", help="really erase (otherwise a dry run)")
     erase.set_defaults(run=cmd_consent_erase)
+    imp = consent_sub.add_parser(
+        "import",
+        help="import consent records (CSV or JSON) from another system, as source 'import'",
+        description="Columns/fields: address, status (granted|withdrawn) required; channel (default EMAIL), "
+        "recorded_at (ISO 8601 with zone), method (single_opt_in|double_opt_in), ip, user_agent, consent_text, "
+        "endpoint_id optional. All rows or none: the first bad row is reported and nothing is imported. "
+        "The newest row per endpoint and channel sets its current permission.",
+    )
+    imp.add_argument("--app", required=True, help="application id")
+    imp.add_argument("file", type=Path, help="a .csv (with a header row) or .json (an array of objects) file")
+    imp.set_defaults(run=cmd_consent_import)
     key = consent_sub.add_parser(
         "form-key",
         help="print the app's public opt-in form key (for POST /optin/{app})",
@@ -161,6 +172,36 @@ def cmd_consent_erase(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             await transaction.commit()
         print(f"erased: {summary}; the suppression entry (if any) is kept")
+        return 0
+
+    return _with_db(settings, work)
+
+
+def cmd_consent_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import consent records from a CSV or JSON file."""
+    import csv
+    import json
+
+    from sojourn.store import consent_repo
+
+    try:
+        raw = args.file.read_text(encoding="utf-8")
+        rows = (
+            json.loads(raw) if args.file.suffix.lower() == ".json" else list(csv.DictReader(raw.splitlines()))
+        )
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError("a JSON import is an array of objects")
+        events = consent_repo.parse_import(rows, args.app)
+    except (OSError, ValueError) as err:
+        print(f"{args.file}: {err}; nothing imported", file=sys.stderr)
+        return 2
+
+    async def work(db: Any) -> int:
+        async with db.begin() as conn:
+            if not await _app_exists(conn, args.app):
+                return _no_app(args.app)
+            count = await consent_repo.import_records(conn, events)
+        print(f"imported {count} consent records into {args.app}")
         return 0
 
     return _with_db(settings, work)

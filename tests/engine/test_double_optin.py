@@ -58,6 +58,7 @@ def _confirm_path(smtp_server: SmtpSink, address: str) -> str:
     assert message.subject == "Please confirm your subscription" and CONSENT in message.text()
     # DSN bounces go to the bounce mailbox (the envelope sender), not to the From address.
     assert message.mail_from == "bounces@sojourn.test"
+    assert "valid for 7 days" in message.text()
     match = re.search(r"https://news\.example\.com(/confirm/\S+)", message.text())
     assert match is not None
     return match.group(1)

@@ -119,3 +119,30 @@ async def test_erasure_keeps_no_address(db: AsyncEngine) -> None:
         and address not in str(markers[0])
         and markers[0].address_sha256 == consent_repo.address_hash(address.upper())
     )
+
+
+def test_parse_import_checks_rows_and_orders_oldest_first() -> None:
+    events = consent_repo.parse_import(
+        [
+            {"address": "a@x.io", "status": "withdrawn", "recorded_at": "2025-02-01T00:00:00Z"},
+            {
+                "address": "a@x.io",
+                "status": "granted",
+                "recorded_at": "2024-01-01T00:00:00+00:00",
+                "method": "double_opt_in",
+            },
+        ],
+        "app",
+    )
+    assert [(e.status, e.source, e.channel) for e, _ in events] == [
+        ("granted", "import", "EMAIL"),
+        ("withdrawn", "import", "EMAIL"),
+    ]
+    for row, message in (
+        ({"address": "nobody", "status": "granted"}, "row 1: address"),
+        ({"address": "a@x.io", "status": "pending"}, "row 1: status 'pending' must be granted or withdrawn"),
+        ({"address": "a@x.io", "status": "granted", "recorded_at": "2024-01-01"}, "needs a time zone"),
+        ({"address": "a@x.io", "status": "granted", "method": "fax"}, "row 1: consent method 'fax'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            consent_repo.parse_import([row], "app")

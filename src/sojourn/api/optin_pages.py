@@ -196,8 +196,8 @@ def optin_routes(state: AppState) -> list[Route]:
             # A GET only shows the button: mail scanners follow links, and must not confirm for anyone.
             return _page(
                 "Confirm your subscription",
-                f"<form method='post' action='/confirm/{html.escape(token_text)}'>"
-                "<button type='submit'>Yes, subscribe me</button></form>",
+                # No action: the form posts back to this very URL, wherever the API is mounted.
+                "<form method='post'><button type='submit'>Yes, subscribe me</button></form>",
             )
         async with state.db.connect() as conn:
             current = await consent_repo.permission(conn, token.app_id, token.endpoint_id, "EMAIL")

@@ -56,6 +56,7 @@ class DoubleOptInWorkflow:
                 consent_text=inp.consent_text,
                 message_id=message_id,
                 expires_at=int(deadline.timestamp()),
+                confirm_days=inp.confirm_days,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,

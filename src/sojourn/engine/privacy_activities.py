@@ -118,7 +118,7 @@ class PrivacyActivities:
             to_address=inp.address,
             consent_text=inp.consent_text,
             confirm_url=f"{self.settings.effective_public_url}/confirm/{token}",
-            days=self.settings.optin_confirm_days,
+            days=inp.confirm_days,
         )
 
         async def commit(ids: Sequence[str]) -> None:

@@ -31,6 +31,7 @@ class ConfirmationEmail(BaseModel):
     consent_text: str
     message_id: str
     expires_at: int  # unix seconds: the link's expiry
+    confirm_days: int = 7
 
 
 class OptInOutcome(BaseModel):

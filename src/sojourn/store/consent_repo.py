@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -92,7 +92,7 @@ async def record(
         values["recorded_at"] = at
     row_id = await conn.scalar(consent.insert().values(**values).returning(consent.c.id))
     if event.endpoint_id is not None and update_permission:
-        await set_permission(conn, event.app_id, event.endpoint_id, event.channel, event.status)
+        await set_permission(conn, event.app_id, event.endpoint_id, event.channel, event.status, at=at)
     return int(row_id or 0)
 
 
@@ -106,12 +106,27 @@ async def name_consent_source(conn: AsyncConnection, source: str) -> None:
 
 
 async def set_permission(
-    conn: AsyncConnection, app_id: str, endpoint_id: str, channel: str, status: str
+    conn: AsyncConnection,
+    app_id: str,
+    endpoint_id: str,
+    channel: str,
+    status: str,
+    *,
+    at: datetime | None = None,
 ) -> None:
-    """Set the endpoint's current permission for ``channel`` (use :func:`record` to keep the ledger too)."""
-    stmt = pg_insert(channel_permissions).values(
-        app_id=app_id, endpoint_id=endpoint_id, channel=channel, status=status
-    )
+    """Set the endpoint's current permission for ``channel`` (use :func:`record` to keep the ledger too).
+
+    With ``at`` (a back-dated record, e.g. an import), a permission set later than ``at`` is kept.
+    """
+    values: dict[str, Any] = {
+        "app_id": app_id,
+        "endpoint_id": endpoint_id,
+        "channel": channel,
+        "status": status,
+    }
+    if at is not None:
+        values["updated_at"] = at
+    stmt = pg_insert(channel_permissions).values(**values)
     await conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[
@@ -119,7 +134,8 @@ async def set_permission(
                 channel_permissions.c.endpoint_id,
                 channel_permissions.c.channel,
             ],
-            set_={"status": stmt.excluded.status, "updated_at": text("now()")},
+            set_={"status": stmt.excluded.status, "updated_at": stmt.excluded.updated_at},
+            where=channel_permissions.c.updated_at <= stmt.excluded.updated_at,
         )
     )
 
@@ -280,3 +296,72 @@ async def start_pending_optin(
         ),
     )
     return PendingOptIn(endpoint_id, already_granted=False)
+
+
+IMPORT_STATUSES = ("granted", "withdrawn")
+
+
+def parse_import(rows: Sequence[dict[str, Any]], app_id: str) -> list[tuple[ConsentEvent, datetime | None]]:
+    """Consent records to import (from a CSV or JSON export of another system), checked, oldest first.
+
+    Each row: ``address`` (required), ``status`` granted|withdrawn (required), and optionally ``channel``
+    (default EMAIL), ``recorded_at`` (ISO 8601), ``method``, ``ip``, ``user_agent``, ``consent_text``,
+    ``endpoint_id``.
+
+    Raises:
+        ValueError: naming the first bad row (1-based, as a person counts data rows) and field.
+    """
+    out: list[tuple[ConsentEvent, datetime | None]] = []
+    for i, row in enumerate(rows, start=1):
+        address = str(row.get("address") or "").strip()
+        if "@" not in address:
+            raise ValueError(f"row {i}: address {address!r} is not an email address")
+        status = str(row.get("status") or "")
+        if status not in IMPORT_STATUSES:
+            raise ValueError(f"row {i}: status {status!r} must be granted or withdrawn")
+        when: datetime | None = None
+        if row.get("recorded_at"):
+            try:
+                when = datetime.fromisoformat(str(row["recorded_at"]).replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"row {i}: recorded_at {row['recorded_at']!r} is not ISO 8601") from None
+            if when.tzinfo is None:
+                raise ValueError(f"row {i}: recorded_at {row['recorded_at']!r} needs a time zone (e.g. Z)")
+        try:
+            event = ConsentEvent(
+                app_id=app_id,
+                endpoint_id=str(row["endpoint_id"]) if row.get("endpoint_id") else None,
+                address=address,
+                channel=str(row.get("channel") or "EMAIL").upper(),
+                status=status,
+                source="import",
+                method=str(row["method"]) if row.get("method") else None,
+                ip=str(row["ip"]) if row.get("ip") else None,
+                user_agent=str(row["user_agent"]) if row.get("user_agent") else None,
+                consent_text=str(row["consent_text"]) if row.get("consent_text") else None,
+            )
+        except ValueError as err:
+            raise ValueError(f"row {i}: {err}") from None
+        out.append((event, when))
+    # Oldest first, so the last one sets the endpoint's current permission.
+    return sorted(out, key=lambda item: item[1].timestamp() if item[1] else float("inf"))
+
+
+async def import_records(
+    conn: AsyncConnection, events: Sequence[tuple[ConsentEvent, datetime | None]]
+) -> int:
+    """Record imported consent, in the caller's transaction (all or nothing).
+
+    Rows without an endpoint id go to the app's endpoint with the address, when there is one. An imported
+    row sets the endpoint's current permission only when it is newer than the permission's last change.
+
+    Returns:
+        How many rows were recorded.
+    """
+    for event, when in events:
+        if event.endpoint_id is None and event.address is not None:
+            ids = await endpoint_ids_for_address(conn, event.app_id, event.address)
+            if ids:
+                event = replace(event, endpoint_id=ids[0])
+        await record(conn, event, at=when)
+    return len(events)
