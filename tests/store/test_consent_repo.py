@@ -59,6 +59,9 @@ async def test_every_opt_out_change_through_the_api_is_in_the_ledger(db: AsyncEn
     ]
     assert records[0]["address"] == address.lower() and records[0]["reason"] == "OptOut set to ALL"
     assert [r["status"] for r in other] == ["withdrawn"]
+    async with db.connect() as conn:
+        assert await consent_repo.permission(conn, app_id, "ep", "EMAIL") == "granted"
+        assert await consent_repo.permission(conn, app_id, "ep2", "EMAIL") == "withdrawn"
 
 
 async def test_record_sets_permission_and_exports(db: AsyncEngine) -> None:

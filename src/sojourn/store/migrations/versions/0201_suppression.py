@@ -114,8 +114,9 @@ def upgrade() -> None:
 
 
 # Every OptOut change of an endpoint, whoever makes it (UpdateEndpoint, batches, PutEvents, pages), lands in
-# the consent ledger. A writer that records its own, richer row names its source with
-# set_config('sojourn.consent_source', ..., true); 'none' skips the automatic row.
+# the consent ledger and sets the channel's permission (ALL: withdrawn; NONE: granted, single opt-in). A writer
+# that records its own, richer row names its source with set_config('sojourn.consent_source', ..., true);
+# 'none' skips the automatic row and permission.
 OPT_OUT_FUNCTION = """
 CREATE FUNCTION sojourn_opt_out_consent() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -132,6 +133,11 @@ BEGIN
     CASE WHEN NEW.opt_out = 'ALL' THEN NULL ELSE 'single_opt_in' END,
     'OptOut set to ' || NEW.opt_out
   );
+  IF NEW.channel_type IS NOT NULL THEN
+    INSERT INTO channel_permissions (app_id, endpoint_id, channel, status)
+    VALUES (NEW.app_id, NEW.id, NEW.channel_type, CASE WHEN NEW.opt_out = 'ALL' THEN 'withdrawn' ELSE 'granted' END)
+    ON CONFLICT (app_id, endpoint_id, channel) DO UPDATE SET status = EXCLUDED.status, updated_at = now();
+  END IF;
   RETURN NEW;
 END
 $$
