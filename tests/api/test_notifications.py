@@ -185,6 +185,19 @@ async def test_signed_webhook_complaint(api: str, db: AsyncEngine) -> None:
     assert entry is not None and entry.reason == "COMPLAINT"
 
 
+async def test_redelivered_feedback_without_message_id_counts_once(api: str, db: AsyncEngine) -> None:
+    app_id, _, address, _ = await _sent_message(db)
+    body = json.dumps({"type": "softbounce", "recipient": address, "feedback_id": "fb-soft-1"}).encode()
+    headers = {"X-Sojourn-Signature": sign(body, SECRET)}
+    async with httpx.AsyncClient() as client:
+        first = await client.post(f"{api}/notifications/webhook", content=body, headers=headers)
+        again = await client.post(f"{api}/notifications/webhook", content=body, headers=headers)
+    assert (first.json()["events"], again.json()["events"]) == (1, 0)
+    async with db.connect() as conn:
+        count = await conn.scalar(text("SELECT count(*) FROM events WHERE app_id = :a"), {"a": app_id})
+    assert count == 1
+
+
 DSN = """From: MAILER-DAEMON@mx.example.com
 To: bounces@sojourn.test
 Subject: Undelivered Mail Returned to Sender

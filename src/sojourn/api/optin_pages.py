@@ -110,6 +110,27 @@ def _endpoint_body(fields: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+async def _start_optin(
+    state: AppState, app_id: str, endpoint_id: str, address: str, consent_text: str
+) -> None:
+    """Start the address's DoubleOptInWorkflow; a second sign-up while one waits joins it (no second email)."""
+    client = await state.temporal()
+    await client.start_workflow(
+        DoubleOptInWorkflow.run,
+        OptInInput(
+            app_id=app_id,
+            endpoint_id=endpoint_id,
+            address=address,
+            consent_text=consent_text,
+            confirm_days=state.settings.optin_confirm_days,
+        ),
+        id=optin_workflow_id(app_id, address),
+        task_queue=state.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"double opt-in for app {app_id}",
+    )
+
+
 def optin_routes(state: AppState) -> list[Route]:
     """The opt-in form API and the confirmation page."""
     settings = state.settings
@@ -158,22 +179,15 @@ def optin_routes(state: AppState) -> list[Route]:
             if _is_html_form(request):
                 return _page("Already subscribed", "<p>This address is already subscribed. Thank you!</p>")
             return JSONResponse({"status": "confirmed", "endpoint_id": pending.endpoint_id})
-        client = await state.temporal()
-        await client.start_workflow(
-            DoubleOptInWorkflow.run,
-            OptInInput(
-                app_id=app_id,
-                endpoint_id=pending.endpoint_id,
-                address=address,
-                consent_text=consent_text[:2000],
-                confirm_days=settings.optin_confirm_days,
-            ),
-            id=optin_workflow_id(app_id, address),
-            task_queue=settings.task_queue,
-            # A second sign-up while one waits: the same workflow, and no second email.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"double opt-in for app {app_id}",
-        )
+        try:
+            await _start_optin(state, app_id, pending.endpoint_id, address, consent_text[:2000])
+        except Exception:
+            # The pending consent is stored; a retry of the form starts the workflow (and sends) then.
+            log.exception("could not start the double opt-in workflow for app %s", app_id)
+            message = "The sign-up could not be completed right now; please try again in a minute."
+            if _is_html_form(request):
+                return _page("Please try again", f"<p>{message}</p>", 503)
+            return JSONResponse({"message": message, "code": "ServiceUnavailable"}, status_code=503)
         if _is_html_form(request):
             return _page(
                 "Check your inbox",
@@ -221,6 +235,9 @@ def optin_routes(state: AppState) -> list[Route]:
             return _page(
                 "Link expired", "<p>This sign-up is no longer waiting; please sign up again.</p>", 410
             )
+        except Exception:
+            log.exception("confirmation for %s not delivered", handle.id)
+            return _page("Please try again", "<p>We could not record your confirmation right now.</p>", 503)
         return _page("Subscription confirmed", "<p>Thank you! Your subscription is confirmed.</p>")
 
     return [

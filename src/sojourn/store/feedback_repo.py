@@ -68,14 +68,30 @@ async def _targets(conn: AsyncConnection, item: Feedback) -> list[tuple[str, str
 
 
 async def _already_recorded(
-    conn: AsyncConnection, endpoint_id: str, message_id: str, event_type: str
+    conn: AsyncConnection, endpoint_id: str, item: Feedback, message_id: str | None
 ) -> bool:
-    """A redelivered notification (SNS retries, a DSN sent twice) must not count twice."""
-    found = await conn.scalar(
-        text("SELECT 1 FROM events WHERE message_id = :m AND event_type = :t AND endpoint_id = :e LIMIT 1"),
-        {"m": message_id, "t": event_type, "e": endpoint_id},
-    )
-    return found is not None
+    """A redelivered notification (SNS retries, a DSN sent twice) must not count twice.
+
+    The same message and outcome, or the same provider feedback id, is the same notification.
+    """
+    if message_id:
+        found = await conn.scalar(
+            text(
+                "SELECT 1 FROM events WHERE message_id = :m AND event_type = :t AND endpoint_id = :e LIMIT 1"
+            ),
+            {"m": message_id, "t": item.event_type, "e": endpoint_id},
+        )
+        return found is not None
+    if item.feedback_id:
+        found = await conn.scalar(
+            text(
+                "SELECT 1 FROM events WHERE endpoint_id = :e AND event_type = :t "
+                "AND attributes ->> 'feedback_id' = :f LIMIT 1"
+            ),
+            {"e": endpoint_id, "t": item.event_type, "f": str(item.feedback_id)[:200]},
+        )
+        return found is not None
+    return False
 
 
 async def apply_feedback(conn: AsyncConnection, items: Sequence[Feedback]) -> FeedbackOutcome:
@@ -95,7 +111,7 @@ async def apply_feedback(conn: AsyncConnection, items: Sequence[Feedback]) -> Fe
             outcome.unmatched += 1
         rows: list[EventRow] = []
         for app_id, endpoint_id, message_id in targets:
-            if message_id and await _already_recorded(conn, endpoint_id, message_id, item.event_type):
+            if await _already_recorded(conn, endpoint_id, item, message_id):
                 continue
             attributes = {"detail": item.detail[:200]} if item.detail else {}
             if item.feedback_id:
