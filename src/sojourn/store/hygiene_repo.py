@@ -80,25 +80,27 @@ async def unengaged_endpoints(
     policy twice changes nothing.
     """
     since = now - timedelta(days=check_days(days))
+    # Set-based (one pass over the app's recent messages and engagement events, hash-joined), so a daily
+    # pass over a large app does not probe the ledger once per endpoint.
     rows = await conn.execute(
         text(
             f"""
+            WITH sent AS (
+              SELECT m.endpoint_id, max(m.sent_at) AS last_sent_at FROM messages m
+              WHERE m.app_id = :a AND m.status = 'sent' AND m.sent_at >= :since
+              GROUP BY m.endpoint_id
+            ), engaged AS (
+              SELECT DISTINCT v.endpoint_id FROM events v
+              WHERE v.app_id = :a AND v.occurred_at >= :since
+                AND v.event_type IN ({", ".join(f"'{t}'" for t in ENGAGEMENT_EVENTS)})
+            )
             SELECT e.id, e.address, s.last_sent_at
             FROM endpoints e
-            CROSS JOIN LATERAL (
-              SELECT max(m.sent_at) AS last_sent_at FROM messages m
-              WHERE m.app_id = e.app_id AND m.endpoint_id = e.id AND m.status = 'sent'
-            ) s
+            JOIN sent s ON s.endpoint_id = e.id
             WHERE e.app_id = :a AND e.channel_type = 'EMAIL' AND e.opt_out <> 'ALL'
               AND e.endpoint_status = 'ACTIVE' AND e.creation_date <= :since
               AND NOT (e.attributes @> CAST(:marked AS jsonb))
-              AND s.last_sent_at >= :since
-              AND NOT EXISTS (
-                SELECT 1 FROM events v
-                WHERE v.app_id = e.app_id AND v.endpoint_id = e.id
-                  AND v.event_type IN ({", ".join(f"'{t}'" for t in ENGAGEMENT_EVENTS)})
-                  AND v.occurred_at >= :since
-              )
+              AND NOT EXISTS (SELECT 1 FROM engaged g WHERE g.endpoint_id = e.id)
             ORDER BY e.id
             {"LIMIT :limit" if limit is not None else ""}
             """
