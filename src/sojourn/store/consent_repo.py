@@ -96,6 +96,36 @@ async def record(
     return int(row_id or 0)
 
 
+async def record_history(conn: AsyncConnection, events: Sequence[ConsentEvent]) -> int:
+    """Append many ledger rows in one statement, without touching permissions (bulk history, e.g. sunset).
+
+    Returns:
+        How many rows were appended.
+    """
+    if not events:
+        return 0
+    await conn.execute(
+        consent.insert(),
+        [
+            {
+                "app_id": e.app_id,
+                "endpoint_id": e.endpoint_id,
+                "address": normalize_address(e.address) if e.address else None,
+                "channel": e.channel,
+                "status": e.status,
+                "source": e.source,
+                "method": e.method,
+                "ip": e.ip,
+                "user_agent": e.user_agent,
+                "consent_text": e.consent_text,
+                "reason": e.reason,
+            }
+            for e in events
+        ],
+    )
+    return len(events)
+
+
 async def name_consent_source(conn: AsyncConnection, source: str) -> None:
     """For the rest of the transaction, OptOut changes are recorded in the ledger with ``source``.
 

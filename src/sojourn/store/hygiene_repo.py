@@ -166,9 +166,10 @@ async def apply_policy(
             ),
             {"a": app_id, "ids": ids},
         )
-        for u in found:
-            await consent_repo.record(
-                conn,
+        # OptOut ALL is the state (the API may set it back to NONE); the ledger keeps the why.
+        await consent_repo.record_history(
+            conn,
+            [
                 consent_repo.ConsentEvent(
                     app_id=app_id,
                     endpoint_id=u.endpoint_id,
@@ -177,10 +178,10 @@ async def apply_policy(
                     status="withdrawn",
                     source="sunset",
                     reason=f"unengaged: no open or click in {days} days",
-                ),
-                # OptOut ALL is the state (the API may set it back to NONE); the ledger keeps the why.
-                update_permission=False,
-            )
+                )
+                for u in found
+            ],
+        )
         return int(result.rowcount or 0)
     await ensure_sunset_segment(conn, app_id)
     result = await conn.execute(
