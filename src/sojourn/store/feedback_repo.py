@@ -42,12 +42,25 @@ class FeedbackOutcome:
     journeys: dict[str, set[str]] = field(default_factory=dict)
 
 
-async def _targets(conn: AsyncConnection, item: Feedback) -> list[tuple[str, str, str | None]]:
-    """(app id, endpoint id, message id) the item is about: the ledger's message, else endpoints by address."""
+@dataclass(frozen=True)
+class _Target:
+    """An endpoint a feedback item is about, and the message when the ledger knows it."""
+
+    app_id: str
+    endpoint_id: str
+    message_id: str | None = None
+    journey_id: str | None = None
+    activity_id: str | None = None
+
+
+async def _targets(conn: AsyncConnection, item: Feedback) -> list[_Target]:
+    """The ledger's message when it is known (and to this recipient); else every EMAIL endpoint with the address."""
     if item.message_id:
         row = (
             await conn.execute(
-                text("SELECT app_id, endpoint_id, address FROM messages WHERE message_id = :m"),
+                text(
+                    "SELECT app_id, endpoint_id, address, journey_id, activity_id FROM messages WHERE message_id = :m"
+                ),
                 {"m": item.message_id},
             )
         ).first()
@@ -56,7 +69,7 @@ async def _targets(conn: AsyncConnection, item: Feedback) -> list[tuple[str, str
             or suppression_repo.normalize_address(row.address)
             == suppression_repo.normalize_address(item.recipient)
         ):
-            return [(row.app_id, row.endpoint_id, item.message_id)]
+            return [_Target(row.app_id, row.endpoint_id, item.message_id, row.journey_id, row.activity_id)]
     rows = await conn.execute(
         text(
             "SELECT app_id, id FROM endpoints WHERE lower(btrim(address)) = :x AND channel_type = 'EMAIL' "
@@ -64,7 +77,7 @@ async def _targets(conn: AsyncConnection, item: Feedback) -> list[tuple[str, str
         ),
         {"x": suppression_repo.normalize_address(item.recipient)},
     )
-    return [(r.app_id, r.id, None) for r in rows]
+    return [_Target(r.app_id, r.id) for r in rows]
 
 
 async def _already_recorded(
@@ -110,7 +123,8 @@ async def apply_feedback(conn: AsyncConnection, items: Sequence[Feedback]) -> Fe
         if not targets:
             outcome.unmatched += 1
         rows: list[EventRow] = []
-        for app_id, endpoint_id, message_id in targets:
+        for target in targets:
+            app_id, endpoint_id, message_id = target.app_id, target.endpoint_id, target.message_id
             if await _already_recorded(conn, endpoint_id, item, message_id):
                 continue
             attributes = {"detail": item.detail[:200]} if item.detail else {}
@@ -118,6 +132,9 @@ async def apply_feedback(conn: AsyncConnection, items: Sequence[Feedback]) -> Fe
                 attributes["feedback_id"] = str(item.feedback_id)[:200]
             if message_id:
                 attributes["message_id"] = message_id
+            if target.journey_id:
+                # As tracking does: journey splits and metrics find the event by these.
+                attributes.update(journey_id=target.journey_id, journey_activity_id=target.activity_id or "")
             rows.append(
                 EventRow(
                     app_id=app_id,
