@@ -308,7 +308,9 @@ def cmd_hygiene_enable(args: argparse.Namespace, settings: Settings) -> int:
             await _print_report(conn, args.app, args.days)
             await hygiene_repo.save_policy(conn, args.app, enabled=True, days=args.days, policy=args.policy)
         client = await connect(settings)
-        workflow_id = await ensure_sunset_workflow(client, args.app, task_queue=settings.task_queue)
+        workflow_id = await ensure_sunset_workflow(
+            client, args.app, task_queue=settings.task_queue, observe=settings.temporal_search_attributes
+        )
         print(f"policy {args.policy} ({args.days} days) enabled; workflow {workflow_id} runs it daily")
         return 0
 

@@ -48,7 +48,9 @@ async def test_daily_passes_apply_the_policy_until_disabled(
     async with db.begin() as conn:
         await hygiene_repo.save_policy(conn, app_id, enabled=True, days=90, policy="unsubscribe")
     client: Client = time_skipping_env.client
-    workflow_id = await ensure_sunset_workflow(client, app_id, task_queue=worker_settings.task_queue)
+    workflow_id = await ensure_sunset_workflow(
+        client, app_id, task_queue=worker_settings.task_queue, observe=False
+    )
     assert workflow_id == sunset_workflow_id(app_id)
 
     async def first_pass() -> None:
@@ -71,7 +73,10 @@ async def test_daily_passes_apply_the_policy_until_disabled(
     async with db.begin() as conn:
         await hygiene_repo.save_policy(conn, app_id, enabled=False, days=90, policy="unsubscribe")
     # Enabling (or disabling) again while it runs wakes the running workflow instead of failing.
-    assert await ensure_sunset_workflow(client, app_id, task_queue=worker_settings.task_queue) == workflow_id
+    assert (
+        await ensure_sunset_workflow(client, app_id, task_queue=worker_settings.task_queue, observe=False)
+        == workflow_id
+    )
     assert (
         await skip_time_until_done(time_skipping_env, client.get_workflow_handle(workflow_id)) == "disabled"
     )

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from sojourn.api.errors import ApiError, BadRequestError, ForbiddenError
@@ -34,6 +34,7 @@ from sojourn.domain.optin import (
     optin_workflow_id_for_key,
     parse_confirm_token,
 )
+from sojourn.engine import names
 from sojourn.engine.optin_workflow import DoubleOptInWorkflow
 from sojourn.engine.privacy_inputs import Confirmation, OptInInput
 from sojourn.store import consent_repo
@@ -127,6 +128,11 @@ async def _start_optin(
         id=optin_workflow_id(app_id, address),
         task_queue=state.settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(names.APP_ID, app_id), SearchAttributePair(names.SOJOURN_KIND, "optin")]
+        )
+        if state.settings.temporal_search_attributes
+        else None,
         static_summary=f"double opt-in for app {app_id}",
     )
 

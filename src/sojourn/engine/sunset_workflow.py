@@ -12,10 +12,16 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from sojourn.engine import names
     from sojourn.engine.privacy_inputs import SunsetInput, SunsetResult
 
 PASS_INTERVAL = timedelta(days=1)
@@ -69,8 +75,14 @@ class SunsetWorkflow:
         workflow.continue_as_new(SunsetInput(app_id=inp.app_id, passes=inp.passes + 1))
 
 
-async def ensure_sunset_workflow(client: Any, app_id: str, *, task_queue: str) -> str:
+async def ensure_sunset_workflow(client: Any, app_id: str, *, task_queue: str, observe: bool = True) -> str:
     """Start the app's SunsetWorkflow; if it runs already, wake it so a changed policy applies now.
+
+    Args:
+        client: A connected Temporal client.
+        app_id: The app.
+        task_queue: The worker's task queue.
+        observe: Set the AppId/SojournKind search attributes (off for servers without them).
 
     Returns:
         The workflow id.
@@ -83,6 +95,11 @@ async def ensure_sunset_workflow(client: Any, app_id: str, *, task_queue: str) -
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(names.APP_ID, app_id), SearchAttributePair(names.SOJOURN_KIND, "sunset")]
+            )
+            if observe
+            else None,
             static_summary=f"unengaged removal for app {app_id}",
         )
     except WorkflowAlreadyStartedError:
