@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sojourn.cli_privacy import add_privacy_commands
 from sojourn.settings import Settings, get_settings
 
 
@@ -126,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trace.add_argument("--journey", required=True, help="journey id")
     trace.add_argument("--endpoint", required=True, help="endpoint id")
     trace.set_defaults(run=cmd_trace)
+    add_privacy_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("SOJOURN_LOG_LEVEL", "INFO"),

@@ -114,6 +114,24 @@ class Settings(BaseSettings):
             getattr(self, f"{name}_provider_secret", "")
         )
 
+    # --- suppression, feedback, consent (see the README's "Suppression and consent") ---
+    feedback_secret: str | None = Field(
+        default=None,
+        description="HMAC-SHA256 secret of POST /notifications/webhook (X-Sojourn-Signature); when set, "
+        "POST /notifications/ses also needs ?token=<this secret>.",
+    )
+    bounce_smtp_port: int | None = Field(
+        default=None,
+        description="Set: the API process also listens for DSN bounce emails over SMTP on this port.",
+    )
+    bounce_smtp_host: str = Field(default="127.0.0.1", description="Interface of the bounce SMTP listener.")
+    bounce_mailbox: str | None = Field(
+        default=None, description="The only recipient the bounce listener accepts (unset: any recipient)."
+    )
+    optin_confirm_days: int = Field(
+        default=7, ge=1, le=30, description="How long a double opt-in confirmation link stays valid."
+    )
+
     @property
     def effective_public_url(self) -> str:
         """The base URL under which tracking links are built."""
@@ -133,6 +151,11 @@ class Settings(BaseSettings):
     def page_key(self) -> bytes:
         """HMAC key of unsubscribe and preference-page links, derived from the API secret like tracking_key."""
         return hashlib.sha256(b"sojourn-pages:" + self.secret_access_key.encode()).digest()
+
+    @property
+    def consent_key(self) -> bytes:
+        """HMAC key of opt-in form keys and confirmation tokens, derived from the API secret."""
+        return hashlib.sha256(b"sojourn-consent:" + self.secret_access_key.encode()).digest()
 
     @property
     def effective_temporal_address(self) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sojourn.api.callbacks import callback_routes
 from sojourn.api.handlers import HANDLERS
+from sojourn.api.notifications import bounce_listener, notification_routes
+from sojourn.api.optin_pages import optin_routes
 from sojourn.api.pages import page_routes
 from sojourn.api.server import build_app
 from sojourn.api.state import AppState
@@ -20,12 +22,21 @@ def create_app(settings: Settings, state: AppState | None = None) -> object:
         await state.send_lanes.close()
         await state.db.dispose()
 
+    start_bounces, stop_bounces = bounce_listener(state)
+
     return build_app(
         services=["pinpoint", "sesv2"],
         handlers=HANDLERS,
         state=state,
         access_key_id=settings.access_key_id,
         secret_access_key=settings.secret_access_key,
-        extra_routes=[*tracking_routes(state), *callback_routes(state), *page_routes(state)],
-        on_shutdown=[dispose],
+        extra_routes=[
+            *tracking_routes(state),
+            *callback_routes(state),
+            *page_routes(state),
+            *notification_routes(state),
+            *optin_routes(state),
+        ],
+        on_startup=[start_bounces],
+        on_shutdown=[stop_bounces, dispose],
     )

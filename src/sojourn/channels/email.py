@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
@@ -143,10 +143,13 @@ class SmtpConfig:
     password: str | None = None
     implicit_tls: bool = False
     start_tls: bool = False
+    # Envelope sender (MAIL FROM): where receiving servers send DSN bounces, e.g. sojourn's bounce mailbox.
+    return_path: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SmtpConfig:
-        """Parse ``smtp://[user:pass@]host:port`` (``smtps://`` implicit TLS, ``?starttls=true``)."""
+        """Parse ``smtp://[user:pass@]host:port`` (``smtps://`` implicit TLS, ``?starttls=true``,
+        ``?return_path=bounces@example.com`` for the envelope sender)."""
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError(f"SMTP URL must start with smtp:// or smtps://, got {url!r}")
@@ -157,6 +160,7 @@ class SmtpConfig:
             password=unquote(parts.password) if parts.password else None,
             implicit_tls=parts.scheme == "smtps",
             start_tls="starttls=true" in (parts.query or "").lower(),
+            return_path=next(iter(parse_qs(parts.query or "").get("return_path", [])), None),
         )
 
 
@@ -196,7 +200,7 @@ class SmtpTransport:
 
     async def _prepare(self, client: aiosmtplib.SMTP, email: OutgoingEmail, domain: str) -> None:
         """Phase 1: envelope and body, everything but the final dot."""
-        await client.mail(email.from_address)
+        await client.mail(self.config.return_path or email.from_address)
         for recipient in email.recipients:
             await client.rcpt(recipient)
         reply = await client.execute_command(b"DATA")

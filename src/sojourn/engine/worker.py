@@ -19,13 +19,16 @@ from sojourn.engine.client import connect
 from sojourn.engine.cohort_workflow import CohortWorkflow
 from sojourn.engine.journey_activities import JourneyActivities
 from sojourn.engine.journey_workflow import JourneyWorkflow
+from sojourn.engine.optin_workflow import DoubleOptInWorkflow
+from sojourn.engine.privacy_activities import PrivacyActivities
 from sojourn.engine.step_activities import StepActivities
+from sojourn.engine.sunset_workflow import SunsetWorkflow
 from sojourn.settings import Settings
 from sojourn.store.db import create_engine
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = (JourneyWorkflow, CohortWorkflow)
+WORKFLOWS: Sequence[type] = (JourneyWorkflow, CohortWorkflow, DoubleOptInWorkflow, SunsetWorkflow)
 
 
 def build_worker(
@@ -51,12 +54,14 @@ def build_worker(
             transactional lane, campaign blasts the bulk lane.
     """
     lanes = lanes or SendLanes(settings)
-    steps = StepActivities(db, settings, transport or lanes.email(Lane.TRANSACTIONAL))
+    transport = transport or lanes.email(Lane.TRANSACTIONAL)
+    steps = StepActivities(db, settings, transport)
+    privacy = PrivacyActivities(db, settings, transport)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*JourneyActivities(db, settings).all(), *steps.all(), *extra_activities],
+        activities=[*JourneyActivities(db, settings).all(), *steps.all(), *privacy.all(), *extra_activities],
         # Our models are deterministic and expensive to re-import per workflow: pass them through the sandbox.
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("sojourn")

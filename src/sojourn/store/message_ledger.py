@@ -11,15 +11,47 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-# Why a participant gets no email, in Pinpoint's run-filter vocabulary.
-_SKIP_REASON = """
+from sojourn.store.suppression_repo import ENABLED_REASONS_SQL, suppressed_addresses
+
+__all__ = [
+    "SKIP_REASON_SQL",
+    "claim_journey_emails",
+    "mark_failed",
+    "mark_sent",
+    "pending_journey_emails",
+    "suppressed_addresses",
+]
+
+#: Why an endpoint (alias ``e``, an ``endpoints`` row, possibly all NULL from an outer join) gets no email,
+#: in Pinpoint's run-filter vocabulary plus ``SUPPRESSED``, ``PENDING_CONFIRMATION`` and ``NO_PERMISSION``;
+#: NULL when it may be sent to. Journeys, campaigns and direct sends all use this one fragment.
+#:
+#: Suppression: the address is on the account suppression list for a reason the account has enabled.
+#: Permission: an endpoint with OptOut NONE is permitted on its channel (Pinpoint's default) unless its
+#: permission for the channel is withdrawn (NO_PERMISSION), pending or expired (PENDING_CONFIRMATION), or
+#: the app requires consent (``app_privacy.require_consent``) and it has no granted permission.
+#: One index probe per table per endpoint (no per-query hash of whole tables, which could spill at scale).
+SKIP_REASON_SQL = f"""
 CASE
   WHEN e.id IS NULL THEN 'ENDPOINT_MISSING'
   WHEN e.opt_out = 'ALL' THEN 'ENDPOINT_OPT_OUT'
   WHEN e.endpoint_status <> 'ACTIVE' THEN 'ENDPOINT_INACTIVE'
   WHEN e.channel_type IS DISTINCT FROM 'EMAIL' THEN 'ENDPOINT_MISSING_CHANNEL'
   WHEN e.address IS NULL OR e.address = '' THEN 'ENDPOINT_MISSING_ADDRESS'
-  ELSE NULL
+  WHEN EXISTS (
+    SELECT 1 FROM suppressed_destinations s
+    WHERE s.email_address = lower(btrim(e.address)) AND s.reason = ANY({ENABLED_REASONS_SQL})
+  ) THEN 'SUPPRESSED'
+  ELSE CASE COALESCE(
+      (SELECT p.status FROM channel_permissions p
+       WHERE p.app_id = e.app_id AND p.endpoint_id = e.id AND p.channel = e.channel_type),
+      CASE WHEN e.app_id IN (SELECT ap.app_id FROM app_privacy ap WHERE ap.require_consent) THEN 'none'
+           ELSE 'granted' END)
+    WHEN 'granted' THEN NULL
+    WHEN 'pending' THEN 'PENDING_CONFIRMATION'
+    WHEN 'expired' THEN 'PENDING_CONFIRMATION'
+    ELSE 'NO_PERMISSION'
+  END
 END
 """
 
@@ -161,7 +193,7 @@ async def claim_journey_emails(
             LEFT JOIN unnest(CAST(:skip_ids AS text[]), CAST(:skip_entries AS int[]), CAST(:skip_reasons AS text[]))
                  AS s(endpoint_id, entry_no, reason) ON s.endpoint_id = p.endpoint_id AND s.entry_no = p.entry_no
             CROSS JOIN LATERAL (
-                SELECT COALESCE({_SKIP_REASON}, s.reason, {_CAP_REASON}, {_SHARED_CAP_REASON}) AS reason
+                SELECT COALESCE({SKIP_REASON_SQL}, s.reason, {_CAP_REASON}, {_SHARED_CAP_REASON}) AS reason
             ) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
@@ -249,7 +281,7 @@ async def mark_failed(conn: AsyncConnection, failures: Sequence[tuple[str, str, 
 
 
 def skip_reason_sql(channel_sql: str = "'EMAIL'") -> str:
-    """The reachability rule (``_SKIP_REASON``) as an SQL expression over an endpoint aliased ``e``.
+    """The reachability rule (:data:`SKIP_REASON_SQL`) as an SQL expression over an endpoint aliased ``e``.
 
     Args:
         channel_sql: SQL for the channel the endpoint must have; direct sends pass ``"e.channel_type"`` (any
@@ -259,4 +291,6 @@ def skip_reason_sql(channel_sql: str = "'EMAIL'") -> str:
         A ``CASE`` expression: NULL when the endpoint can be sent to, else the reason (ENDPOINT_MISSING,
         ENDPOINT_OPT_OUT, ENDPOINT_INACTIVE, ENDPOINT_MISSING_CHANNEL, ENDPOINT_MISSING_ADDRESS, ...).
     """
-    return _SKIP_REASON.replace("'EMAIL'", channel_sql)
+    channel_test = "e.channel_type IS DISTINCT FROM 'EMAIL'"
+    assert channel_test in SKIP_REASON_SQL
+    return SKIP_REASON_SQL.replace(channel_test, f"e.channel_type IS DISTINCT FROM {channel_sql}")

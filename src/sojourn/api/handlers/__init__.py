@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from sojourn.api.handlers import apps, channels, endpoints, events, journeys, segments, templates
+from sojourn.api.handlers import (
+    apps,
+    channels,
+    endpoints,
+    events,
+    journeys,
+    segments,
+    sesv2_suppression,
+    templates,
+)
 from sojourn.api.handlers.messages import HANDLERS as MESSAGE_HANDLERS
 from sojourn.api.handlers.provider_channels import HANDLERS as PROVIDER_CHANNEL_HANDLERS
 from sojourn.api.handlers.sesv2_lists import HANDLERS as SESV2_LIST_HANDLERS
@@ -23,6 +32,7 @@ HANDLERS: dict[str, Handler] = {
     **SESV2_LIST_HANDLERS,
     **SESV2_TEMPLATE_HANDLERS,
     **SESV2_SEND_HANDLERS,
+    **sesv2_suppression.HANDLERS,
 }
 
 __all__ = ["HANDLERS"]

@@ -1,0 +1,185 @@
+"""Bounce and complaint intake: SNS (SES notifications), a signed JSON webhook, and DSN emails over SMTP.
+
+Everything lands in :func:`sojourn.store.feedback_repo.apply_feedback` in one transaction before the
+2xx (or the SMTP 250), so an acknowledged bounce is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sojourn.api.handlers.events import ring_doorbells
+from sojourn.api.state import AppState
+from sojourn.channels.feedback import (
+    SIGNATURE_HEADER,
+    Feedback,
+    FeedbackError,
+    SubscriptionConfirmation,
+    parse_dsn,
+    parse_sns,
+    parse_webhook,
+    signature_matches,
+)
+from sojourn.store.feedback_repo import FeedbackOutcome, apply_feedback
+
+log = logging.getLogger(__name__)
+
+MAX_NOTIFICATION_BYTES = 1_000_000
+
+
+async def record_feedback(state: AppState, items: Sequence[Feedback]) -> FeedbackOutcome:
+    """Apply feedback items in one transaction, then ring the doorbells of journeys they entered."""
+    async with state.db.begin() as conn:
+        outcome = await apply_feedback(conn, items)
+    for app_id, journeys in outcome.journeys.items():
+        await ring_doorbells(state, app_id, journeys)
+    return outcome
+
+
+def _summary(outcome: FeedbackOutcome) -> dict[str, int]:
+    return {
+        "events": outcome.events,
+        "suppressed": outcome.suppressed,
+        "ledger_updates": outcome.ledger_updates,
+        "unmatched": outcome.unmatched,
+    }
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)
+
+
+async def _body(request: Request) -> bytes | None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_NOTIFICATION_BYTES:
+        return None
+    body = await request.body()
+    return body if len(body) <= MAX_NOTIFICATION_BYTES else None
+
+
+def notification_routes(state: AppState) -> list[Route]:
+    """``POST /notifications/ses`` (SNS HTTP subscription) and ``POST /notifications/webhook`` (signed JSON)."""
+    settings = state.settings
+
+    async def ses(request: Request) -> Response:
+        secret = settings.feedback_secret
+        if secret and not hmac.compare_digest(request.query_params.get("token", ""), secret):
+            return _error(
+                401, "token is missing or wrong: subscribe .../notifications/ses?token=<feedback secret>"
+            )
+        body = await _body(request)
+        if body is None:
+            return _error(413, f"the notification is larger than {MAX_NOTIFICATION_BYTES} bytes")
+        try:
+            parsed = parse_sns(body)
+        except FeedbackError as err:
+            return _error(400, str(err))
+        if isinstance(parsed, SubscriptionConfirmation):
+            # Not fetched by us (no outbound requests to URLs from the network): an operator confirms it.
+            log.warning(
+                "SNS subscription to %s waits for confirmation: open %s",
+                parsed.topic_arn,
+                parsed.subscribe_url,
+            )
+            return JSONResponse({"subscription": "pending", "subscribe_url": parsed.subscribe_url})
+        return JSONResponse(_summary(await record_feedback(state, parsed)))
+
+    async def webhook(request: Request) -> Response:
+        secret = settings.feedback_secret
+        if not secret:
+            return _error(403, "the webhook is off: set SOJOURN_FEEDBACK_SECRET to enable it")
+        body = await _body(request)
+        if body is None:
+            return _error(413, f"the notification is larger than {MAX_NOTIFICATION_BYTES} bytes")
+        if not signature_matches(body, request.headers.get(SIGNATURE_HEADER), secret):
+            return _error(
+                401,
+                f"{SIGNATURE_HEADER} must be sha256=<hex HMAC-SHA256 of the body with the feedback secret>",
+            )
+        try:
+            items = parse_webhook(body)
+        except FeedbackError as err:
+            return _error(400, str(err))
+        return JSONResponse(_summary(await record_feedback(state, items)))
+
+    return [
+        Route("/notifications/ses", ses, methods=["POST"]),
+        Route("/notifications/webhook", webhook, methods=["POST"]),
+    ]
+
+
+class BounceMailboxHandler:
+    """aiosmtpd handler of the bounce mailbox: accepts DSN/ARF reports and records them."""
+
+    def __init__(self, state: AppState, mailbox: str | None) -> None:
+        self.state = state
+        self.mailbox = mailbox.strip().lower() if mailbox else None
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        """Accept only the bounce mailbox (when one is configured)."""
+        if self.mailbox is not None and address.strip().lower() != self.mailbox:
+            return f"550 5.1.1 <{address}>: this server only accepts mail for the bounce mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """Parse the report and record it before answering 250; anything else is accepted and dropped."""
+        content = envelope.original_content or (
+            envelope.content if isinstance(envelope.content, bytes) else str(envelope.content or "").encode()
+        )
+        try:
+            items = parse_dsn(content)
+        except FeedbackError as err:
+            # Accepted anyway: refusing would make the sender bounce the bounce.
+            log.info("bounce mailbox: ignored a message from %s: %s", envelope.mail_from, err)
+            return "250 OK (not a delivery report; ignored)"
+        try:
+            outcome = await record_feedback(self.state, items)
+        except Exception:
+            log.exception("bounce mailbox: could not record a report from %s", envelope.mail_from)
+            return "451 4.3.0 could not record the report; try again later"
+        return f"250 OK ({outcome.events} events, {outcome.suppressed} suppressed)"
+
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def bounce_listener(state: AppState) -> tuple[Hook, Hook]:
+    """Start/stop hooks of the bounce SMTP listener (both do nothing unless SOJOURN_BOUNCE_SMTP_PORT is set).
+
+    The listener runs on the API's own event loop, so it shares the database engine.
+    """
+    server: list[asyncio.base_events.Server] = []
+    settings = state.settings
+
+    async def start() -> None:
+        if settings.bounce_smtp_port is None:
+            return
+        handler = BounceMailboxHandler(state, settings.bounce_mailbox)
+        factory: Any = partial(SMTP, handler, hostname="sojourn-bounces", data_size_limit=10 * 1024 * 1024)
+        server.append(
+            await asyncio.get_running_loop().create_server(
+                factory, host=settings.bounce_smtp_host, port=settings.bounce_smtp_port
+            )
+        )
+        log.info("bounce mailbox listening on %s:%s", settings.bounce_smtp_host, settings.bounce_smtp_port)
+
+    async def stop() -> None:
+        while server:
+            s = server.pop()
+            s.close()
+            await s.wait_closed()
+
+    return start, stop
