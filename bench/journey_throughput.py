@@ -1,6 +1,15 @@
 """Journey throughput on the embedded stack: cohort workflows versus one workflow per participant.
 
     python bench/journey_throughput.py --endpoints 100000
+    python bench/journey_throughput.py --endpoints 100000 --scenario full
+    python bench/journey_throughput.py --in-flight 1000000
+
+``--scenario full`` runs a journey with every activity type sojourn has for email (EMAIL, RandomSplit,
+Holdout, MultiCondition, Wait, ConditionalSplit on opens, a wait-for-event split released by PutEvents), quiet
+time evaluated in each participant's zone (24 zones, a window that drops the zones it covers), a per-journey
+DailyCap and the project's TimeframeCap (shared caps: endpoints locked per claim). ``--in-flight N`` enrolls N
+participants into EMAIL -> Wait P1D with every cohort running at once and reports the worker's memory with all
+of them in flight (no baseline).
 
 Starts its own PostgreSQL and Temporal dev server (SQLite, WAL) in a temporary directory, seeds N email
 endpoints in one segment, runs EMAIL -> Wait -> ConditionalSplit on open -> EMAIL with the null email transport
@@ -22,7 +31,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +67,84 @@ def free_port() -> int:
     return port
 
 
+def full_journey_request(segment_id: str, quiet: tuple[str, str]) -> dict[str, Any]:
+    """Every email-journey activity type, quiet time and caps (see the module docstring)."""
+    opened = {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}}
+    clicked = {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.click"]}}
+    purchase = {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["purchase"]}}
+    return {
+        "Name": "bench_full",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"SegmentStartCondition": {"SegmentId": segment_id}},
+        "Schedule": {"StartTime": "2020-01-01T00:00:00Z"},
+        "QuietTime": {"Start": quiet[0], "End": quiet[1]},
+        "WaitForQuietTime": False,
+        "Limits": {"DailyCap": 3},
+        "Activities": {
+            "welcome": {"EMAIL": {"TemplateName": "bench_welcome", "NextActivity": "pick"}},
+            "pick": {
+                "RandomSplit": {
+                    "Branches": [
+                        {"Percentage": 50, "NextActivity": "control"},
+                        {"Percentage": 50, "NextActivity": "pause"},
+                    ]
+                }
+            },
+            "control": {"Holdout": {"Percentage": 10, "NextActivity": "engaged"}},
+            "engaged": {
+                "MultiCondition": {
+                    "Branches": [
+                        {
+                            "Condition": {
+                                "EventCondition": {"MessageActivity": "welcome", "Dimensions": clicked}
+                            },
+                            "NextActivity": "await",
+                        },
+                        {
+                            "Condition": {
+                                "EventCondition": {"MessageActivity": "welcome", "Dimensions": opened}
+                            },
+                            "NextActivity": "await",
+                        },
+                    ],
+                    "DefaultActivity": "await",
+                    "EvaluationWaitTime": {"WaitFor": EVALUATION_WAIT},
+                }
+            },
+            "pause": {"Wait": {"WaitTime": {"WaitFor": WAIT}, "NextActivity": "opened"}},
+            "opened": {
+                "ConditionalSplit": {
+                    "Condition": {
+                        "Conditions": [
+                            {"EventCondition": {"MessageActivity": "welcome", "Dimensions": opened}}
+                        ]
+                    },
+                    "EvaluationWaitTime": {"WaitFor": EVALUATION_WAIT},
+                    "TrueActivity": "thanks",
+                    "FalseActivity": "await",
+                }
+            },
+            "await": {
+                "ConditionalSplit": {
+                    "Condition": {"Conditions": [{"EventCondition": {"Dimensions": purchase}}]},
+                    "EvaluationWaitTime": {"WaitFor": WAIT},
+                    "TrueActivity": "thanks",
+                    "FalseActivity": "nudge",
+                }
+            },
+            "thanks": {"EMAIL": {"TemplateName": "bench_thanks"}},
+            "nudge": {"EMAIL": {"TemplateName": "bench_nudge"}},
+        },
+    }
+
+
+def quiet_window_now() -> tuple[str, str]:
+    """Quiet time from this UTC hour for three hours: in 24 zones, three zones are in it (their mail is dropped)."""
+    now = datetime.now(UTC)
+    return f"{now.hour:02d}:00", f"{(now.hour + 3) % 24:02d}:00"
+
+
 def journey_request(segment_id: str) -> dict[str, Any]:
     return onboarding(
         segment_id,
@@ -68,7 +155,7 @@ def journey_request(segment_id: str) -> dict[str, Any]:
     )
 
 
-async def seed(state: AppState, n: int) -> tuple[str, str]:
+async def seed(state: AppState, n: int, *, zones: bool = False) -> tuple[str, str]:
     """An app with N endpoints in a segment (bulk SQL: seeding is not what is measured)."""
     app_id = (await call(state, "CreateApp", CreateApplicationRequest={"Name": "bench"}))[
         "ApplicationResponse"
@@ -90,6 +177,17 @@ async def seed(state: AppState, n: int) -> tuple[str, str]:
             ),
             {"a": app_id, "n": n},
         )
+        if zones:
+            # 24 whole-hour zones, round robin: Etc/GMT-11 ... Etc/GMT+12 (POSIX signs are inverted).
+            await conn.execute(
+                text(
+                    "UPDATE endpoints SET demographic = jsonb_build_object('Timezone', "
+                    "CASE WHEN (substr(id, 3)::int % 24) - 12 = 0 THEN 'Etc/UTC' "
+                    "WHEN (substr(id, 3)::int % 24) - 12 > 0 THEN 'Etc/GMT+' || ((substr(id, 3)::int % 24) - 12) "
+                    "ELSE 'Etc/GMT' || ((substr(id, 3)::int % 24) - 12) END) WHERE app_id = :a"
+                ),
+                {"a": app_id},
+            )
     segment = await call(
         state,
         "CreateSegment",
@@ -122,6 +220,46 @@ async def simulate_opens(db: AsyncEngine, journey_id: str, stop: asyncio.Event) 
             pass
 
 
+async def simulate_purchases(state: AppState, app_id: str, journey_id: str, stop: asyncio.Event) -> None:
+    """10% of the participants waiting at the wait-for-event split buy: PutEvents, the path a shop would take."""
+    sent: set[str] = set()
+    while not stop.is_set():
+        async with state.db.connect() as conn:
+            waiting = [
+                r[0]
+                for r in await conn.execute(
+                    text(
+                        "SELECT endpoint_id FROM participants WHERE journey_id = :j AND status = 'active' "
+                        "AND position = 'await' AND ('x' || substr(md5(endpoint_id), 1, 8))::bit(32)::bigint % 10 = 0"
+                    ),
+                    {"j": journey_id},
+                )
+                if r[0] not in sent
+            ]
+        for start in range(0, len(waiting), 100):
+            batch = waiting[start : start + 100]
+            now = datetime.now(UTC).isoformat()
+            await call(
+                state,
+                "PutEvents",
+                ApplicationId=app_id,
+                EventsRequest={
+                    "BatchItem": {
+                        e: {
+                            "Endpoint": {},
+                            "Events": {f"buy-{e}": {"EventType": "purchase", "Timestamp": now}},
+                        }
+                        for e in batch
+                    }
+                },
+            )
+            sent.update(batch)
+        try:
+            await asyncio.wait_for(stop.wait(), 0.5)
+        except TimeoutError:
+            pass
+
+
 async def history_events(client: Client, app_id: str, journey_id: str) -> int:
     total = 0
     async for wf in client.list_workflows(f"AppId = '{app_id}' AND JourneyId = '{journey_id}'"):
@@ -131,11 +269,16 @@ async def history_events(client: Client, app_id: str, journey_id: str) -> int:
     return total
 
 
-def peak_rss_mb(pid: int) -> int:
+def rss_mb(pid: int, field: str) -> int:
+    """A memory field of /proc/<pid>/status (VmRSS: now, VmHWM: peak), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) // 1024
     return 0
+
+
+def peak_rss_mb(pid: int) -> int:
+    return rss_mb(pid, "VmHWM:")
 
 
 # ---- the baseline: the same journey as one plain workflow per participant ----
@@ -244,7 +387,7 @@ async def run_baseline(client: Client, db: AsyncEngine, app_id: str, sample: int
     return sample / elapsed, events / min(50, len(handles))
 
 
-async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
+async def main(endpoints: int, baseline_sample: int, cohort_size: int, scenario: str, in_flight: int) -> str:
     with tempfile.TemporaryDirectory(prefix="sojourn-bench-") as tmp:
         data = Path(tmp)
         pg = EmbeddedPostgres(data / "pg", port=free_port())
@@ -261,13 +404,24 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
                 task_queue=f"bench-{uuid.uuid4().hex[:8]}",
                 cohort_size=cohort_size,
             )
+            if in_flight:
+                endpoints = in_flight
             await upgrade_async(settings.database_url or "")
             db = create_engine(settings.database_url or "", pool_size=10)
             client = await connect(settings)
             state = AppState(db=db, settings=settings)
             state.use_temporal(client)
             print(f"seeding {endpoints} endpoints...", flush=True)
-            app_id, segment_id = await seed(state, endpoints)
+            app_id, segment_id = await seed(state, endpoints, zones=scenario == "full")
+            if scenario == "full":
+                await call(
+                    state,
+                    "UpdateApplicationSettings",
+                    ApplicationId=app_id,
+                    WriteApplicationSettingsRequest={
+                        "JourneyLimits": {"TimeframeCap": {"Cap": 3, "Days": 7}}
+                    },
+                )
             env = {
                 **os.environ,
                 "SOJOURN_DATABASE_URL": settings.database_url or "",
@@ -275,30 +429,40 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
                 "SOJOURN_SMTP_URL": "null://",
                 "SOJOURN_TASK_QUEUE": settings.task_queue,
                 "SOJOURN_COHORT_SIZE": str(cohort_size),
+                # Memory mode: every cohort running at once.
+                **({"SOJOURN_MAX_COHORTS_IN_FLIGHT": str(in_flight // cohort_size + 1)} if in_flight else {}),
                 "SOJOURN_LOG_LEVEL": os.environ.get("SOJOURN_LOG_LEVEL", "WARNING"),
             }
             worker = subprocess.Popen([sys.executable, "-m", "sojourn", "worker"], env=env)
             await asyncio.sleep(2)
-            print("running the cohort journey...", flush=True)
+            if in_flight:
+                return await measure_in_flight(state, client, worker.pid, app_id, segment_id, in_flight)
+            print(f"running the cohort journey ({scenario})...", flush=True)
             started = time.monotonic()
-            created = await call(
-                state, "CreateJourney", ApplicationId=app_id, WriteJourneyRequest=journey_request(segment_id)
+            request = (
+                full_journey_request(segment_id, quiet_window_now())
+                if scenario == "full"
+                else journey_request(segment_id)
             )
+            created = await call(state, "CreateJourney", ApplicationId=app_id, WriteJourneyRequest=request)
             journey_id = created["JourneyResponse"]["Id"]
             stop = asyncio.Event()
             opener = asyncio.create_task(simulate_opens(db, journey_id, stop))
+            buyer = asyncio.create_task(simulate_purchases(state, app_id, journey_id, stop))
             result = await client.get_workflow_handle(names.journey_workflow_id(app_id, journey_id)).result()
             elapsed = time.monotonic() - started
             stop.set()
             await opener
+            await buyer
             assert result == "COMPLETED", result
             rate = endpoints / elapsed
             async with db.connect() as conn:
-                sent = dict(
+                sent: dict[str, int] = dict(
                     (
                         await conn.execute(
                             text(
-                                "SELECT activity_id, count(*) FROM messages WHERE journey_id = :j AND status = 'sent' GROUP BY 1"
+                                "SELECT activity_id || ':' || COALESCE(status_message, status), count(*) FROM messages "
+                                "WHERE journey_id = :j GROUP BY 1"
                             ),
                             {"j": journey_id},
                         )
@@ -306,6 +470,18 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
                 )
             await asyncio.sleep(2)  # visibility is eventually consistent
             events = await history_events(client, app_id, journey_id)
+            if scenario == "full":
+                await db.dispose()
+                rss = peak_rss_mb(worker.pid)
+                print(
+                    f"full journey: {endpoints} participants in {elapsed:.1f}s = {rate:.0f}/s; messages {sent}; "
+                    f"{events} history events; worker peak RSS {rss} MB",
+                    flush=True,
+                )
+                return (
+                    f"participants_per_s={rate:.1f} history_events_per_participant={events / endpoints:.4f} "
+                    f"peak_rss_mb={rss}"
+                )
             rss = peak_rss_mb(worker.pid)
             print(
                 f"cohort journey: {endpoints} participants in {elapsed:.1f}s = {rate:.0f}/s; sent {sent}; "
@@ -334,6 +510,46 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int) -> str:
             pg.stop()
 
 
+async def measure_in_flight(
+    state: AppState, client: Client, worker_pid: int, app_id: str, segment_id: str, n: int
+) -> str:
+    """Enroll N participants into EMAIL -> Wait P1D and measure the worker with all of them waiting."""
+    request = journey_request(segment_id)
+    request["Activities"] = {
+        "welcome": {"EMAIL": {"TemplateName": "bench_welcome", "NextActivity": "later"}},
+        "later": {"Wait": {"WaitTime": {"WaitFor": "P1D"}}},
+    }
+    request["StartActivity"] = "welcome"
+    started = time.monotonic()
+    created = await call(state, "CreateJourney", ApplicationId=app_id, WriteJourneyRequest=request)
+    journey_id = created["JourneyResponse"]["Id"]
+    while True:
+        async with state.db.connect() as conn:
+            waiting = int(
+                await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM participants WHERE journey_id = :j AND status = 'active' AND position = 'later'"
+                    ),
+                    {"j": journey_id},
+                )
+                or 0
+            )
+        print(f"  {waiting} of {n} waiting after {time.monotonic() - started:.0f}s", flush=True)
+        if waiting >= n:
+            break
+        await asyncio.sleep(10)
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(5)
+    current = rss_mb(worker_pid, "VmRSS:")
+    peak = peak_rss_mb(worker_pid)
+    handle = client.get_workflow_handle(names.journey_workflow_id(app_id, journey_id))
+    await handle.signal("set_state", "CANCELLED")
+    print(
+        f"in flight: {n} participants waiting after {elapsed:.0f}s; worker RSS {current} MB (peak {peak} MB)"
+    )
+    return f"in_flight={n} seconds_to_all_waiting={elapsed:.0f} worker_rss_mb={current} worker_peak_rss_mb={peak}"
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -347,5 +563,19 @@ if __name__ == "__main__":
     parser.add_argument(
         "--cohort-size", type=int, default=1000, help="participants per cohort workflow (default 1000)"
     )
+    parser.add_argument(
+        "--scenario",
+        choices=("onboarding", "full"),
+        default="onboarding",
+        help="onboarding: EMAIL, Wait, split on open, EMAIL, with the baseline; full: every activity type, "
+        "quiet time in 24 zones and caps",
+    )
+    parser.add_argument(
+        "--in-flight", type=int, default=0, help="memory mode: N participants waiting at once (no baseline)"
+    )
     args = parser.parse_args()
-    print(asyncio.run(main(args.endpoints, args.baseline_sample, args.cohort_size)))
+    print(
+        asyncio.run(
+            main(args.endpoints, args.baseline_sample, args.cohort_size, args.scenario, args.in_flight)
+        )
+    )
