@@ -23,6 +23,9 @@ CASE
 END
 """
 
+# Public name of the skip reasons, for the campaign send path (store/campaigns_repo.py).
+SKIP_REASON_SQL = _SKIP_REASON
+
 # The journey's per-endpoint caps (Limits.DailyCap, Limits.TotalCap), over messages sent or pending.
 _CAP_REASON = """
 CASE

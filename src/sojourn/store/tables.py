@@ -292,3 +292,4 @@ messages = Table(
     # The caps shared across journeys and campaigns count an endpoint's recent messages (and deletes go by app).
     Index("ix_messages_endpoint_time", "app_id", "endpoint_id", "created_at"),
 )
+from sojourn.store import campaigns_tables as campaigns_tables  # noqa: E402
