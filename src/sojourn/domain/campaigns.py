@@ -17,7 +17,14 @@ from pydantic import Field
 
 from sojourn.domain.app_settings import CampaignHookSpec, CampaignLimitsSpec, check_hh_mm
 from sojourn.domain.campaign_schedule import EVENT_FREQUENCIES, FREQUENCIES, RECURRING, ScheduleRule
-from sojourn.domain.journeys import EventDimensions, QuietTimeSpec, WireModel, parse_instant
+from sojourn.domain.journeys import (
+    EventDimensions,
+    EventFilterSpec,
+    QuietTimeSpec,
+    WireModel,
+    event_matches,
+    parse_instant,
+)
 from sojourn.domain.local_time import wall_to_utc, zone_named
 
 MAX_TREATMENTS = 5
@@ -77,7 +84,7 @@ class Template(WireModel):
     Version: str | None = None
 
 
-class TemplateConfiguration(WireModel):
+class TemplateConfigurationSpec(WireModel):
     """Templates per channel."""
 
     EmailTemplate: Template | None = None
@@ -97,7 +104,7 @@ class CampaignEmailMessage(WireModel):
     Title: str | None = None
 
 
-class MessageConfiguration(WireModel):
+class MessageConfigurationSpec(WireModel):
     """Messages per channel (only EMAIL and the default message are run by sojourn)."""
 
     DefaultMessage: dict[str, Any] | None = None
@@ -115,8 +122,8 @@ class Treatment(WireModel):
     """WriteTreatmentResource: an A/B treatment besides the default one."""
 
     SizePercent: int
-    MessageConfiguration: MessageConfiguration | None = None
-    TemplateConfiguration: TemplateConfiguration | None = None
+    MessageConfiguration: MessageConfigurationSpec | None = None
+    TemplateConfiguration: TemplateConfigurationSpec | None = None
     Schedule: CampaignSchedule | None = None
     CustomDeliveryConfiguration: dict[str, Any] | None = None
     TreatmentName: str | None = None
@@ -130,8 +137,8 @@ class CampaignDefinition(WireModel):
     Description: str | None = None
     SegmentId: str | None = None
     SegmentVersion: int | None = None
-    MessageConfiguration: MessageConfiguration | None = None
-    TemplateConfiguration: TemplateConfiguration | None = None
+    MessageConfiguration: MessageConfigurationSpec | None = None
+    TemplateConfiguration: TemplateConfigurationSpec | None = None
     CustomDeliveryConfiguration: dict[str, Any] | None = None
     Schedule: CampaignSchedule | None = None
     Limits: CampaignLimitsSpec | None = None
@@ -158,7 +165,7 @@ class CampaignDefinition(WireModel):
 
 
 def email_content(
-    message: MessageConfiguration | None, templates: TemplateConfiguration | None
+    message: MessageConfigurationSpec | None, templates: TemplateConfigurationSpec | None
 ) -> tuple[Template | None, CampaignEmailMessage | None]:
     """What a treatment sends by email: its email template, else its inline EmailMessage."""
     template = templates.EmailTemplate if templates is not None else None
@@ -167,7 +174,7 @@ def email_content(
 
 
 def _channel_problems(
-    where: str, message: MessageConfiguration | None, templates: TemplateConfiguration | None
+    where: str, message: MessageConfigurationSpec | None, templates: TemplateConfigurationSpec | None
 ) -> list[str]:
     found: list[str] = []
     others = [n for n in _OTHER_CHANNEL_MESSAGES if message is not None and getattr(message, n) is not None]
@@ -326,3 +333,17 @@ def _instant_in(value: str, zone: Any) -> datetime:
 def is_recurring(schedule: CampaignSchedule | None) -> bool:
     """Whether the schedule has more than one timed run."""
     return schedule is not None and schedule.frequency in RECURRING
+
+
+def campaign_event_matches(
+    definition: CampaignDefinition, event_type: str, attributes: dict[str, str], metrics: dict[str, float]
+) -> bool:
+    """Whether an event triggers an EVENT campaign: its Schedule.EventFilter, matched as journeys match events.
+
+    Repeated attribute values are OR'ed (an attribute matches when its value is one of them).
+    """
+    schedule = definition.Schedule
+    if schedule is None or schedule.frequency != "EVENT" or schedule.EventFilter is None:
+        return False
+    spec = EventFilterSpec.model_validate(schedule.EventFilter.model_dump(exclude_none=True))
+    return event_matches(spec, event_type, attributes, metrics)

@@ -13,6 +13,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from sojourn.channels.email import EmailTransport, transport_from_url
+from sojourn.engine.campaign_activities import CampaignActivities
+from sojourn.engine.campaign_workflow import CampaignWorkflow
 from sojourn.engine.client import connect
 from sojourn.engine.cohort_workflow import CohortWorkflow
 from sojourn.engine.journey_activities import JourneyActivities
@@ -23,7 +25,7 @@ from sojourn.store.db import create_engine
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = (JourneyWorkflow, CohortWorkflow)
+WORKFLOWS: Sequence[type] = (JourneyWorkflow, CohortWorkflow, CampaignWorkflow)
 
 
 def build_worker(
@@ -45,18 +47,36 @@ def build_worker(
         task_queue: Override of ``settings.task_queue`` (tests use a random one).
         extra_activities: Custom activities of this deployment (from ``activities/``).
     """
-    steps = StepActivities(db, settings, transport or transport_from_url(settings.smtp_url))
+    transport = transport or transport_from_url(settings.smtp_url)
+    steps = StepActivities(db, settings, transport)
+    campaigns = CampaignActivities(db, settings, transport, hook_functions=hook_functions(extra_activities))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*JourneyActivities(db, settings).all(), *steps.all(), *extra_activities],
+        activities=[
+            *JourneyActivities(db, settings).all(),
+            *steps.all(),
+            *campaigns.all(),
+            *extra_activities,
+        ],
         # Our models are deterministic and expensive to re-import per workflow: pass them through the sandbox.
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("sojourn")
         ),
         max_concurrent_activities=50,
     )
+
+
+def hook_functions(functions: Sequence[Any]) -> dict[str, Any]:
+    """Custom functions by activity name and Python name: what a campaign hook's LambdaFunctionName may name."""
+    named: dict[str, Any] = {}
+    for fn in functions:
+        named[getattr(fn, "__name__", repr(fn))] = fn
+        definition = getattr(fn, "__temporal_activity_definition", None)
+        if definition is not None and definition.name:
+            named[definition.name] = fn
+    return named
 
 
 def deployment_activities() -> list[Any]:

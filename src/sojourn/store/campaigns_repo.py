@@ -317,6 +317,19 @@ async def audience_page(
     return [dict(r._mapping) for r in rows]
 
 
+async def members_among(
+    conn: AsyncConnection, app_id: str, clause: ColumnElement[bool], endpoint_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The endpoint rows of those of ``endpoint_ids`` that are segment members now, in id order."""
+    if not endpoint_ids:
+        return []
+    e = endpoints
+    rows = await conn.execute(
+        select(e).where(e.c.app_id == app_id, e.c.id.in_(list(endpoint_ids)), clause).order_by(e.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
 async def audience_zones(conn: AsyncConnection, app_id: str, clause: ColumnElement[bool]) -> list[str]:
     """The distinct ``Demographic.Timezone`` values of the segment's members ("" for members without one)."""
     e = endpoints

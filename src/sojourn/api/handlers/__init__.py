@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sojourn.api.handlers import apps, channels, endpoints, events, journeys, segments, templates
+from sojourn.api.handlers import apps, campaigns, channels, endpoints, events, journeys, segments, templates
 from sojourn.api.server import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -13,6 +13,7 @@ HANDLERS: dict[str, Handler] = {
     **segments.HANDLERS,
     **journeys.HANDLERS,
     **events.HANDLERS,
+    **campaigns.HANDLERS,
 }
 
 __all__ = ["HANDLERS"]

@@ -76,10 +76,12 @@ async def put_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
         await require_app(conn, app_id)
         if upserts:
             await upsert_endpoints(conn, app_id, upserts, request_id=ctx.request_id)
-        journeys = await record_events(conn, rows)
+        campaigns: set[str] = set()
+        journeys = await record_events(conn, rows, woken_campaigns=campaigns)
         if rows:
             await touch_active(conn, app_id, sorted({r.endpoint_id for r in rows}), datetime.now(UTC))
     await ring_doorbells(state, app_id, journeys)
+    await ring_campaign_doorbells(state, app_id, campaigns)
     return {"EventsResponse": {"Results": results}}
 
 
@@ -116,6 +118,20 @@ async def ring_doorbells(state: AppState, app_id: str, journey_ids: set[str]) ->
             await client.get_workflow_handle(names.journey_workflow_id(app_id, journey_id)).signal("doorbell")
     except Exception as err:
         log.warning("doorbell for journeys %s not delivered: %s", sorted(journey_ids), err)
+
+
+async def ring_campaign_doorbells(state: AppState, app_id: str, campaign_ids: set[str]) -> None:
+    """Tell EVENT campaign workflows that endpoints wait. Best effort: a workflow polls its intake anyway."""
+    if not campaign_ids:
+        return
+    try:
+        client = await state.temporal()
+        for campaign_id in sorted(campaign_ids):
+            await client.get_workflow_handle(names.campaign_workflow_id(app_id, campaign_id)).signal(
+                "doorbell"
+            )
+    except Exception as err:
+        log.warning("doorbell for campaigns %s not delivered: %s", sorted(campaign_ids), err)
 
 
 HANDLERS: dict[str, Handler] = {"PutEvents": put_events}
