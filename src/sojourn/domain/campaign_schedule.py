@@ -21,7 +21,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sojourn.domain.local_time import utc_to_wall, wall_to_utc, zone_named
 
@@ -93,7 +93,8 @@ def add_months(wall: datetime, months: int) -> datetime:
 def run_at(rule: ScheduleRule, no: int) -> datetime:
     """The instant of run number ``no`` (0 is the start), ignoring the end time."""
     if rule.frequency == "HOURLY":
-        return rule.start + timedelta(hours=no)
+        # In UTC: aware arithmetic on a zone-aware datetime would add wall-clock hours.
+        return rule.start.astimezone(UTC) + timedelta(hours=no)
     wall = utc_to_wall(rule.start, rule.zone)
     if rule.frequency == "DAILY":
         wall += timedelta(days=no)
