@@ -37,6 +37,8 @@ SEND_TIMEOUT = timedelta(hours=6)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 # A local-time run starts this long before its wall time in the schedule's zone: zones lie up to 26 hours apart.
 LOCAL_TIME_LEAD = timedelta(hours=26)
+# A slice that starts this much after its time is judged (quiet time, caps) at its real send time.
+LATE_AFTER = timedelta(minutes=1)
 EVENT_POLL_FIRST = timedelta(seconds=30)
 EVENT_POLL_MAX = timedelta(hours=1)
 EVENT_BATCH = 500
@@ -194,7 +196,7 @@ class CampaignWorkflow:
                     plan=plan,
                     run_key=run_key,
                     scheduled_at=run.at,
-                    send_at=max(piece.at, workflow.now()),
+                    send_at=self._send_instant(piece.at),
                     zones=list(piece.zones) if plan.local_time else None,
                 ),
                 result_type=SliceResult,
@@ -231,6 +233,11 @@ class CampaignWorkflow:
             await self._finish("DELETED")
             self.plan = plan.model_copy(update={"deleted": True})
         return "DELETED" if missing else None
+
+    def _send_instant(self, scheduled: datetime) -> datetime:
+        """The instant a slice is sent at: its scheduled one, or now when it runs late (missed, resumed)."""
+        now = workflow.now()
+        return scheduled if now - scheduled < LATE_AFTER else now
 
     async def _take_events(self, plan: CampaignPlan) -> bool:
         """Send to event-triggered endpoints until the end time (True) or a change to reload (False)."""
