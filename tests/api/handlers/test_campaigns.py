@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -24,6 +26,7 @@ from sojourn.api.server import build_app
 from sojourn.api.state import AppState
 from sojourn.api.tracking import record_engagement
 from sojourn.channels.email import SmtpConfig, SmtpTransport
+from sojourn.cli import cmd_deploy
 from sojourn.engine import names
 from sojourn.engine.worker import build_worker
 from sojourn.settings import Settings
@@ -309,3 +312,23 @@ async def test_unknown_app_and_campaign_are_not_found(pinpoint: Any, worker: App
         pinpoint.update_campaign(ApplicationId=audience.app_id, CampaignId="c0ffee", WriteCampaignRequest={})
     with pytest.raises(pinpoint.exceptions.BadRequestException, match="Token"):
         pinpoint.get_campaigns(ApplicationId=audience.app_id, Token="garbage")
+
+
+async def test_sojourn_deploy_creates_then_updates_campaigns_by_name(
+    pinpoint: Any, worker: AppState, endpoint_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audience = await zoned_audience(worker, [None])
+    source = tmp_path / "campaigns.py"
+    source.write_text(
+        "from sojourn.dsl import Campaign\n"
+        f"news = Campaign('news', segment={audience.segment_id!r}, template='welcome', frequency='DAILY',\n"
+        f"                start={later()!r}, end={later(35)!r}, holdout=5)\n"
+    )
+    args = argparse.Namespace(file=source, app=audience.app_id, endpoint_url=endpoint_url)
+    keys = Settings(access_key_id=KEY, secret_access_key=SECRET)
+    assert await asyncio.to_thread(cmd_deploy, args, keys) == 0
+    assert await asyncio.to_thread(cmd_deploy, args, keys) == 0
+    out = capsys.readouterr().out
+    assert "created campaign news" in out and "updated campaign news" in out and "version 2" in out
+    (campaign,) = pinpoint.get_campaigns(ApplicationId=audience.app_id)["CampaignsResponse"]["Item"]
+    assert campaign["HoldoutPercent"] == 5 and campaign["Version"] == 2
