@@ -53,6 +53,8 @@ from sojourn.store.templates_repo import email_channel, load_email_template
 log = logging.getLogger(__name__)
 
 SEND_BATCH = 500
+# Concurrent page senders of one run.
+SEND_CONCURRENCY = 4
 # Pinpoint drops an event-triggered message that cannot go out within 5 minutes of the event.
 EVENT_DELIVERY_WINDOW = timedelta(minutes=5)
 
@@ -281,26 +283,47 @@ class CampaignActivities:
         rate = plan.limits.get("MessagesPerSecond", 0)
         max_duration = plan.limits.get("MaximumDuration", 0)
         page_size = min(SEND_BATCH, rate) if rate else SEND_BATCH
+        # Pages are read ahead and sent by a few concurrent senders (disjoint endpoints, so their claims never
+        # wait on each other), keeping the database and the renderer busy at once. Paced sends use one sender.
+        senders = 1 if rate else SEND_CONCURRENCY
+        pages: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(maxsize=senders)
         result = SliceResult()
-        after: str | None = None
-        while True:
-            async with self.db.connect() as conn:
-                rows = await repo.audience_page(
-                    conn, plan.app_id, clause, after=after, limit=page_size, zones=inp.zones
-                )
-            if not rows:
-                break
-            after = rows[-1]["id"]
-            page = await self._send_page(plan, inp.run_key, inp.scheduled_at, inp.send_at, rows, contents)
-            result.targeted += page.targeted
-            result.sent += page.sent
-            result.holdout += page.holdout
-            activity.heartbeat(after)
-            elapsed = time.monotonic() - started
-            await asyncio.sleep(pace_delay(result.targeted, rate, elapsed))
-            if max_duration and time.monotonic() - started > max_duration:
-                result.stopped = True
-                break
+        stop = asyncio.Event()
+
+        async def read_pages() -> None:
+            after: str | None = None
+            try:
+                while not stop.is_set():
+                    async with self.db.connect() as conn:
+                        rows = await repo.audience_page(
+                            conn, plan.app_id, clause, after=after, limit=page_size, zones=inp.zones
+                        )
+                    if not rows:
+                        break
+                    after = rows[-1]["id"]
+                    await pages.put(rows)
+            finally:
+                for _ in range(senders):
+                    await pages.put(None)
+
+        async def send_pages() -> None:
+            while (rows := await pages.get()) is not None:
+                if stop.is_set():
+                    continue
+                page = await self._send_page(plan, inp.run_key, inp.scheduled_at, inp.send_at, rows, contents)
+                result.targeted += page.targeted
+                result.sent += page.sent
+                result.holdout += page.holdout
+                activity.heartbeat(result.targeted + result.holdout)
+                await asyncio.sleep(pace_delay(result.targeted, rate, time.monotonic() - started))
+                if max_duration and time.monotonic() - started > max_duration:
+                    result.stopped = True
+                    stop.set()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(read_pages())
+            for _ in range(senders):
+                group.create_task(send_pages())
         return result
 
     async def _send_page(
