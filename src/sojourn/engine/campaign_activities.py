@@ -53,6 +53,8 @@ from sojourn.store.templates_repo import email_channel, load_email_template
 log = logging.getLogger(__name__)
 
 SEND_BATCH = 500
+# A campaign row still missing after this many attempts to load it was deleted (or never committed).
+PLAN_ATTEMPTS = 6
 # Concurrent page senders of one run.
 SEND_CONCURRENCY = 4
 # Pinpoint drops an event-triggered message that cannot go out within 5 minutes of the event.
@@ -131,6 +133,9 @@ class CampaignActivities:
         """The campaign's current version with the project's defaults (Limits, QuietTime, CampaignHook)."""
         async with self.db.connect() as conn:
             row = await repo.get_campaign(conn, ref.app_id, ref.campaign_id)
+            if row is None and activity.info().attempt < PLAN_ATTEMPTS:
+                # CreateCampaign starts the workflow before it commits: the row may not be visible yet.
+                raise LookupError(f"campaign {ref.campaign_id} not found (yet)")
             if row is None:
                 return CampaignPlan(
                     app_id=ref.app_id,

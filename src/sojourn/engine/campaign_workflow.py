@@ -39,6 +39,8 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=time
 LOCAL_TIME_LEAD = timedelta(hours=26)
 # A slice that starts this much after its time is judged (quiet time, caps) at its real send time.
 LATE_AFTER = timedelta(minutes=1)
+# A paused campaign reloads itself this often, in case an UpdateCampaign signal was lost.
+PAUSED_RELOAD = timedelta(hours=1)
 EVENT_POLL_FIRST = timedelta(seconds=30)
 EVENT_POLL_MAX = timedelta(hours=1)
 EVENT_BATCH = 500
@@ -57,6 +59,8 @@ class CampaignWorkflow:
         self.batch_no = 0
         self.handled = 0
         self.plan: CampaignPlan | None = None
+        # The plan was loaded since the workflow last waited (so a due run may use it as it is).
+        self.fresh = False
 
     @workflow.signal
     def updated(self) -> None:
@@ -97,7 +101,10 @@ class CampaignWorkflow:
                 return "DELETED"
             if plan.paused:
                 self._details("paused")
-                await workflow.wait_condition(lambda: self.changed)
+                try:
+                    await workflow.wait_condition(lambda: self.changed, timeout=PAUSED_RELOAD)
+                except TimeoutError:
+                    pass
                 self.changed = False
                 self.plan = await self._load()
                 self.status = ""  # UpdateCampaign wrote PAUSED; record the status again
@@ -121,6 +128,10 @@ class CampaignWorkflow:
         rule = plan.rule()
         now = workflow.now()
         due = due_run(rule, self.last_done, now)
+        if due.run is not None and not self.fresh:
+            # Reload before running: a change whose signal got lost still applies from this run.
+            self.changed = True
+            return None
         if due.run is not None:
             return await self._run_and_record(plan, due.run, due.missed)
         if due.missed:
@@ -134,6 +145,7 @@ class CampaignWorkflow:
         wake = upcoming.at - (LOCAL_TIME_LEAD if plan.local_time else timedelta(0))
         self._details(f"next run {upcoming.no} at {upcoming.at.isoformat(timespec='seconds')}")
         if wake > now:
+            self.fresh = False
             try:
                 await workflow.wait_condition(lambda: self.changed, timeout=wake - now)
             except TimeoutError:
@@ -141,7 +153,15 @@ class CampaignWorkflow:
         if self.changed:
             return None
         if plan.local_time:
-            return await self._run_and_record(plan, upcoming, 0)
+            # Woken ahead of the run for the earliest zones: reload, and run only if the run still stands.
+            self.plan = await self._load()
+            if (
+                self.plan.paused
+                or self.plan.deleted
+                or next_run(self.plan.rule(), self.last_done) != upcoming
+            ):
+                return None
+            return await self._run_and_record(self.plan, upcoming, 0)
         return None
 
     async def _run_and_record(self, plan: CampaignPlan, run: Run, missed: int) -> str | None:
@@ -290,6 +310,7 @@ class CampaignWorkflow:
         return False
 
     async def _load(self) -> CampaignPlan:
+        self.fresh = True
         return await workflow.execute_activity(
             "load_campaign_plan",
             CampaignRef(app_id=self.inp.app_id, campaign_id=self.inp.campaign_id),

@@ -267,8 +267,10 @@ async def update_campaign(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         await repo.update_definition(
             conn, app_id, campaign_id, name=merged.Name or row.name, definition=merged.wire(), state=status
         )
-        await _notify_workflow(state, app_id, campaign_id)
         row = await repo.get_campaign(conn, app_id, campaign_id)
+    # After commit, so the workflow reads the new version. Were the signal lost, the workflow still reloads
+    # the campaign before its next run (and a paused one every hour).
+    await _notify_workflow(state, app_id, campaign_id)
     return {"CampaignResponse": campaign_response(row, state.settings.region)}
 
 
