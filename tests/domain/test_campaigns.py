@@ -163,3 +163,20 @@ def test_event_filters_match_type_and_attributes_with_repeated_values_ored() -> 
     assert campaign_event_matches(definition, "purchase", {"sku": "b"}, {})
     assert not campaign_event_matches(definition, "purchase", {"sku": "c"}, {})
     assert not campaign_event_matches(definition, "signup", {"sku": "a"}, {})
+
+
+def test_only_events_between_start_and_end_trigger() -> None:
+    definition = CampaignDefinition.model_validate(
+        campaign(
+            Schedule={
+                "StartTime": "2030-01-01T00:00:00Z",
+                "EndTime": "2030-02-01T00:00:00Z",
+                "Frequency": "EVENT",
+                "EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"Values": ["buy"]}}},
+            }
+        )
+    )
+    inside, before = datetime(2030, 1, 5, tzinfo=UTC), datetime(2029, 12, 31, tzinfo=UTC)
+    assert campaign_event_matches(definition, "buy", {}, {}, at=inside)
+    assert not campaign_event_matches(definition, "buy", {}, {}, at=before)
+    assert not campaign_event_matches(definition, "buy", {}, {}, at=datetime(2030, 3, 1, tzinfo=UTC))

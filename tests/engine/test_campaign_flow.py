@@ -397,3 +397,47 @@ async def test_an_event_campaign_sends_to_segment_members_whose_events_match(
     got = await call(state, "GetCampaign", ApplicationId=audience.app_id, CampaignId=campaign_id)
     assert got["CampaignResponse"]["State"]["CampaignStatus"] == "EXECUTING"
     await call(state, "DeleteCampaign", ApplicationId=audience.app_id, CampaignId=campaign_id)
+
+
+async def test_a_pinned_segment_version_is_used_and_a_deleted_segment_fails_the_campaign(
+    stack: Stack, db: AsyncEngine, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    free = {
+        "Id": "free0",
+        "ChannelType": "EMAIL",
+        "Address": "free@example.com",
+        "Attributes": {"plan": ["free"]},
+    }
+    audience = await zoned_audience(state, [None], extra=[free])
+    await call(
+        state,
+        "UpdateSegment",
+        ApplicationId=audience.app_id,
+        SegmentId=audience.segment_id,
+        WriteSegmentRequest={
+            "Dimensions": {"Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["free"]}}}
+        },
+    )
+    pinned = await create_campaign(
+        state,
+        audience.app_id,
+        email_campaign(audience.segment_id, {"StartTime": "2027-09-01T09:00:00Z"}, SegmentVersion=1),
+    )
+    latest = await create_campaign(
+        state, audience.app_id, email_campaign(audience.segment_id, {"StartTime": "2027-09-01T09:00:00Z"})
+    )
+    assert await run_to_end(time_skipping_env, audience.app_id, pinned) == "COMPLETED"
+    assert await run_to_end(time_skipping_env, audience.app_id, latest) == "COMPLETED"
+    assert [r.endpoint_id for r in await campaign_messages(db, pinned)] == ["ep0"]
+    assert [r.endpoint_id for r in await campaign_messages(db, latest)] == ["free0"]
+
+    doomed = await create_campaign(
+        state, audience.app_id, email_campaign(audience.segment_id, {"StartTime": "2027-10-01T09:00:00Z"})
+    )
+    await call(state, "DeleteSegment", ApplicationId=audience.app_id, SegmentId=audience.segment_id)
+    assert await run_to_end(time_skipping_env, audience.app_id, doomed) == "DELETED"
+    got = await call(state, "GetCampaign", ApplicationId=audience.app_id, CampaignId=doomed)
+    assert got["CampaignResponse"]["State"]["CampaignStatus"] == "DELETED"
+    (run,) = await activities(state, audience.app_id, doomed)
+    assert run["Result"] == "FAIL" and run["ExecutionMetrics"]["SEGMENT_DELETED"] == "1"

@@ -336,14 +336,24 @@ def is_recurring(schedule: CampaignSchedule | None) -> bool:
 
 
 def campaign_event_matches(
-    definition: CampaignDefinition, event_type: str, attributes: dict[str, str], metrics: dict[str, float]
+    definition: CampaignDefinition,
+    event_type: str,
+    attributes: dict[str, str],
+    metrics: dict[str, float],
+    *,
+    at: datetime | None = None,
 ) -> bool:
     """Whether an event triggers an EVENT campaign: its Schedule.EventFilter, matched as journeys match events.
 
-    Repeated attribute values are OR'ed (an attribute matches when its value is one of them).
+    Repeated attribute values are OR'ed (an attribute matches when its value is one of them). With ``at`` (the
+    event's time), only events between the schedule's StartTime and EndTime trigger, as in Pinpoint.
     """
     schedule = definition.Schedule
     if schedule is None or schedule.frequency != "EVENT" or schedule.EventFilter is None:
         return False
+    if at is not None:
+        rule = schedule_rule(schedule, at)
+        if at < rule.start or (rule.end is not None and at > rule.end):
+            return False
     spec = EventFilterSpec.model_validate(schedule.EventFilter.model_dump(exclude_none=True))
     return event_matches(spec, event_type, attributes, metrics)

@@ -237,8 +237,11 @@ class CampaignActivities:
         if row is None:
             return None
         segment_id = str(row.definition.get("SegmentId") or "")
+        pinned = row.definition.get("SegmentVersion")
         try:
-            return await load_segment_clause(conn, plan.app_id, segment_id, now=datetime.now(UTC))
+            return await load_segment_clause(
+                conn, plan.app_id, segment_id, now=datetime.now(UTC), version=int(pinned) if pinned else None
+            )
         except SegmentNotFound:
             return None
 

@@ -115,7 +115,9 @@ async def queue_campaign_intake(
                 for cid, d in await campaigns_repo.event_campaigns(conn, row.app_id)
             ]
         for campaign_id, definition in by_app[row.app_id]:
-            if campaign_event_matches(definition, row.event_type, row.attributes, row.metrics):
+            if campaign_event_matches(
+                definition, row.event_type, row.attributes, row.metrics, at=row.occurred_at
+            ):
                 intake.append(
                     {
                         "campaign_id": campaign_id,
