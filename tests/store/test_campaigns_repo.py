@@ -26,7 +26,7 @@ async def claim_campaign(
             conn, app_id=app_id, campaign_id=campaign_id, run_key="v1-0", targets=TARGETS, now=NOW, caps=caps
         )
         await asyncio.sleep(0.01)  # hold the locks a moment, as a real send page would
-        return outcome
+        return Counter(outcome.values())
 
 
 async def claim_journey(db: AsyncEngine, app_id: str, journey_id: str) -> Counter[str]:

@@ -364,7 +364,7 @@ class CampaignActivities:
             daily=plan.limits.get("Daily", 0), total=plan.limits.get("Total", 0), all_daily=plan.all_daily
         )
         async with self.db.begin() as conn:
-            await repo.claim_campaign_emails(
+            claimed = await repo.claim_campaign_emails(
                 conn,
                 app_id=plan.app_id,
                 campaign_id=plan.campaign_id,
@@ -377,8 +377,12 @@ class CampaignActivities:
             repo.campaign_message_id(plan.app_id, plan.campaign_id, run_key, t, ep): (ep, t)
             for ep, t, _ in targets
         }
-        async with self.db.connect() as conn:
-            pending = await repo.pending_of(conn, list(ids))
+        if len(claimed) == len(ids):
+            pending = {m for m, status in claimed.items() if status == "pending"}
+        else:
+            # A retry: some rows were claimed by an earlier attempt; send those still pending too.
+            async with self.db.connect() as conn:
+                pending = await repo.pending_of(conn, list(ids))
         per_treatment: dict[int, list[dict[str, Any]]] = {}
         for message_id in sorted(pending):
             endpoint_id, treatment_id = ids[message_id]

@@ -389,7 +389,7 @@ async def claim_campaign_emails(
     targets: Sequence[tuple[str, int, str | None]],
     now: datetime,
     caps: CampaignCaps,
-) -> Counter[str]:
+) -> dict[str, str]:
     """Insert a ledger row per target; unreachable, quiet-time or capped ones as ``skipped`` with the reason.
 
     When a cap is set the targets' endpoints are locked first (``pg_advisory_xact_lock`` in key order, shared
@@ -401,10 +401,10 @@ async def claim_campaign_emails(
         now: The send's scheduled instant (caps count 24 hours back from it; rows are stamped with it).
 
     Returns:
-        New rows per status/reason; empty on a retry.
+        The new rows: message id -> ``pending`` or the skip reason (rows claimed before are left out).
     """
     if not targets:
-        return Counter()
+        return {}
     ids = [t[0] for t in targets]
     if caps.active:
         await lock_endpoints(
@@ -424,7 +424,7 @@ async def claim_campaign_emails(
                 SELECT COALESCE({SKIP_REASON_SQL}, t.reason, {_CAMPAIGN_CAP_REASON}) AS reason
             ) r
             ON CONFLICT (message_id) DO NOTHING
-            RETURNING COALESCE(status_message, status)
+            RETURNING message_id, COALESCE(status_message, status)
             """
         ),
         {
@@ -440,7 +440,7 @@ async def claim_campaign_emails(
             "all_daily": caps.all_daily,
         },
     )
-    return Counter(str(r[0]) for r in result)
+    return {str(r[0]): str(r[1]) for r in result}
 
 
 async def pending_of(conn: AsyncConnection, message_ids: Sequence[str]) -> set[str]:
