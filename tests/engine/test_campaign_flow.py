@@ -348,10 +348,10 @@ async def test_an_event_campaign_sends_to_segment_members_whose_events_match(
         "Address": "out@example.com",
         "Attributes": {"plan": ["free"]},
     }
-    audience = await zoned_audience(state, [None, None], extra=[outsider])
+    audience = await zoned_audience(state, [None, None, None], extra=[outsider])
     now = datetime.now(UTC)
     schedule = {
-        "StartTime": iso(now - timedelta(minutes=1)),
+        "StartTime": iso(now - timedelta(minutes=30)),
         "EndTime": iso(now + timedelta(days=1)),
         "Frequency": "EVENT",
         "EventFilter": {
@@ -371,7 +371,8 @@ async def test_an_event_campaign_sends_to_segment_members_whose_events_match(
         EventsRequest={
             "BatchItem": {
                 "ep0": event("purchase", now),
-                "ep1": event("purchase", now - timedelta(minutes=10)),  # too old: not sent
+                "ep1": event("purchase", now - timedelta(minutes=10)),  # after StartTime, but too old to send
+                "ep2": event("purchase", now - timedelta(hours=1)),  # before StartTime: does not trigger
                 "outsider": event("purchase", now),  # not in the segment
             }
         },
@@ -390,6 +391,7 @@ async def test_an_event_campaign_sends_to_segment_members_whose_events_match(
 
     await assert_eventually(sent)
     assert not smtp_server.to(audience.addresses["ep1"]) and not smtp_server.to("out@example.com")
+    assert not smtp_server.to(audience.addresses["ep2"])
     (run,) = await activities(state, audience.app_id, campaign_id)
     assert (
         run["ExecutionMetrics"]["EVENT_EXPIRED"] == "1" and run["ExecutionMetrics"]["NOT_IN_SEGMENT"] == "1"
