@@ -38,9 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate = sub.add_parser("migrate", help="apply database migrations to SOJOURN_DATABASE_URL")
     migrate.set_defaults(run=cmd_migrate)
     deploy = sub.add_parser(
-        "deploy", help="create or update the journeys defined in a Python file (see workflows/)"
+        "deploy", help="create or update the journeys and campaigns defined in a Python file (see workflows/)"
     )
-    deploy.add_argument("file", type=Path, help="a Python file that defines sojourn.dsl.Journey objects")
+    deploy.add_argument(
+        "file", type=Path, help="a Python file that defines sojourn.dsl.Journey and Campaign objects"
+    )
     deploy.add_argument("--app", required=True, help="the application (project) id to deploy into")
     deploy.add_argument(
         "--endpoint-url", default=None, help="API URL (default: http://SOJOURN_API_HOST:SOJOURN_API_PORT)"
@@ -55,7 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Exits 1 when a journey has a blocking error.",
     )
     review.add_argument(
-        "file", type=Path, nargs="?", help="a Python file that defines sojourn.dsl.Journey objects"
+        "file",
+        type=Path,
+        nargs="?",
+        help="a Python file that defines sojourn.dsl.Journey and Campaign objects",
     )
     review.add_argument(
         "--app", help="application id (with --journey: review a stored journey through the API)"
@@ -220,6 +225,9 @@ def cmd_journeys_review(args: argparse.Namespace, settings: Settings) -> int:
         print("give a Python file, or --app and --journey", file=sys.stderr)
         return 2
     if not definitions:
+        if args.file is not None and _dsl_campaigns(args.file):
+            print(f"{args.file} defines campaigns only: no journey to review")
+            return 0
         print("no journey to review", file=sys.stderr)
         return 2
     blocked = False
@@ -429,29 +437,69 @@ def render_trace(journey_id: str, endpoint_id: str, entries: Sequence[Any]) -> l
     return lines
 
 
+def _dsl_campaigns(path: Path) -> list[Any]:
+    from sojourn.dsl import Campaign
+
+    return [v for v in runpy.run_path(str(path)).values() if isinstance(v, Campaign)]
+
+
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
-    """Create or update each journey defined in ``args.file`` (matched by name) through the API."""
+    """Create or update each journey and campaign defined in ``args.file`` (matched by name) through the API."""
     journeys = _dsl_journeys(args.file)
-    if not journeys:
-        print(f"{args.file} defines no sojourn.dsl.Journey", file=sys.stderr)
+    campaigns = _dsl_campaigns(args.file)
+    if not journeys and not campaigns:
+        print(f"{args.file} defines no sojourn.dsl.Journey or sojourn.dsl.Campaign", file=sys.stderr)
         return 2
     client = _api_client(settings, args.endpoint_url)
+    if journeys:
+        _deploy_journeys(client, args.app, journeys)
+    if campaigns:
+        _deploy_campaigns(client, args.app, campaigns)
+    return 0
+
+
+def _deploy_journeys(client: Any, app_id: str, journeys: list[Any]) -> None:
     existing = {
-        j["Name"]: j["Id"] for j in client.list_journeys(ApplicationId=args.app)["JourneysResponse"]["Item"]
+        j["Name"]: j["Id"] for j in client.list_journeys(ApplicationId=app_id)["JourneysResponse"]["Item"]
     }
     for journey in journeys:
         request = journey.request()
         if journey.name in existing:
             response = client.update_journey(
-                ApplicationId=args.app, JourneyId=existing[journey.name], WriteJourneyRequest=request
+                ApplicationId=app_id, JourneyId=existing[journey.name], WriteJourneyRequest=request
             )
             verb = "updated"
         else:
-            response = client.create_journey(ApplicationId=args.app, WriteJourneyRequest=request)
+            response = client.create_journey(ApplicationId=app_id, WriteJourneyRequest=request)
             verb = "created"
         body = response["JourneyResponse"]
         print(f"{verb} journey {body['Name']} ({body['Id']}), state {body['State']}")
-    return 0
+
+
+def _deploy_campaigns(client: Any, app_id: str, campaigns: list[Any]) -> None:
+    existing: dict[str, str] = {}
+    token: str | None = None
+    while True:
+        page = client.get_campaigns(ApplicationId=app_id, **({"Token": token} if token else {}))
+        existing.update({c["Name"]: c["Id"] for c in page["CampaignsResponse"]["Item"]})
+        token = page["CampaignsResponse"].get("NextToken")
+        if not token:
+            break
+    for campaign in campaigns:
+        request = campaign.request()
+        if campaign.name in existing:
+            response = client.update_campaign(
+                ApplicationId=app_id, CampaignId=existing[campaign.name], WriteCampaignRequest=request
+            )
+            verb = "updated"
+        else:
+            response = client.create_campaign(ApplicationId=app_id, WriteCampaignRequest=request)
+            verb = "created"
+        body = response["CampaignResponse"]
+        print(
+            f"{verb} campaign {body['Name']} ({body['Id']}) version {body['Version']}, "
+            f"state {body['State']['CampaignStatus']}"
+        )
 
 
 def wait_for_http(url: str, timeout: float = 30.0) -> None:

@@ -1,4 +1,4 @@
-"""Journeys as Python code: a small builder that produces the same definition the API accepts.
+"""Journeys and campaigns as Python code: small builders that produce the same definitions the API accepts.
 
 Example::
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sojourn.domain.campaigns import CampaignDefinition
 from sojourn.domain.durations import format_duration
 from sojourn.domain.journeys import JourneyDefinition
 
@@ -362,3 +363,181 @@ def _link(steps: list[Step], activities: dict[str, dict[str, Any]], ids: dict[st
             break
         previous = body
     return first
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Campaigns
+
+
+def _email_parts(
+    template: str | None, version: str | None, subject: str | None, html: str | None, text: str | None
+) -> dict[str, Any]:
+    """TemplateConfiguration or an inline MessageConfiguration.EmailMessage, as the API spells them."""
+    if template is not None:
+        ref: dict[str, Any] = {"Name": template}
+        if version is not None:
+            ref["Version"] = version
+        return {"TemplateConfiguration": {"EmailTemplate": ref}}
+    message = {"Title": subject, "HtmlBody": html, "Body": text}
+    return {"MessageConfiguration": {"EmailMessage": {k: v for k, v in message.items() if v is not None}}}
+
+
+class Campaign:
+    """An EMAIL campaign being built: segment, message, schedule, A/B treatments, holdout and limits.
+
+    Example::
+
+        spring = Campaign("spring-sale", segment="NEWSLETTER", template="spring", frequency="WEEKLY",
+                          start=datetime(2027, 3, 1, 9), end=datetime(2027, 5, 31), timezone="Europe/Paris",
+                          local_time=True, quiet_time=("21:00", "08:00"), holdout=10, daily_cap=1)
+        spring.treatment(30, template="spring_b", name="B")
+
+    Args:
+        name: Campaign name (``sojourn deploy`` matches campaigns by it).
+        segment: Segment id.
+        template: Email template of the default treatment (or give ``subject`` plus ``html``/``text``).
+        start: ``"now"`` (IMMEDIATE for a one-off campaign), a datetime, or an ISO-8601 string. A naive
+            datetime is read on ``timezone``'s clock.
+        end: Optional end (for recurring and event campaigns).
+        frequency: ONCE, HOURLY, DAILY, WEEKLY, MONTHLY or EVENT.
+        event: Event type that triggers an EVENT campaign (sets ``frequency="EVENT"``).
+        timezone: The schedule's zone (IANA name or ``UTC±hh:mm``).
+        local_time: Deliver at the scheduled wall time in each endpoint's own zone.
+        quiet_time: ``("22:00", "07:00")``: messages whose local send time falls inside are dropped.
+        holdout: Percent of the segment that gets nothing (control group).
+        daily_cap, total_cap, messages_per_second, maximum_duration: ``Limits``.
+        hook: FILTER hook: an https URL or a custom activity function's name.
+        paused: Create the campaign paused.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        segment: str,
+        template: str | None = None,
+        template_version: str | None = None,
+        subject: str | None = None,
+        html: str | None = None,
+        text: str | None = None,
+        from_address: str | None = None,
+        start: str | datetime = "now",
+        end: str | datetime | None = None,
+        frequency: str = "ONCE",
+        event: str | None = None,
+        timezone: str | None = None,
+        local_time: bool = False,
+        quiet_time: tuple[str, str] | None = None,
+        holdout: int = 0,
+        treatment_name: str | None = None,
+        description: str | None = None,
+        daily_cap: int | None = None,
+        total_cap: int | None = None,
+        messages_per_second: int | None = None,
+        maximum_duration: int | None = None,
+        hook: str | None = None,
+        paused: bool = False,
+    ) -> None:
+        self.name = name
+        self.segment = segment
+        self.message = _email_parts(template, template_version, subject, html, text)
+        if from_address is not None:
+            email_message = self.message.setdefault("MessageConfiguration", {}).setdefault("EmailMessage", {})
+            email_message["FromAddress"] = from_address
+        self.start = start
+        self.end = end
+        self.frequency = "EVENT" if event is not None else frequency
+        self.event = event
+        self.timezone = timezone
+        self.local_time = local_time
+        self.quiet_time = quiet_time
+        self.holdout = holdout
+        self.treatment_name = treatment_name
+        self.description = description
+        self.limits = {
+            "Daily": daily_cap,
+            "Total": total_cap,
+            "MessagesPerSecond": messages_per_second,
+            "MaximumDuration": maximum_duration,
+        }
+        self.hook = hook
+        self.paused = paused
+        self.treatments: list[dict[str, Any]] = []
+
+    def treatment(
+        self,
+        share: int,
+        *,
+        template: str | None = None,
+        template_version: str | None = None,
+        subject: str | None = None,
+        html: str | None = None,
+        text: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Campaign:
+        """Add an A/B treatment that gets ``share`` percent of the segment (up to 4 besides the default)."""
+        body: dict[str, Any] = {
+            "SizePercent": share,
+            **_email_parts(template, template_version, subject, html, text),
+        }
+        if name is not None:
+            body["TreatmentName"] = name
+        if description is not None:
+            body["TreatmentDescription"] = description
+        self.treatments.append(body)
+        return self
+
+    def _instant(self, value: str | datetime, now: datetime) -> str:
+        if value == "now":
+            return "IMMEDIATE" if self.frequency == "ONCE" else now.astimezone(UTC).isoformat()
+        if isinstance(value, datetime):
+            return value.isoformat() if value.tzinfo is None else value.astimezone(UTC).isoformat()
+        return value
+
+    def definition(self, *, now: datetime | None = None) -> CampaignDefinition:
+        """The campaign as the API's definition model (``WriteCampaignRequest``)."""
+        moment = now or datetime.now(UTC)
+        schedule: dict[str, Any] = {
+            "StartTime": self._instant(self.start, moment),
+            "Frequency": self.frequency,
+        }
+        if self.end is not None:
+            schedule["EndTime"] = self._instant(self.end, moment)
+        if self.timezone is not None:
+            schedule["Timezone"] = self.timezone
+        if self.local_time:
+            schedule["IsLocalTime"] = True
+        if self.quiet_time is not None:
+            schedule["QuietTime"] = {"Start": self.quiet_time[0], "End": self.quiet_time[1]}
+        if self.event is not None:
+            schedule["EventFilter"] = {
+                "FilterType": "ENDPOINT",
+                "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [self.event]}},
+            }
+        body: dict[str, Any] = {
+            "Name": self.name,
+            "SegmentId": self.segment,
+            "Schedule": schedule,
+            **self.message,
+        }
+        limits = {k: v for k, v in self.limits.items() if v is not None}
+        if limits:
+            body["Limits"] = limits
+        if self.holdout:
+            body["HoldoutPercent"] = self.holdout
+        if self.treatments:
+            body["AdditionalTreatments"] = self.treatments
+        if self.treatment_name is not None:
+            body["TreatmentName"] = self.treatment_name
+        if self.description is not None:
+            body["Description"] = self.description
+        if self.hook is not None:
+            body["Hook"] = {"Mode": "FILTER", "LambdaFunctionName": self.hook}
+        if self.paused:
+            body["IsPaused"] = True
+        return CampaignDefinition.model_validate(body)
+
+    def request(self, *, now: datetime | None = None) -> dict[str, Any]:
+        """The WriteCampaignRequest to send (JSON-ready)."""
+        return self.definition(now=now).wire()

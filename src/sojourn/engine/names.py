@@ -19,3 +19,8 @@ def journey_workflow_id(app_id: str, journey_id: str) -> str:
 def cohort_workflow_id(app_id: str, journey_id: str, cohort_no: int) -> str:
     """The id of a CohortWorkflow: its journey's id plus the cohort number."""
     return f"journey/{app_id}/{journey_id}/cohort/{cohort_no}"
+
+
+def campaign_workflow_id(app_id: str, campaign_id: str) -> str:
+    """The id of the one CampaignWorkflow of a campaign."""
+    return f"campaign/{app_id}/{campaign_id}"

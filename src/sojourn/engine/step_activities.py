@@ -16,20 +16,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 
-from sojourn.channels.email import EmailTransport, OutgoingEmail, SendResult
-from sojourn.channels.tracking import instrument_html
+from sojourn.channels.email import EmailTransport
 from sojourn.domain.app_settings import ApplicationSettings
 from sojourn.domain.journeys import Activity, ConditionSpec, JourneyDefinition
 from sojourn.domain.sending_window import rules_for_journey, verdict
-from sojourn.domain.templates import build_context, render_email
 from sojourn.domain.timezones import participant_zone
+from sojourn.engine.email_batch import EmailBatchSender, email_problem
 from sojourn.engine.inputs import Branch, LaneEnd, StepInput, StepResult
 from sojourn.engine.split_sql import members_meeting
 from sojourn.settings import Settings
 from sojourn.store import journey_ledger as ledger
 from sojourn.store import message_ledger, send_pacing
 from sojourn.store.app_settings_repo import load_app_settings
-from sojourn.store.endpoint_rows import endpoint_response
 from sojourn.store.templates_repo import email_channel, load_email_template
 
 log = logging.getLogger(__name__)
@@ -44,7 +42,7 @@ class StepActivities:
         self.db = db
         self.settings = settings
         self.transport = transport
-        self.secret = settings.tracking_key
+        self.sender = EmailBatchSender(db, settings, transport)
 
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
@@ -243,7 +241,7 @@ class StepActivities:
         from_address = (email.MessageConfig.FromAddress if email.MessageConfig else None) or (
             channel or {}
         ).get("FromAddress")
-        problem = _email_problem(template, channel, from_address, email.TemplateName)
+        problem = email_problem(template, channel, from_address, email.TemplateName)
         sent = 0
         per_second = int(inp.limits.get("MessagesPerSecond") or 0)
         batch = min(SEND_BATCH, per_second) if per_second else SEND_BATCH
@@ -357,50 +355,7 @@ class StepActivities:
     async def _send_rows(
         self, rows: list[dict[str, Any]], template: dict[str, Any], from_address: str
     ) -> int:
-        outgoing: list[OutgoingEmail] = []
-        failures: list[tuple[str, str, str]] = []
-        for row in rows:
-            try:
-                outgoing.append(self._render(row, template, from_address))
-            except (ValueError, KeyError) as err:
-                failures.append((row["message_id"], "RENDERING_FAILURE", str(err)))
-
-        async def commit(ids: Sequence[str]) -> None:
-            async with self.db.begin() as conn:
-                await message_ledger.mark_sent(conn, ids)
-
-        results: dict[str, SendResult] = await self.transport.send_batch(outgoing, commit) if outgoing else {}
-        failures += [
-            (mid, "PERMANENT_FAILURE" if r.permanent else "TEMPORARY_FAILURE", f"{r.code} {r.message}")
-            for mid, r in results.items()
-            if not r.ok
-        ]
-        if failures:
-            async with self.db.begin() as conn:
-                await message_ledger.mark_failed(conn, failures)
-        return sum(1 for r in results.values() if r.ok)
-
-    def _render(self, row: dict[str, Any], template: dict[str, Any], from_address: str) -> OutgoingEmail:
-        context = build_context(
-            endpoint_response(row), default_substitutions=template.get("DefaultSubstitutions")
-        )
-        rendered = render_email(template, context)
-        html = rendered.html
-        if html is not None:
-            html = instrument_html(
-                html,
-                public_url=self.settings.effective_public_url,
-                message_id=row["message_id"],
-                secret=self.secret,
-            )
-        return OutgoingEmail(
-            message_id=row["message_id"],
-            from_address=from_address,
-            to_address=row["address"],
-            subject=rendered.subject,
-            html=html,
-            text=rendered.text,
-        )
+        return await self.sender.send(rows, template, from_address)
 
     @activity.defn(name="end_lane")
     async def end_lane(self, inp: LaneEnd) -> int:
@@ -435,19 +390,3 @@ def shared_caps(limits: dict[str, Any], app_settings: ApplicationSettings) -> me
         timeframe_cap=cap,
         timeframe_days=days,
     )
-
-
-def _email_problem(
-    template: dict[str, Any] | None,
-    channel: dict[str, Any] | None,
-    from_address: str | None,
-    name: str | None,
-) -> tuple[str, str] | None:
-    """Why no email of this activity can be sent at all, as (metric, message); None when they can."""
-    if template is None:
-        return ("RENDERING_FAILURE", f"email template {name!r} does not exist")
-    if channel is not None and not channel.get("Enabled", True):
-        return ("UNSUPPORTED_CHANNEL", "the app's email channel is disabled")
-    if not from_address:
-        return ("UNSUPPORTED_CHANNEL", "no FromAddress: set the app's email channel (UpdateEmailChannel)")
-    return None

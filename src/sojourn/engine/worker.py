@@ -15,6 +15,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from sojourn.channels.email import EmailTransport
 from sojourn.channels.priority import Lane
 from sojourn.channels.senders import SendLanes
+from sojourn.engine.campaign_activities import CampaignActivities
+from sojourn.engine.campaign_workflow import CampaignWorkflow
 from sojourn.engine.client import connect
 from sojourn.engine.cohort_workflow import CohortWorkflow
 from sojourn.engine.journey_activities import JourneyActivities
@@ -28,7 +30,13 @@ from sojourn.store.db import create_engine
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = (JourneyWorkflow, CohortWorkflow, DoubleOptInWorkflow, SunsetWorkflow)
+WORKFLOWS: Sequence[type] = (
+    JourneyWorkflow,
+    CohortWorkflow,
+    CampaignWorkflow,
+    DoubleOptInWorkflow,
+    SunsetWorkflow,
+)
 
 
 def build_worker(
@@ -54,20 +62,40 @@ def build_worker(
             transactional lane, campaign blasts the bulk lane.
     """
     lanes = lanes or SendLanes(settings)
+    # Campaign blasts take the bulk lane, so a blast never delays a journey's or a direct send's messages.
+    bulk = transport or lanes.email(Lane.BULK)
     transport = transport or lanes.email(Lane.TRANSACTIONAL)
     steps = StepActivities(db, settings, transport)
     privacy = PrivacyActivities(db, settings, transport)
+    campaigns = CampaignActivities(db, settings, bulk, hook_functions=hook_functions(extra_activities))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*JourneyActivities(db, settings).all(), *steps.all(), *privacy.all(), *extra_activities],
+        activities=[
+            *JourneyActivities(db, settings).all(),
+            *steps.all(),
+            *campaigns.all(),
+            *privacy.all(),
+            *extra_activities,
+        ],
         # Our models are deterministic and expensive to re-import per workflow: pass them through the sandbox.
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("sojourn")
         ),
         max_concurrent_activities=50,
     )
+
+
+def hook_functions(functions: Sequence[Any]) -> dict[str, Any]:
+    """Custom functions by activity name and Python name: what a campaign hook's LambdaFunctionName may name."""
+    named: dict[str, Any] = {}
+    for fn in functions:
+        named[getattr(fn, "__name__", repr(fn))] = fn
+        definition = getattr(fn, "__temporal_activity_definition", None)
+        if definition is not None and definition.name:
+            named[definition.name] = fn
+    return named
 
 
 def deployment_activities() -> list[Any]:

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sojourn.domain.campaigns import CampaignDefinition, campaign_event_matches
 from sojourn.domain.journeys import JourneyDefinition, event_matches
+from sojourn.store import campaigns_repo
 from sojourn.store.tables import events, journey_intake
 
 
@@ -41,8 +43,13 @@ async def event_journeys(conn: AsyncConnection, app_id: str) -> list[tuple[str, 
     return [(r.id, JourneyDefinition.model_validate(r.definition)) for r in rows]
 
 
-async def record_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[str]:
-    """Insert events and the journey intake rows they trigger, in the caller's transaction.
+async def record_events(
+    conn: AsyncConnection, rows: Sequence[EventRow], *, woken_campaigns: set[str] | None = None
+) -> set[str]:
+    """Insert events and the journey (and EVENT campaign) intake rows they trigger, in the caller's transaction.
+
+    Args:
+        woken_campaigns: Filled with the ids of the EVENT campaigns that got endpoints to message.
 
     Returns:
         Ids of the journeys that got new entrants (their workflows get a doorbell after commit).
@@ -85,4 +92,39 @@ async def record_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[
                 )
     if intake:
         await conn.execute(journey_intake.insert(), intake)
+    campaign_ids = await queue_campaign_intake(conn, rows, ids)
+    if woken_campaigns is not None:
+        woken_campaigns |= campaign_ids
     return {i["journey_id"] for i in intake}
+
+
+async def queue_campaign_intake(
+    conn: AsyncConnection, rows: Sequence[EventRow], ids: Sequence[int]
+) -> set[str]:
+    """Queue the events' endpoints for the EVENT campaigns whose EventFilter they match.
+
+    Returns:
+        Ids of the campaigns that got endpoints (their workflows get a doorbell after commit).
+    """
+    intake: list[dict[str, Any]] = []
+    by_app: dict[str, list[tuple[str, CampaignDefinition]]] = {}
+    for row_id, row in zip(ids, rows, strict=True):
+        if row.app_id not in by_app:
+            by_app[row.app_id] = [
+                (cid, CampaignDefinition.model_validate(d))
+                for cid, d in await campaigns_repo.event_campaigns(conn, row.app_id)
+            ]
+        for campaign_id, definition in by_app[row.app_id]:
+            if campaign_event_matches(
+                definition, row.event_type, row.attributes, row.metrics, at=row.occurred_at
+            ):
+                intake.append(
+                    {
+                        "campaign_id": campaign_id,
+                        "endpoint_id": row.endpoint_id,
+                        "event_row_id": row_id,
+                        "occurred_at": row.occurred_at,
+                    }
+                )
+    await campaigns_repo.add_intake(conn, intake)
+    return {i["campaign_id"] for i in intake}

@@ -37,9 +37,12 @@ async def load_definitions(
 
 
 async def load_segment_clause(
-    conn: AsyncConnection, app_id: str, segment_id: str, *, now: datetime
+    conn: AsyncConnection, app_id: str, segment_id: str, *, now: datetime, version: int | None = None
 ) -> ColumnElement[bool]:
     """The SQL condition over ``endpoints`` that selects the members of a segment of ``app_id``.
+
+    ``version`` pins a stored version of the segment's definition (campaigns' SegmentVersion); None: the
+    current one.
 
     Raises:
         SegmentNotFound: the app has no such segment (or a segment it refers to is missing).
@@ -54,4 +57,4 @@ async def load_segment_clause(
                 f"segment {ref_id}" + (f" version {version}" if version else "") + " not found"
             ) from None
 
-    return segment_clause(resolve(segment_id, None), now=now, resolve=resolve)
+    return segment_clause(resolve(segment_id, version), now=now, resolve=resolve)

@@ -307,6 +307,7 @@ messages = Table(
 )
 
 # Tables of other areas live in their own modules on the same metadata; importing them here lets Alembic see them.
+from sojourn.store import campaigns_tables as campaigns_tables  # noqa: E402
 from sojourn.store import direct_tables as direct_tables  # noqa: E402
 from sojourn.store import lists_tables as lists_tables  # noqa: E402
 from sojourn.store import suppression_tables as suppression_tables  # noqa: E402

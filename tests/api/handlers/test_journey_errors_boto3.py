@@ -11,7 +11,6 @@ from tests.api.handlers.test_journeys import INVALID, draft
 from tests.support.api_server import boto3_client, serve_api
 from tests.support.seed import PAGE
 
-
 # Over the wire, an enum the botocore model defines is checked before the journey rules see the request.
 WIRE_MESSAGES = {
     "unknown estimation method": "TimezoneEstimationMethods[0]: 'IP_ADDRESS' is not a valid value; use one of: PHONE_NUMBER, POSTAL_CODE",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sojourn.api.handlers import (
     apps,
+    campaigns,
     channels,
     endpoints,
     events,
@@ -33,6 +34,7 @@ HANDLERS: dict[str, Handler] = {
     **SESV2_TEMPLATE_HANDLERS,
     **SESV2_SEND_HANDLERS,
     **sesv2_suppression.HANDLERS,
+    **campaigns.HANDLERS,
 }
 
 __all__ = ["HANDLERS"]

@@ -77,11 +77,13 @@ async def put_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
         await require_app(conn, app_id)
         if upserts:
             await upsert_endpoints(conn, app_id, upserts, request_id=ctx.request_id)
-        journeys = await record_events(conn, rows)
+        campaigns: set[str] = set()
+        journeys = await record_events(conn, rows, woken_campaigns=campaigns)
         waiting = await lanes_awaiting(conn, app_id, rows)
         if rows:
             await touch_active(conn, app_id, sorted({r.endpoint_id for r in rows}), datetime.now(UTC))
     await ring_doorbells(state, app_id, journeys)
+    await ring_campaign_doorbells(state, app_id, campaigns)
     await wake_waiting_lanes(state, app_id, waiting)
     return {"EventsResponse": {"Results": results}}
 
@@ -135,6 +137,20 @@ async def wake_waiting_lanes(state: AppState, app_id: str, lanes: set[WaitingLan
             await handle.signal("events_arrived", lane.lane)
     except Exception as err:
         log.warning("wake-up of %d waiting lanes not delivered: %s", len(lanes), err)
+
+
+async def ring_campaign_doorbells(state: AppState, app_id: str, campaign_ids: set[str]) -> None:
+    """Tell EVENT campaign workflows that endpoints wait. Best effort: a workflow polls its intake anyway."""
+    if not campaign_ids:
+        return
+    try:
+        client = await state.temporal()
+        for campaign_id in sorted(campaign_ids):
+            await client.get_workflow_handle(names.campaign_workflow_id(app_id, campaign_id)).signal(
+                "doorbell"
+            )
+    except Exception as err:
+        log.warning("doorbell for campaigns %s not delivered: %s", sorted(campaign_ids), err)
 
 
 HANDLERS: dict[str, Handler] = {"PutEvents": put_events}

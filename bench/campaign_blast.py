@@ -1,0 +1,148 @@
+"""Campaign blast on the embedded stack: one IMMEDIATE email campaign to N endpoints with the null transport.
+
+    python bench/campaign_blast.py --endpoints 100000
+
+Starts its own PostgreSQL and Temporal dev server in a temporary directory, seeds N email endpoints in one
+segment, and runs a campaign with an A/B treatment, a 10% holdout and Daily/Total caps (so every claim counts
+the caps and takes the per-endpoint locks) through a `sojourn worker` process with ``null://`` email (templates
+are rendered, tracking links signed, the ledger written; nothing leaves the machine). The last line is
+machine-readable:
+
+    messages_per_s=<float> sent=<int> held_out=<int> peak_rss_mb=<int>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+
+from sojourn.api.state import AppState
+from sojourn.engine import names
+from sojourn.engine.client import connect
+from sojourn.settings import Settings
+from sojourn.stack import EmbeddedPostgres, TemporalDevServer
+from sojourn.store.db import create_engine
+from sojourn.store.migrate import upgrade_async
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from journey_throughput import free_port, peak_rss_mb, seed
+from tests.support.seed import call
+
+
+def worker_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the worker process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def main(endpoints: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="sojourn-bench-") as tmp:
+        data = Path(tmp)
+        pg = EmbeddedPostgres(data / "pg", port=free_port())
+        pg.start()
+        pg.ensure_database("sojourn")
+        temporal = TemporalDevServer(data / "temporal", port=free_port(), ui_port=None)
+        temporal.start(log_file=data / "temporal.log")
+        worker: subprocess.Popen[bytes] | None = None
+        try:
+            settings = Settings(
+                database_url=pg.url("sojourn"),
+                temporal_address=temporal.address,
+                smtp_url="null://",
+                task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+            )
+            await upgrade_async(settings.database_url or "")
+            db = create_engine(settings.database_url or "", pool_size=10)
+            client = await connect(settings)
+            state = AppState(db=db, settings=settings)
+            state.use_temporal(client)
+            print(f"seeding {endpoints} endpoints...", flush=True)
+            app_id, segment_id = await seed(state, endpoints)
+            async with db.begin() as conn:
+                await conn.execute(text("ANALYZE"))
+            env = {
+                **os.environ,
+                "SOJOURN_DATABASE_URL": settings.database_url or "",
+                "SOJOURN_TEMPORAL_ADDRESS": temporal.address,
+                "SOJOURN_SMTP_URL": "null://",
+                "SOJOURN_TASK_QUEUE": settings.task_queue,
+                "SOJOURN_LOG_LEVEL": os.environ.get("SOJOURN_LOG_LEVEL", "WARNING"),
+            }
+            worker = subprocess.Popen([sys.executable, "-m", "sojourn", "worker"], env=env)
+            await asyncio.sleep(2)
+            print("running the campaign...", flush=True)
+            started = time.monotonic()
+            created = await call(
+                state,
+                "CreateCampaign",
+                ApplicationId=app_id,
+                WriteCampaignRequest={
+                    "Name": "blast",
+                    "SegmentId": segment_id,
+                    "Schedule": {"StartTime": "IMMEDIATE"},
+                    "TemplateConfiguration": {"EmailTemplate": {"Name": "bench_welcome"}},
+                    "HoldoutPercent": 10,
+                    "AdditionalTreatments": [
+                        {
+                            "SizePercent": 30,
+                            "TemplateConfiguration": {"EmailTemplate": {"Name": "bench_thanks"}},
+                        }
+                    ],
+                    "Limits": {"Daily": 5, "Total": 10},
+                },
+            )
+            campaign_id = created["CampaignResponse"]["Id"]
+            handle = client.get_workflow_handle(names.campaign_workflow_id(app_id, campaign_id))
+            result = await handle.result()
+            elapsed = time.monotonic() - started
+            assert result == "COMPLETED", result
+            async with db.connect() as conn:
+                sent = int(
+                    await conn.scalar(
+                        text("SELECT count(*) FROM messages WHERE campaign_id = :c AND status = 'sent'"),
+                        {"c": campaign_id},
+                    )
+                    or 0
+                )
+                metrics = await conn.scalar(
+                    text("SELECT metrics FROM campaign_runs WHERE campaign_id = :c AND treatment_id = 0"),
+                    {"c": campaign_id},
+                )
+            held_out = int((metrics or {}).get("HOLDOUT", 0))
+            rss = peak_rss_mb(worker.pid)
+            cpu = worker_cpu_seconds(worker.pid)
+            rate = sent / elapsed
+            print(
+                f"campaign blast: {sent} sent ({held_out} held out) of {endpoints} endpoints in {elapsed:.1f}s "
+                f"= {rate:.0f} messages/s; worker peak RSS {rss} MB, worker CPU {cpu:.1f}s ({cpu / elapsed:.0%} of one core)",
+                flush=True,
+            )
+            await db.dispose()
+            return f"messages_per_s={rate:.1f} sent={sent} held_out={held_out} peak_rss_mb={rss}"
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(30)
+            temporal.stop()
+            pg.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--endpoints", type=int, default=100_000, help="endpoints in the segment (default 100000)"
+    )
+    args = parser.parse_args()
+    print(asyncio.run(main(args.endpoints)))

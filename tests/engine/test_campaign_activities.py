@@ -1,0 +1,226 @@
+"""Campaign send activities on the real PostgreSQL: caps under concurrent sends, MaximumDuration, the FILTER hook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import subprocess
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from sojourn.api.state import AppState
+from sojourn.channels.email import NullTransport
+from sojourn.engine.campaign_activities import CampaignActivities, pace_delay, quiet_reason
+from sojourn.engine.campaign_hook import CampaignHook, HookFailed
+from sojourn.engine.campaign_inputs import CampaignPlan, CampaignRef, SliceInput, SliceResult
+from sojourn.settings import Settings
+from tests.support.campaigns import (
+    campaign_messages,
+    create_campaign,
+    email_campaign,
+    status_counts,
+    zoned_audience,
+)
+
+AT = datetime(2027, 6, 1, 12, tzinfo=UTC)
+
+
+@pytest_asyncio.fixture
+async def state(db: AsyncEngine, time_skipping_env: WorkflowEnvironment) -> AsyncIterator[AppState]:
+    # No worker polls this queue: the campaigns' workflows wait, and the tests drive the activities directly.
+    settings = Settings(task_queue="idle-campaigns", temporal_search_attributes=False, smtp_url="null://")
+    app_state = AppState(db=db, settings=settings)
+    app_state.use_temporal(time_skipping_env.client)
+    yield app_state
+
+
+async def plan_of(acts: CampaignActivities, app_id: str, campaign_id: str) -> CampaignPlan:
+    plan: CampaignPlan = await ActivityEnvironment().run(
+        acts.load_campaign_plan, CampaignRef(app_id=app_id, campaign_id=campaign_id)
+    )
+    return plan
+
+
+async def send(acts: CampaignActivities, plan: CampaignPlan, run_key: str) -> SliceResult:
+    result: SliceResult = await ActivityEnvironment().run(
+        acts.send_campaign_slice, SliceInput(plan=plan, run_key=run_key, scheduled_at=AT, send_at=AT)
+    )
+    return result
+
+
+@pytest.mark.parametrize("limits", [{"Total": 1}, {"Daily": 1}])
+async def test_caps_hold_under_concurrent_send_activities_of_one_campaign(
+    state: AppState, db: AsyncEngine, limits: dict[str, int]
+) -> None:
+    audience = await zoned_audience(state, [None] * 60)
+    campaign_id = await create_campaign(
+        state,
+        audience.app_id,
+        email_campaign(audience.segment_id, {"StartTime": "2030-01-01T00:00:00Z"}, Limits=limits),
+    )
+    acts = CampaignActivities(db, state.settings, NullTransport())
+    plan = await plan_of(acts, audience.app_id, campaign_id)
+
+    results = await asyncio.gather(*(send(acts, plan, f"v1-{run}") for run in range(4)))
+
+    rows = await campaign_messages(db, campaign_id)
+    assert Counter(r.endpoint_id for r in rows if r.status == "sent") == dict.fromkeys(audience.addresses, 1)
+    reason = "TOTAL_CAP" if "Total" in limits else "DAILY_CAP"
+    assert status_counts(rows) == Counter({"sent": 60, reason: 180})
+    assert sum(r.sent for r in results) == 60
+
+
+async def test_a_retried_send_sends_nothing_twice(state: AppState, db: AsyncEngine) -> None:
+    audience = await zoned_audience(state, [None] * 7)
+    campaign_id = await create_campaign(
+        state, audience.app_id, email_campaign(audience.segment_id, {"StartTime": "2030-01-01T00:00:00Z"})
+    )
+    acts = CampaignActivities(db, state.settings, NullTransport())
+    plan = await plan_of(acts, audience.app_id, campaign_id)
+    first = await send(acts, plan, "v1-0")
+    again = await send(acts, plan, "v1-0")
+    assert (first.sent, again.sent) == (7, 0)
+    assert status_counts(await campaign_messages(db, campaign_id)) == Counter({"sent": 7})
+
+
+async def test_maximum_duration_stops_a_run_that_takes_too_long(state: AppState, db: AsyncEngine) -> None:
+    audience = await zoned_audience(state, [None] * 20)
+    campaign_id = await create_campaign(
+        state, audience.app_id, email_campaign(audience.segment_id, {"StartTime": "2030-01-01T00:00:00Z"})
+    )
+    acts = CampaignActivities(db, state.settings, NullTransport())
+    plan = await plan_of(acts, audience.app_id, campaign_id)
+    # 5 messages a second for at most one second (below the API's 60 s minimum, to keep the test short).
+    plan = plan.model_copy(update={"limits": {"MessagesPerSecond": 5, "MaximumDuration": 1}})
+    result = await send(acts, plan, "v1-0")
+    assert result.stopped and 0 < result.targeted < 20
+    assert len(await campaign_messages(db, campaign_id)) == result.targeted
+
+
+def test_pacing_waits_for_the_rate_and_never_when_unset() -> None:
+    assert pace_delay(100, 50, 1.5) == pytest.approx(0.5)
+    assert pace_delay(100, 50, 3.0) == 0.0
+    assert pace_delay(100, 0, 0.0) == 0.0
+
+
+def test_quiet_reason_needs_a_known_zone_and_a_window() -> None:
+    assert quiet_reason("Europe/London", AT.replace(hour=23), "22:00", "07:00") == "QUIET_TIME"
+    assert quiet_reason(None, AT.replace(hour=23), "22:00", "07:00") is None
+    assert quiet_reason("Europe/London", AT.replace(hour=23), None, None) is None
+
+
+# --------------------------------------------------------------------------------------------------------
+# The FILTER hook against a real https server
+
+
+class _HookServer:
+    """A local https webhook that keeps endpoints with an even number and records each call's size."""
+
+    def __init__(self, directory: Path) -> None:
+        self.cert = directory / "hook.pem"
+        key = directory / "hook.key"
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                "-keyout", str(key), "-out", str(self.cert),
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        self.calls: list[dict[str, Any]] = []
+        calls = self.calls
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                calls.append(event)
+                kept = {k: v for k, v in event["Endpoints"].items() if int(k[2:]) % 2 == 0}
+                body = json.dumps(kept).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.server.server_address[1]}/filter"
+
+    def client_tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert))
+
+
+@pytest.fixture
+def hook_server(tmp_path: Path) -> Iterator[_HookServer]:
+    server = _HookServer(tmp_path)
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.server.shutdown()
+
+
+async def test_filter_hook_keeps_only_the_endpoints_it_returns(
+    state: AppState, db: AsyncEngine, hook_server: _HookServer
+) -> None:
+    audience = await zoned_audience(state, [None] * 60)
+    body = email_campaign(
+        audience.segment_id,
+        {"StartTime": "2030-01-01T00:00:00Z"},
+        Hook={"Mode": "FILTER", "LambdaFunctionName": hook_server.url},
+    )
+    campaign_id = await create_campaign(state, audience.app_id, body)
+    acts = CampaignActivities(db, state.settings, NullTransport(), hook_tls=hook_server.client_tls())
+    plan = await plan_of(acts, audience.app_id, campaign_id)
+    result = await send(acts, plan, "v1-0")
+
+    assert result.sent == 30
+    rows = {r.endpoint_id: r.status_message or r.status for r in await campaign_messages(db, campaign_id)}
+    assert rows == {f"ep{i}": "sent" if i % 2 == 0 else "HOOK_FILTERED" for i in range(60)}
+    assert sorted(len(c["Endpoints"]) for c in hook_server.calls) == [10, 50]
+    first = hook_server.calls[0]
+    assert first["ApplicationId"] == audience.app_id and first["CampaignId"] == campaign_id
+    assert first["TreatmentId"] == "0" and first["ActivityId"] == "v1-0-t0"
+    assert first["ScheduledTime"] == "2027-06-01T12:00:00Z"
+
+
+async def test_a_custom_function_hook_and_a_failing_one() -> None:
+    seen: list[int] = []
+
+    async def keep_first(event: dict[str, Any]) -> dict[str, Any]:
+        seen.append(len(event["Endpoints"]))
+        return {k: v for k, v in event["Endpoints"].items() if k == "a"}
+
+    def broken(_event: dict[str, Any]) -> Any:
+        seen.append(-1)
+        return ["not", "a", "map"]
+
+    endpoints = {k: {"Id": k} for k in ("a", "b")}
+    hook = CampaignHook("keep_first", {"keep_first": keep_first, "broken": broken})
+    assert await hook.keep({"CampaignId": "c"}, endpoints) == {"a"}
+    with pytest.raises(HookFailed, match="failed 3 times"):
+        await CampaignHook("broken", {"broken": broken}).keep({}, endpoints)
+    assert seen == [2, -1, -1, -1]
+    with pytest.raises(HookFailed, match="no custom function named 'missing'"):
+        await CampaignHook("missing", {}).keep({}, endpoints)
