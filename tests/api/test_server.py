@@ -360,7 +360,7 @@ def test_healthz_and_extra_routes_are_unauthenticated(endpoint: str) -> None:
 def test_unknown_handler_keys_fail_at_build() -> None:
     with pytest.raises(ValueError, match="CreateAppp"):
         build_app(
-            services=["pinpoint"],
+            services=["pinpoint", "sesv2"],
             handlers={"CreateAppp": create_app},
             state=None,
             access_key_id="a",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -9,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from sojourn.api.handlers import HANDLERS
+from sojourn.api.server import RequestContext
 from sojourn.api.state import AppState
 from sojourn.engine import names
 from tests.support.helpers import record_histories, skip_time_until_done
@@ -252,3 +255,77 @@ async def test_local_time_enters_each_zone_on_its_own_clock(
     )
     got = metrics["JourneyExecutionMetricsResponse"]["Metrics"]
     assert got["ENDPOINT_ENTERED"] == "2" and got["ENDPOINT_MISSING_TIMEZONE"] == "1"
+
+
+async def test_journey_list_mail_skips_unsubscribed_and_carries_list_unsubscribe(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=3, templates=())
+    list_name = f"news{uuid.uuid4().hex[:8]}"
+    await sesv2(
+        state,
+        "CreateContactList",
+        ContactListName=list_name,
+        Topics=[
+            {"TopicName": "weekly", "DisplayName": "Weekly", "DefaultSubscriptionStatus": "OPT_IN"},
+        ],
+    )
+    first, second, third = audience.addresses
+    await sesv2(
+        state,
+        "CreateContact",
+        ContactListName=list_name,
+        EmailAddress=second,
+        TopicPreferences=[{"TopicName": "weekly", "SubscriptionStatus": "OPT_OUT"}],
+    )
+    await sesv2(state, "CreateContact", ContactListName=list_name, EmailAddress=third, UnsubscribeAll=True)
+    template = f"weekly{uuid.uuid4().hex[:8]}"
+    await call(
+        state,
+        "CreateEmailTemplate",
+        TemplateName=template,
+        EmailTemplateRequest={
+            "Subject": "This week",
+            "HtmlPart": '<p>News</p><a href="{{amazonSESUnsubscribeUrl}}">Preferences</a>',
+            "TextPart": "News. Preferences: {{amazonSESUnsubscribeUrl}}",
+            "Headers": [
+                {
+                    "Name": "X-SES-LIST-MANAGEMENT-OPTIONS",
+                    "Value": f"contactListName={list_name}; topicName=weekly",
+                },
+                {"Name": "X-Campaign", "Value": "weekly-{{User.UserAttributes.FirstName}}"},
+            ],
+        },
+    )
+    request = welcome_journey(audience.segment_id, ("00:00", "00:00"), wait_for_quiet_time=False)
+    request.pop("QuietTime")
+    request["Activities"] = {"welcome": {"EMAIL": {"TemplateName": template}}}
+    journey_id = await run_to_end(state, time_skipping_env, audience, request)
+
+    (received,) = smtp_server.messages
+    assert received.to == first, (
+        "the contact who opted out of the topic and the one unsubscribed from all get nothing"
+    )
+    headers = received.message
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert headers["List-Unsubscribe"].startswith("<http") and "/u/" in headers["List-Unsubscribe"]
+    assert headers["X-Campaign"] == "weekly-Person0"
+    assert headers["X-SES-LIST-MANAGEMENT-OPTIONS"] is None
+    assert "/preferences/" in received.text() and "{{" not in received.text()
+    assert 'href="http' in received.html() and "/preferences/" in received.html()
+    metrics = await call(
+        state,
+        "GetJourneyExecutionActivityMetrics",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        JourneyActivityId="welcome",
+    )
+    got = metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"]
+    assert got["SUCCESS"] == "1" and got["UNSUBSCRIBED"] == "2"
+
+
+async def sesv2(state: AppState, operation: str, **params: object) -> dict[str, object]:
+    """Run one sesv2 operation's handler, as the server would."""
+    ctx = RequestContext(request_id=uuid.uuid4().hex, operation=operation, service="sesv2", state=state)
+    return await HANDLERS[f"sesv2:{operation}"](ctx, dict(params))

@@ -3,21 +3,57 @@
 Rows are ledger rows already claimed as ``pending`` (``message_id`` plus the endpoint's columns). The
 transport's two-phase send marks each message sent in the ledger as it commits, so a retried batch never
 sends a message twice (see :mod:`sojourn.channels.email`).
+
+List mail: a template whose ``Headers`` carry SES's ``X-SES-LIST-MANAGEMENT-OPTIONS: contactListName=L;
+topicName=T`` is list mail, as with SES. Recipients not subscribed to the topic (unsubscribed from the list,
+else their preference, else the topic's default) are skipped (``UNSUBSCRIBED``); the others get
+``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058 one-click) and ``{{amazonSESUnsubscribeUrl}}``
+becomes their preference page. The header itself is not sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sojourn.channels.email import EmailTransport, OutgoingEmail, SendResult
+from sojourn.channels.list_unsubscribe import (
+    UNSUBSCRIBE_PLACEHOLDER,
+    list_unsubscribe,
+    replace_unsubscribe_placeholder,
+)
 from sojourn.channels.tracking import instrument_html
+from sojourn.domain.lists import (
+    LIST_MANAGEMENT_HEADER,
+    ListRuleError,
+    may_send,
+    normalize_email,
+    parse_list_management_header,
+    topics_from_json,
+)
 from sojourn.domain.templates import build_context, render_email
 from sojourn.settings import Settings
-from sojourn.store import message_ledger
+from sojourn.store import lists_repo, message_ledger
 from sojourn.store.endpoint_rows import endpoint_response
+
+# Stands for the unsubscribe URL while the template renders (Handlebars would empty the placeholder) and
+# while tracking rewrites links (it is not an http URL, so the unsubscribe link is never click-tracked).
+_UNSUBSCRIBE_SENTINEL = "sojourn-unsubscribe-url:"
+
+
+def list_options(template: dict[str, Any]) -> dict[str, str] | None:
+    """The ListManagementOptions a template's ``X-SES-LIST-MANAGEMENT-OPTIONS`` header names, or None.
+
+    Raises:
+        ListRuleError: the header is malformed.
+    """
+    for header in template.get("Headers") or ():
+        if str(header.get("Name") or "").lower() == LIST_MANAGEMENT_HEADER.lower():
+            return parse_list_management_header(str(header.get("Value") or ""))
+    return None
 
 
 class EmailBatchSender:
@@ -42,9 +78,16 @@ class EmailBatchSender:
         """
         outgoing: list[OutgoingEmail] = []
         failures: list[tuple[str, str, str]] = []
+        try:
+            options = list_options(template)
+        except ListRuleError as err:
+            failures += [(row["message_id"], "RENDERING_FAILURE", str(err)) for row in rows]
+            options, rows = None, []
+        if options is not None:
+            rows = await self._subscribers_only(rows, options)
         for row in rows:
             try:
-                outgoing.append(self.render(row, template, from_address))
+                outgoing.append(self.render(row, template, from_address, options))
             except (ValueError, KeyError) as err:
                 failures.append((row["message_id"], "RENDERING_FAILURE", str(err)))
 
@@ -63,11 +106,67 @@ class EmailBatchSender:
                 await message_ledger.mark_failed(conn, failures)
         return sum(1 for r in results.values() if r.ok)
 
-    def render(self, row: dict[str, Any], template: dict[str, Any], from_address: str) -> OutgoingEmail:
-        """One endpoint's email, with tracking links in its HTML."""
+    async def _subscribers_only(
+        self, rows: list[dict[str, Any]], options: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """The rows whose address may get list mail for ``options``; the others are marked skipped."""
+        list_name, topic = options["ContactListName"], options.get("TopicName")
+        async with self.db.connect() as conn:
+            listing = await lists_repo.get_list(conn, list_name)
+            contacts = await lists_repo.contacts_by_address(
+                conn, list_name, {normalize_email(str(r["address"])) for r in rows}
+            )
+        keep: list[dict[str, Any]] = []
+        skipped: list[tuple[str, str]] = []
+        for row in rows:
+            if listing is None:
+                skipped.append(
+                    (row["message_id"], f"LIST_NOT_FOUND: contact list {list_name} does not exist")
+                )
+                continue
+            contact = contacts.get(normalize_email(str(row["address"])))
+            try:
+                allowed = may_send(
+                    topics_from_json(listing.topics),
+                    topic,
+                    unsubscribe_all=bool(contact.unsubscribe_all) if contact is not None else False,
+                    preferences=dict(contact.topic_preferences or {}) if contact is not None else {},
+                )
+            except ListRuleError as err:
+                skipped.append((row["message_id"], f"LIST_NOT_FOUND: {err}"))
+                continue
+            if allowed:
+                keep.append(row)
+            else:
+                skipped.append(
+                    (row["message_id"], f"UNSUBSCRIBED: not subscribed to {list_name}/{topic or '*'}")
+                )
+        if skipped:
+            async with self.db.begin() as conn:
+                await message_ledger.mark_skipped(conn, skipped)
+        return keep
+
+    def render(
+        self,
+        row: dict[str, Any],
+        template: dict[str, Any],
+        from_address: str,
+        options: dict[str, str] | None = None,
+    ) -> OutgoingEmail:
+        """One endpoint's email, with tracking links in its HTML, its template headers and, for list mail, the
+        List-Unsubscribe headers and unsubscribe URL."""
         context = build_context(
             endpoint_response(row), default_substitutions=template.get("DefaultSubstitutions")
         )
+        if options is not None:
+            template = {
+                **template,
+                **{
+                    part: str(template[part]).replace(UNSUBSCRIBE_PLACEHOLDER, _UNSUBSCRIBE_SENTINEL)
+                    for part in ("HtmlPart", "TextPart")
+                    if template.get(part)
+                },
+            }
         rendered = render_email(template, context)
         html = rendered.html
         if html is not None:
@@ -77,13 +176,38 @@ class EmailBatchSender:
                 message_id=row["message_id"],
                 secret=self.secret,
             )
+        text = rendered.text
+        headers = {
+            name: value for name, value in rendered.headers if name.lower() != LIST_MANAGEMENT_HEADER.lower()
+        }
+        if options is not None:
+            links = list_unsubscribe(
+                public_url=self.settings.effective_public_url,
+                secret=self.settings.page_key,
+                list_name=options["ContactListName"],
+                topic=options.get("TopicName"),
+                email_address=normalize_email(str(row["address"])),
+                now=datetime.now(UTC),
+                ttl=timedelta(days=self.settings.page_token_ttl_days),
+                mailto=self.settings.list_unsubscribe_mailto,
+            )
+            headers.update(links.headers)
+            html = replace_unsubscribe_placeholder(
+                html.replace(_UNSUBSCRIBE_SENTINEL, UNSUBSCRIBE_PLACEHOLDER) if html else html,
+                links.preferences_url,
+            )
+            text = replace_unsubscribe_placeholder(
+                text.replace(_UNSUBSCRIBE_SENTINEL, UNSUBSCRIBE_PLACEHOLDER) if text else text,
+                links.preferences_url,
+            )
         return OutgoingEmail(
             message_id=row["message_id"],
             from_address=from_address,
             to_address=row["address"],
             subject=rendered.subject,
             html=html,
-            text=rendered.text,
+            text=text,
+            headers=headers,
         )
 
 

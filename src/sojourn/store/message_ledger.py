@@ -265,6 +265,21 @@ async def mark_sent(conn: AsyncConnection, message_ids: Sequence[str]) -> int:
     return int(result.rowcount or 0)
 
 
+async def mark_skipped(conn: AsyncConnection, skips: Sequence[tuple[str, str]]) -> int:
+    """Record claimed messages that are not sent after all: (message id, ``REASON: words``)."""
+    if not skips:
+        return 0
+    result = await conn.execute(
+        text(
+            "UPDATE messages m SET status = 'skipped', status_message = s.why "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:whys AS text[])) AS s(id, why) "
+            "WHERE m.message_id = s.id AND m.status = 'pending'"
+        ),
+        {"ids": [i for i, _ in skips], "whys": [w[:500] for _, w in skips]},
+    )
+    return int(result.rowcount or 0)
+
+
 async def mark_failed(conn: AsyncConnection, failures: Sequence[tuple[str, str, str]]) -> Counter[str]:
     """Record failed messages: (message id, metric such as PERMANENT_FAILURE, the server's words)."""
     counts: Counter[str] = Counter()

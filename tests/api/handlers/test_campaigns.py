@@ -66,7 +66,7 @@ def endpoint_url(database_url: str, settings: Settings) -> Iterator[str]:
         await state.db.dispose()
 
     app = build_app(
-        services=["pinpoint"],
+        services=["pinpoint", "sesv2"],
         handlers=HANDLERS,
         state=state,
         access_key_id=KEY,
