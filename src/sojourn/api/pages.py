@@ -33,7 +33,7 @@ from sojourn.channels.page_tokens import (
     verify_page_token,
 )
 from sojourn.domain import lists as rules
-from sojourn.store import lists_repo
+from sojourn.store import lists_repo, unsubscribes
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,10 @@ def page_routes(state: AppState) -> list[Route]:
             if row is None:
                 return _list_gone()
             await lists_repo.unsubscribe(conn, claim.list_name, claim.email_address, claim.topic)
+            if claim.topic is None:
+                await unsubscribes.unsubscribed_from_all(
+                    conn, claim.list_name, claim.email_address, **_who(request)
+                )
         topics = rules.topics_from_json(row.topics)
         body = (
             f"<p>You will get no more {html.escape(what(claim, topics))} at "
@@ -188,6 +192,12 @@ def page_routes(state: AppState) -> list[Route]:
                 preferences=preferences,
                 unsubscribe_all=unsubscribe_all,
             )
+            if unsubscribe_all:
+                await unsubscribes.unsubscribed_from_all(
+                    conn, claim.list_name, claim.email_address, **_who(request)
+                )
+            else:
+                await unsubscribes.subscribed_again(conn, claim.email_address)
         if unsubscribe_all:
             summary = "<p>You are unsubscribed from all email from this list.</p>"
         else:
@@ -244,3 +254,11 @@ def _preferences_body(
         '<label for="unsubscribe-all">Unsubscribe from all email from this list</label></div>\n'
         '<button type="submit">Save preferences</button>\n</form>'
     )
+
+
+def _who(request: Request) -> dict[str, str | None]:
+    """The IP and user agent of a page request, for the consent ledger."""
+    return {
+        "ip": request.client.host if request.client else None,
+        "user_agent": (request.headers.get("user-agent") or "")[:500] or None,
+    }

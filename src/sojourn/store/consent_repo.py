@@ -24,7 +24,7 @@ from sojourn.store.suppression_repo import normalize_address
 from sojourn.store.suppression_tables import app_privacy, channel_permissions, consent, consent_erasures
 
 STATUSES = ("granted", "withdrawn", "pending", "expired")
-SOURCES = ("form", "import", "api", "confirmation", "sunset", "feedback")
+SOURCES = ("form", "import", "api", "confirmation", "sunset", "feedback", "unsubscribe")
 METHODS = ("single_opt_in", "double_opt_in")
 
 EXPORT_COLUMNS = (

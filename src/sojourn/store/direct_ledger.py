@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sojourn.store.message_ledger import skip_reason_sql
+from sojourn.store.suppression_repo import suppressed_addresses
 
 #: ``messages.endpoint_id`` of a message sent to a raw address.
 NO_ENDPOINT = ""
@@ -72,8 +73,9 @@ async def address_skip_reasons(
 ) -> dict[tuple[str, str], str]:
     """Why raw addresses (no endpoint row) may not be sent to: (channel, address) -> reason; absent = sendable.
 
-    Today: ``ADDRESS_OPT_OUT`` when the address opted out of the channel (an SMS STOP) or an endpoint of the
-    app with that address has OptOut ALL. The suppression list check belongs here too (not built yet).
+    ``SUPPRESSED`` when an email address is on the account suppression list for an enforced reason;
+    ``ADDRESS_OPT_OUT`` when the address opted out of the channel (an SMS STOP) or an endpoint of the app with
+    that address has OptOut ALL.
     """
     pairs = sorted(set(targets))
     if not pairs:
@@ -91,7 +93,11 @@ async def address_skip_reasons(
         ),
         {"a": app_id, "channels": [c for c, _ in pairs], "addresses": [a for _, a in pairs]},
     )
-    return {(r.channel, r.address): "ADDRESS_OPT_OUT" for r in rows}
+    reasons = {(r.channel, r.address): "ADDRESS_OPT_OUT" for r in rows}
+    emails = [address for channel, address in pairs if channel == "EMAIL"]
+    for address in await suppressed_addresses(conn, emails) if emails else set():
+        reasons[("EMAIL", address)] = "SUPPRESSED"
+    return reasons
 
 
 @dataclass(frozen=True)

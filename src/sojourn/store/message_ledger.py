@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sojourn.store.suppression_repo import ENABLED_REASONS_SQL, suppressed_addresses
+from sojourn.store.suppression_repo import ENFORCED_REASONS_SQL, suppressed_addresses
 
 __all__ = [
     "SKIP_REASON_SQL",
@@ -40,7 +40,7 @@ CASE
   WHEN e.address IS NULL OR e.address = '' THEN 'ENDPOINT_MISSING_ADDRESS'
   WHEN EXISTS (
     SELECT 1 FROM suppressed_destinations s
-    WHERE s.email_address = lower(btrim(e.address)) AND s.reason = ANY({ENABLED_REASONS_SQL})
+    WHERE s.email_address = lower(btrim(e.address)) AND s.reason = ANY({ENFORCED_REASONS_SQL})
   ) THEN 'SUPPRESSED'
   ELSE CASE COALESCE(
       (SELECT p.status FROM channel_permissions p

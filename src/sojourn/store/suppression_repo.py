@@ -23,6 +23,12 @@ ENABLED_REASONS_SQL = (
     "COALESCE((SELECT a.suppressed_reasons FROM account_suppression a WHERE a.id = 1), "
     "ARRAY['BOUNCE', 'COMPLAINT']::text[])"
 )
+#: sojourn's own reason: the address unsubscribed from all of a contact list (always enforced; SES has no such
+#: reason, so PutSuppressedDestination does not take it, but listings show it and DeleteSuppressedDestination
+#: lifts it).
+UNSUBSCRIBE = "UNSUBSCRIBE"
+# The reasons that stop a send: the enabled ones plus UNSUBSCRIBE.
+ENFORCED_REASONS_SQL = f"array_append({ENABLED_REASONS_SQL}, '{UNSUBSCRIBE}')"
 
 
 @dataclass(frozen=True)
@@ -211,7 +217,7 @@ async def suppressed_addresses(conn: AsyncConnection, addresses: Iterable[str]) 
     rows = await conn.execute(
         text(
             "SELECT email_address FROM suppressed_destinations "
-            f"WHERE email_address = ANY(:keys) AND reason = ANY({ENABLED_REASONS_SQL})"
+            f"WHERE email_address = ANY(:keys) AND reason = ANY({ENFORCED_REASONS_SQL})"
         ),
         {"keys": list(by_key)},
     )

@@ -38,7 +38,10 @@ suppressed_destinations = Table(
     Column("last_update_time", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("message_id", Text),
     Column("feedback_id", Text),
-    CheckConstraint("reason IN ('BOUNCE', 'COMPLAINT')", name="ck_suppressed_destinations_reason"),
+    # BOUNCE and COMPLAINT as in SES; UNSUBSCRIBE is sojourn's (unsubscribed from all of a contact list).
+    CheckConstraint(
+        "reason IN ('BOUNCE', 'COMPLAINT', 'UNSUBSCRIBE')", name="ck_suppressed_destinations_reason"
+    ),
     Index("ix_suppressed_destinations_time", "last_update_time", "email_address"),
 )
 

@@ -13,7 +13,7 @@ from sojourn.api.errors import AlreadyExistsError, BadRequestError, LimitExceede
 from sojourn.api.server import Handler, RequestContext
 from sojourn.domain import lists as rules
 from sojourn.domain.lists import ListRuleError, TooManyTopicsError
-from sojourn.store import lists_repo
+from sojourn.store import lists_repo, unsubscribes
 
 MAX_TAGS = 50
 LIST_PAGE_DEFAULT = 100
@@ -164,6 +164,8 @@ async def create_contact(ctx: RequestContext, params: dict[str, Any]) -> dict[st
             unsubscribe_all=bool(params.get("UnsubscribeAll")),
             attributes_data=params.get("AttributesData"),
         )
+        if created and params.get("UnsubscribeAll"):
+            await unsubscribes.unsubscribed_from_all(conn, list_name, email)
     if not created:
         raise AlreadyExistsError(
             f"Contact {email} already exists in contact list {list_name!r}; change it with UpdateContact"
@@ -217,6 +219,10 @@ async def update_contact(ctx: RequestContext, params: dict[str, Any]) -> dict[st
             unsubscribe_all=params.get("UnsubscribeAll"),
             attributes_data=params.get("AttributesData"),
         )
+        if updated and params.get("UnsubscribeAll") is True:
+            await unsubscribes.unsubscribed_from_all(conn, list_name, email)
+        elif updated and params.get("UnsubscribeAll") is False:
+            await unsubscribes.subscribed_again(conn, email)
     if not updated:
         raise _contact_not_found(list_name, email)
     return {}

@@ -42,6 +42,7 @@ from sojourn.domain import lists as rules
 from sojourn.domain.lists import ListRuleError
 from sojourn.settings import Settings
 from sojourn.store import lists_repo, message_ledger, sesv2_messages, templates_repo
+from sojourn.store.suppression_repo import suppressed_addresses
 
 MAX_RECIPIENTS = 50
 
@@ -267,6 +268,24 @@ async def send_email(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
                 )
             return {"MessageId": message_id}
         recipients = recipients.keep(allowed)
+
+    async with ctx.state.db.connect() as conn:
+        suppressed = await suppressed_addresses(conn, [_bare(r) for r in recipients.all])
+    if suppressed:
+        # As SES: the call succeeds, the suppressed recipients get nothing (the ledger says why).
+        kept = [r for r in recipients.all if _bare(r) not in suppressed]
+        if not kept:
+            async with ctx.state.db.begin() as conn:
+                await sesv2_messages.record_send(
+                    conn,
+                    message_id=message_id,
+                    endpoint_id=endpoint_id,
+                    address=", ".join(recipients.all),
+                    status="skipped",
+                    status_message="SUPPRESSED: every recipient is on the account suppression list",
+                )
+            return {"MessageId": message_id}
+        recipients = recipients.keep(kept)
 
     composed = await _compose(ctx, content, raw)
     if options and len(recipients.all) == 1:  # SES adds list links to single-recipient mail only
