@@ -9,6 +9,11 @@ are rendered, tracking links signed, the ledger written; nothing leaves the mach
 machine-readable:
 
     messages_per_s=<float> sent=<int> held_out=<int> peak_rss_mb=<int>
+
+With ``--compare-list`` the same run then blasts the same audience again as list mail: a contact list with a
+topic (default OPT_IN) holding every endpoint's address, 5% of them opted out, and templates whose
+``X-SES-LIST-MANAGEMENT-OPTIONS`` header names the list and topic (subscription filter plus List-Unsubscribe
+headers on every message); the last line then also gives ``list_messages_per_s`` and the cost of list filtering.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 
@@ -45,7 +51,80 @@ def worker_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def main(endpoints: int) -> str:
+LIST = "bench_list"
+
+
+async def seed_list(state: AppState, endpoints: int) -> None:
+    """A contact list with topic weekly (OPT_IN by default) holding every endpoint; 5% opted out of the topic."""
+    from sojourn.api.handlers import HANDLERS
+    from sojourn.api.server import RequestContext
+
+    ctx = RequestContext(
+        request_id=uuid.uuid4().hex, operation="CreateContactList", service="sesv2", state=state
+    )
+    await HANDLERS["sesv2:CreateContactList"](
+        ctx,
+        {
+            "ContactListName": LIST,
+            "Topics": [
+                {"TopicName": "weekly", "DisplayName": "Weekly", "DefaultSubscriptionStatus": "OPT_IN"}
+            ],
+        },
+    )
+    async with state.db.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO contacts (list_name, email_address, topic_preferences) "
+                "SELECT :l, 'user' || g || '@bench.test', "
+                "CASE WHEN g % 20 = 0 THEN '{\"weekly\": \"OPT_OUT\"}'::jsonb ELSE '{}'::jsonb END "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"l": LIST, "n": endpoints},
+        )
+        await conn.execute(text("ANALYZE contacts"))
+    for name in ("bench_welcome", "bench_thanks"):
+        stored = await call(state, "GetEmailTemplate", TemplateName=name)
+        body = {
+            k: v
+            for k, v in stored["EmailTemplateResponse"].items()
+            if k in ("Subject", "HtmlPart", "TextPart", "DefaultSubstitutions")
+        }
+        body["Headers"] = [
+            {"Name": "X-SES-LIST-MANAGEMENT-OPTIONS", "Value": f"contactListName={LIST}; topicName=weekly"}
+        ]
+        await call(state, "CreateEmailTemplate", TemplateName=f"{name}_list", EmailTemplateRequest=body)
+
+
+async def blast(state: AppState, client: Any, app_id: str, segment_id: str, suffix: str) -> tuple[str, float]:
+    """Run one IMMEDIATE campaign to the segment; its id and how long it took."""
+    started = time.monotonic()
+    created = await call(
+        state,
+        "CreateCampaign",
+        ApplicationId=app_id,
+        WriteCampaignRequest={
+            "Name": f"blast{suffix}",
+            "SegmentId": segment_id,
+            "Schedule": {"StartTime": "IMMEDIATE"},
+            "TemplateConfiguration": {"EmailTemplate": {"Name": f"bench_welcome{suffix}"}},
+            "HoldoutPercent": 10,
+            "AdditionalTreatments": [
+                {
+                    "SizePercent": 30,
+                    "TemplateConfiguration": {"EmailTemplate": {"Name": f"bench_thanks{suffix}"}},
+                }
+            ],
+            "Limits": {"Daily": 5, "Total": 10},
+        },
+    )
+    campaign_id = created["CampaignResponse"]["Id"]
+    handle = client.get_workflow_handle(names.campaign_workflow_id(app_id, campaign_id))
+    result = await handle.result()
+    assert result == "COMPLETED", result
+    return campaign_id, time.monotonic() - started
+
+
+async def main(endpoints: int, compare_list: bool = False) -> str:
     with tempfile.TemporaryDirectory(prefix="sojourn-bench-") as tmp:
         data = Path(tmp)
         pg = EmbeddedPostgres(data / "pg", port=free_port())
@@ -80,32 +159,11 @@ async def main(endpoints: int) -> str:
             }
             worker = subprocess.Popen([sys.executable, "-m", "sojourn", "worker"], env=env)
             await asyncio.sleep(2)
+            if compare_list:
+                print(f"seeding a contact list of {endpoints} contacts...", flush=True)
+                await seed_list(state, endpoints)
             print("running the campaign...", flush=True)
-            started = time.monotonic()
-            created = await call(
-                state,
-                "CreateCampaign",
-                ApplicationId=app_id,
-                WriteCampaignRequest={
-                    "Name": "blast",
-                    "SegmentId": segment_id,
-                    "Schedule": {"StartTime": "IMMEDIATE"},
-                    "TemplateConfiguration": {"EmailTemplate": {"Name": "bench_welcome"}},
-                    "HoldoutPercent": 10,
-                    "AdditionalTreatments": [
-                        {
-                            "SizePercent": 30,
-                            "TemplateConfiguration": {"EmailTemplate": {"Name": "bench_thanks"}},
-                        }
-                    ],
-                    "Limits": {"Daily": 5, "Total": 10},
-                },
-            )
-            campaign_id = created["CampaignResponse"]["Id"]
-            handle = client.get_workflow_handle(names.campaign_workflow_id(app_id, campaign_id))
-            result = await handle.result()
-            elapsed = time.monotonic() - started
-            assert result == "COMPLETED", result
+            campaign_id, elapsed = await blast(state, client, app_id, segment_id, "")
             async with db.connect() as conn:
                 sent = int(
                     await conn.scalar(
@@ -127,8 +185,34 @@ async def main(endpoints: int) -> str:
                 f"= {rate:.0f} messages/s; worker peak RSS {rss} MB, worker CPU {cpu:.1f}s ({cpu / elapsed:.0%} of one core)",
                 flush=True,
             )
+            line = f"messages_per_s={rate:.1f} sent={sent} held_out={held_out} peak_rss_mb={rss}"
+            if compare_list:
+                print("running the same blast as list mail...", flush=True)
+                list_campaign, list_elapsed = await blast(state, client, app_id, segment_id, "_list")
+                async with db.connect() as conn:
+                    counts: dict[str, int] = dict(
+                        (
+                            await conn.execute(
+                                text(
+                                    "SELECT split_part(COALESCE(status_message, status), ':', 1), count(*) "
+                                    "FROM messages WHERE campaign_id = :c GROUP BY 1"
+                                ),
+                                {"c": list_campaign},
+                            )
+                        ).all()
+                    )
+                list_rate = endpoints / list_elapsed
+                plain_rate = endpoints / elapsed
+                print(
+                    f"list blast: {counts} in {list_elapsed:.1f}s; endpoints/s {list_rate:.0f} vs {plain_rate:.0f} plain",
+                    flush=True,
+                )
+                line += (
+                    f" list_messages_per_s={int(counts.get('sent', 0)) / list_elapsed:.1f} "
+                    f"list_filter_cost={1 - list_rate / plain_rate:.1%}"
+                )
             await db.dispose()
-            return f"messages_per_s={rate:.1f} sent={sent} held_out={held_out} peak_rss_mb={rss}"
+            return line
         finally:
             if worker is not None:
                 worker.terminate()
@@ -144,5 +228,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--endpoints", type=int, default=100_000, help="endpoints in the segment (default 100000)"
     )
+    parser.add_argument(
+        "--compare-list",
+        action="store_true",
+        help="also blast the audience as list mail to a topic, same run",
+    )
     args = parser.parse_args()
-    print(asyncio.run(main(args.endpoints)))
+    print(asyncio.run(main(args.endpoints, args.compare_list)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,8 @@ from sojourn.settings import Settings
 from tests.support.api_server import boto3_client, serve_api
 from tests.support.lists import make_list, page_url, stored_contact
 
-ADA = "ada@example.com"
+# Unsubscribing from all suppresses an address account-wide: this module uses its own.
+ADA = f"ada-{uuid.uuid4().hex[:8]}@example.com"
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ CI installs chromium (see .ci/run); on a machine without it these tests skip and
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ async def test_preferences_untick_a_topic_and_save(
     api: tuple[str, Settings], sesv2: Any, db: AsyncEngine, page: Any
 ) -> None:
     base, settings = api
-    email = "browser@example.com"
+    email = f"browser-{uuid.uuid4().hex[:8]}@example.com"
     name = make_list(sesv2, email)
     await page.goto(page_url(base, settings, "preferences", name, email))
     assert await page.locator("html").get_attribute("lang") == "en"
@@ -97,7 +98,7 @@ async def test_unsubscribe_confirmation_button(
     api: tuple[str, Settings], sesv2: Any, db: AsyncEngine, page: Any
 ) -> None:
     base, settings = api
-    email = "clicker@example.com"
+    email = f"clicker-{uuid.uuid4().hex[:8]}@example.com"
     name = make_list(sesv2, email)
     await page.goto(page_url(base, settings, "unsubscribe", name, email, "weekly"))
     assert await page.get_by_role("heading", level=1).inner_text() == "Unsubscribe"

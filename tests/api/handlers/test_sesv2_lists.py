@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +11,9 @@ import pytest
 
 from tests.support.api_server import boto3_client, serve_api
 from tests.support.helpers import unique
+
+# Unsubscribing from all suppresses an address account-wide: each test module uses its own addresses.
+ADA = f"ada-{uuid.uuid4().hex[:8]}@example.com"
 
 
 @pytest.fixture(scope="module")
@@ -109,27 +114,27 @@ def test_contact_round_trip(sesv2: Any) -> None:
     name = make_list(sesv2, topic("weekly"), topic("offers", "OPT_OUT"))
     sesv2.create_contact(
         ContactListName=name,
-        EmailAddress="Ada@Example.com",
+        EmailAddress=ADA.replace("ada", "Ada").replace("example", "Example"),
         TopicPreferences=[{"TopicName": "weekly", "SubscriptionStatus": "OPT_OUT"}],
         AttributesData='{"plan": "pro"}',
     )
-    got = sesv2.get_contact(ContactListName=name, EmailAddress="ada@example.com")
-    assert got["EmailAddress"] == "ada@example.com" and got["UnsubscribeAll"] is False
+    got = sesv2.get_contact(ContactListName=name, EmailAddress=ADA)
+    assert got["EmailAddress"] == ADA and got["UnsubscribeAll"] is False
     assert got["TopicPreferences"] == [{"TopicName": "weekly", "SubscriptionStatus": "OPT_OUT"}]
     assert got["TopicDefaultPreferences"] == [{"TopicName": "offers", "SubscriptionStatus": "OPT_OUT"}]
     assert got["AttributesData"] == '{"plan": "pro"}'
 
     with pytest.raises(sesv2.exceptions.AlreadyExistsException):
-        sesv2.create_contact(ContactListName=name, EmailAddress="ada@example.com")
+        sesv2.create_contact(ContactListName=name, EmailAddress=ADA)
 
     # UpdateContact replaces the preferences: weekly is no longer explicit.
     sesv2.update_contact(
         ContactListName=name,
-        EmailAddress="ada@example.com",
+        EmailAddress=ADA,
         TopicPreferences=[{"TopicName": "offers", "SubscriptionStatus": "OPT_IN"}],
         UnsubscribeAll=True,
     )
-    got = sesv2.get_contact(ContactListName=name, EmailAddress="ada@example.com")
+    got = sesv2.get_contact(ContactListName=name, EmailAddress=ADA)
     assert got["TopicPreferences"] == [{"TopicName": "offers", "SubscriptionStatus": "OPT_IN"}]
     assert got["TopicDefaultPreferences"] == [{"TopicName": "weekly", "SubscriptionStatus": "OPT_IN"}]
     assert got["UnsubscribeAll"] is True and got["AttributesData"] == '{"plan": "pro"}'
@@ -137,7 +142,7 @@ def test_contact_round_trip(sesv2: Any) -> None:
     with pytest.raises(sesv2.exceptions.BadRequestException, match="not a topic of the list"):
         sesv2.update_contact(
             ContactListName=name,
-            EmailAddress="ada@example.com",
+            EmailAddress=ADA,
             TopicPreferences=[{"TopicName": "nope", "SubscriptionStatus": "OPT_IN"}],
         )
     with pytest.raises(sesv2.exceptions.BadRequestException, match="not an email address"):
@@ -145,13 +150,13 @@ def test_contact_round_trip(sesv2: Any) -> None:
     with pytest.raises(sesv2.exceptions.NotFoundException, match="list"):
         sesv2.create_contact(ContactListName=unique("missing-"), EmailAddress="x@example.com")
 
-    sesv2.delete_contact(ContactListName=name, EmailAddress="ada@example.com")
-    with pytest.raises(sesv2.exceptions.NotFoundException, match=r"Contact ada@example\.com"):
-        sesv2.get_contact(ContactListName=name, EmailAddress="ada@example.com")
+    sesv2.delete_contact(ContactListName=name, EmailAddress=ADA)
+    with pytest.raises(sesv2.exceptions.NotFoundException, match=f"Contact {re.escape(ADA)}"):
+        sesv2.get_contact(ContactListName=name, EmailAddress=ADA)
     with pytest.raises(sesv2.exceptions.NotFoundException):
-        sesv2.delete_contact(ContactListName=name, EmailAddress="ada@example.com")
+        sesv2.delete_contact(ContactListName=name, EmailAddress=ADA)
     with pytest.raises(sesv2.exceptions.NotFoundException):
-        sesv2.update_contact(ContactListName=name, EmailAddress="ada@example.com")
+        sesv2.update_contact(ContactListName=name, EmailAddress=ADA)
 
 
 def _all_contacts(sesv2: Any, name: str, **kwargs: Any) -> list[str]:
