@@ -12,6 +12,7 @@ from sojourn.api.handlers import (
     sesv2_suppression,
     templates,
 )
+from sojourn.api.handlers.message_templates import HANDLERS as MESSAGE_TEMPLATE_HANDLERS
 from sojourn.api.handlers.messages import HANDLERS as MESSAGE_HANDLERS
 from sojourn.api.handlers.provider_channels import HANDLERS as PROVIDER_CHANNEL_HANDLERS
 from sojourn.api.handlers.sesv2_lists import HANDLERS as SESV2_LIST_HANDLERS
@@ -33,6 +34,7 @@ HANDLERS: dict[str, Handler] = {
     **SESV2_TEMPLATE_HANDLERS,
     **SESV2_SEND_HANDLERS,
     **sesv2_suppression.HANDLERS,
+    **MESSAGE_TEMPLATE_HANDLERS,
 }
 
 __all__ = ["HANDLERS"]
