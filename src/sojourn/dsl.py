@@ -52,6 +52,62 @@ def email(template: str, *, version: str | None = None, from_address: str | None
     return Step("EMAIL", template, body)
 
 
+def sms(
+    template: str,
+    *,
+    version: str | None = None,
+    message_type: str | None = None,
+    origination_number: str | None = None,
+    sender_id: str | None = None,
+    entity_id: str | None = None,
+    template_id: str | None = None,
+) -> Step:
+    """Send the SMS template ``template`` to the participant's SMS endpoint.
+
+    Args:
+        template: The SMS template's name.
+        version: A template version (default: the active version at send time).
+        message_type: TRANSACTIONAL (default) or PROMOTIONAL.
+        origination_number: The number to send from (wins over ``sender_id``).
+        sender_id: The alphanumeric sender id.
+        entity_id: India (TRAI) entity id.
+        template_id: India (TRAI) template id.
+    """
+    body: dict[str, Any] = {"TemplateName": template}
+    if version is not None:
+        body["TemplateVersion"] = version
+    config = {
+        k: v
+        for k, v in (
+            ("MessageType", message_type),
+            ("OriginationNumber", origination_number),
+            ("SenderId", sender_id),
+            ("EntityId", entity_id),
+            ("TemplateId", template_id),
+        )
+        if v is not None
+    }
+    if config:
+        body["MessageConfig"] = config
+    return Step("SMS", template, body)
+
+
+def push(template: str, *, version: str | None = None, time_to_live: int | None = None) -> Step:
+    """Send the push template ``template`` to the participant's push endpoint (GCM, APNS, ADM, BAIDU).
+
+    Args:
+        template: The push template's name.
+        version: A template version (default: the active version at send time).
+        time_to_live: Seconds the push service keeps an undelivered notification (0: deliver now or never).
+    """
+    body: dict[str, Any] = {"TemplateName": template}
+    if version is not None:
+        body["TemplateVersion"] = version
+    if time_to_live is not None:
+        body["MessageConfig"] = {"TimeToLive": str(time_to_live)}
+    return Step("PUSH", template, body)
+
+
 def wait(
     *,
     days: float = 0,
@@ -113,11 +169,12 @@ def split_on(
     yes: list[Step] | None = None,
     no: list[Step] | None = None,
 ) -> Step:
-    """Yes/No split: did the participant have ``event`` ("opened", "clicked" or an event type) for the email ``of``?
+    """Yes/No split: did the participant have ``event`` ("opened", "clicked" or an event type) for the message ``of``?
 
     Args:
         event: "opened", "clicked", "delivered" or a full event type such as ``_email.open``.
-        of: The template name of an earlier ``email(...)`` step (or its activity id).
+        of: The template name of an earlier ``email(...)``, ``sms(...)`` or ``push(...)`` step (or its activity id);
+            for SMS and push give the event type, e.g. ``_SMS.SUCCESS`` or ``_push.FAILURE``.
         within: A ``wait(...)``: how long to wait before evaluating.
         yes: Steps for participants who did.
         no: Steps for participants who did not.
@@ -329,7 +386,7 @@ def _link(steps: list[Step], activities: dict[str, dict[str, Any]], ids: dict[st
                 f"{step.kind} must be the last step of its path: put what follows inside its branches"
             )
         step.id = _unique_id(step.hint, activities)
-        if step.kind == "EMAIL":
+        if step.kind in ("EMAIL", "SMS", "PUSH"):
             ids.setdefault(step.hint, step.id)
         body = dict(step.body)
         activities[step.id] = {step.kind: body}

@@ -104,8 +104,8 @@ def test_two_types_in_one_activity() -> None:
 
 
 def test_unsupported_types_are_refused_clearly() -> None:
-    problems = graph_problems(journey({"a": {"SMS": {"TemplateName": "t"}}}))
-    assert problems and "SMS activities are not supported by sojourn yet" in problems[0]
+    problems = graph_problems(journey({"a": {"CUSTOM": {"DeliveryUri": "https://hook.test"}}}))
+    assert problems and "CUSTOM activities are not supported by sojourn yet" in problems[0]
 
 
 def test_event_condition_must_name_an_earlier_email() -> None:
@@ -264,3 +264,53 @@ def test_wait_for_event_is_a_split_on_the_participants_own_event() -> None:
 def test_wait_for_event_problems(activity: dict[str, Any], message: str) -> None:
     problems = graph_problems(journey({"a": activity}))
     assert any(message in p for p in problems), problems
+
+
+def test_sms_and_push_activities_are_checked() -> None:
+    ok = journey(
+        {
+            "a": {
+                "SMS": {
+                    "TemplateName": "s",
+                    "MessageConfig": {"MessageType": "PROMOTIONAL"},
+                    "NextActivity": "b",
+                }
+            },
+            "b": {
+                "PUSH": {"TemplateName": "p", "MessageConfig": {"TimeToLive": "3600"}, "NextActivity": "c"}
+            },
+            "c": opened_split("a", None, None, wait="PT1H"),
+        }
+    )
+    # The split tests the SMS activity's events: SMS and PUSH are message activities.
+    ok.Activities["c"].ConditionalSplit.Condition.Conditions[0].EventCondition.Dimensions.EventType.Values = [  # type: ignore[union-attr]
+        "_SMS.SUCCESS"
+    ]
+    assert graph_problems(ok) == []
+    bad = journey(
+        {
+            "a": {"SMS": {"MessageConfig": {"MessageType": "LOUD"}, "NextActivity": "b"}},
+            "b": {
+                "PUSH": {"TemplateName": "p", "TemplateVersion": "v2", "MessageConfig": {"TimeToLive": "1h"}}
+            },
+        }
+    )
+    problems = graph_problems(bad)
+    assert "activity 'a': SMS needs a TemplateName (a SMS template)" in problems
+    assert any("MessageType 'LOUD' is not TRANSACTIONAL or PROMOTIONAL" in p for p in problems)
+    assert any("PUSH.TemplateVersion must be a version number" in p for p in problems)
+    assert any("TimeToLive must be whole seconds" in p for p in problems)
+
+
+def test_event_conditions_need_a_message_activity() -> None:
+    problems = graph_problems(
+        journey(
+            {
+                "a": {"Wait": {"WaitTime": {"WaitFor": "PT1H"}, "NextActivity": "b"}},
+                "b": opened_split("a", None, None),
+            }
+        )
+    )
+    assert problems == [
+        "activity 'b': EventCondition.MessageActivity 'a' is not a message activity (EMAIL, SMS, PUSH) of this journey"
+    ]

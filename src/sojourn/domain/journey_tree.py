@@ -17,6 +17,9 @@ def _describe(activity_id: str, act: Activity) -> str:
         )
     if act.Holdout is not None:
         return f"{activity_id}: Holdout {act.Holdout.Percentage}%"
+    for kind, raw in (("SMS", act.SMS), ("PUSH", act.PUSH)):
+        if raw is not None:
+            return f"{activity_id}: {kind} {raw.get('TemplateName')}"
     return f"{activity_id}: {act.kind}"
 
 

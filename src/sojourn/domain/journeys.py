@@ -447,7 +447,19 @@ class JourneyProblem(ValueError):
         self.problems = problems
 
 
-SUPPORTED_KINDS = ("EMAIL", "Wait", "ConditionalSplit", "MultiCondition", "Holdout", "RandomSplit")
+SUPPORTED_KINDS = (
+    "EMAIL",
+    "SMS",
+    "PUSH",
+    "Wait",
+    "ConditionalSplit",
+    "MultiCondition",
+    "Holdout",
+    "RandomSplit",
+)
+#: Activities that send a message, whose events a later split can test (EventCondition.MessageActivity).
+MESSAGE_KINDS = ("EMAIL", "SMS", "PUSH")
+SMS_MESSAGE_TYPES = ("TRANSACTIONAL", "PROMOTIONAL")
 MAX_MULTI_BRANCHES = 4
 
 
@@ -506,6 +518,7 @@ def _activity_problems(aid: str, act: Activity, acts: dict[str, Activity]) -> li
             problems.append(f"activity '{aid}' leads to itself")
     if act.EMAIL is not None and not act.EMAIL.TemplateName:
         problems.append(f"activity '{aid}': EMAIL needs a TemplateName")
+    problems += _channel_message_problems(aid, act)
     if act.Wait is not None and act.Wait.WaitTime is None:
         problems.append(f"activity '{aid}': Wait needs a WaitTime (WaitFor or WaitUntil)")
     if act.ConditionalSplit is not None:
@@ -532,6 +545,34 @@ def _activity_problems(aid: str, act: Activity, acts: dict[str, Activity]) -> li
             problems.append(
                 f"activity '{aid}': RandomSplit branch percentages must sum to 100, they sum to {total}"
             )
+    return problems
+
+
+def _channel_message_problems(aid: str, act: Activity) -> list[str]:
+    """What is wrong with an SMS or PUSH activity's template and MessageConfig."""
+    kind, raw = ("SMS", act.SMS) if act.SMS is not None else ("PUSH", act.PUSH)
+    if raw is None:
+        return []
+    problems: list[str] = []
+    if not raw.get("TemplateName"):
+        problems.append(f"activity '{aid}': {kind} needs a TemplateName (a {kind} template)")
+    version = raw.get("TemplateVersion")
+    if version is not None and not (str(version).isdigit() or version == "latest"):
+        problems.append(f"activity '{aid}': {kind}.TemplateVersion must be a version number, not {version!r}")
+    config = raw.get("MessageConfig") or {}
+    if not isinstance(config, dict):
+        return [*problems, f"activity '{aid}': {kind}.MessageConfig must be an object"]
+    message_type = config.get("MessageType")
+    if kind == "SMS" and message_type is not None and message_type not in SMS_MESSAGE_TYPES:
+        problems.append(
+            f"activity '{aid}': SMS.MessageConfig.MessageType {message_type!r} is not TRANSACTIONAL or PROMOTIONAL"
+        )
+    ttl = config.get("TimeToLive")
+    if kind == "PUSH" and ttl not in (None, "") and not str(ttl).isdigit():
+        problems.append(
+            f"activity '{aid}': PUSH.MessageConfig.TimeToLive must be whole seconds as a string (e.g. \"3600\"), "
+            f"not {ttl!r}"
+        )
     return problems
 
 
@@ -635,9 +676,10 @@ def _event_condition_problems(acts: dict[str, Activity]) -> list[str]:
                 continue
             if ev.own_event:
                 problems += _own_event_problems(aid, act, ev)
-            elif ev.MessageActivity not in acts or acts[ev.MessageActivity].EMAIL is None:
+            elif ev.MessageActivity not in acts or acts[ev.MessageActivity].kind not in MESSAGE_KINDS:
                 problems.append(
-                    f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' is not an EMAIL activity of this journey"
+                    f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' is not a message "
+                    f"activity ({', '.join(MESSAGE_KINDS)}) of this journey"
                 )
             elif ev.MessageActivity not in _ancestors(aid, acts):
                 problems.append(
@@ -742,6 +784,17 @@ def template_names(definition: JourneyDefinition) -> set[tuple[str, str | None]]
         for act in definition.Activities.values()
         if act.EMAIL is not None and act.EMAIL.TemplateName
     }
+
+
+def message_templates(definition: JourneyDefinition) -> set[tuple[str, str, str | None]]:
+    """(template type, TemplateName, TemplateVersion) of every SMS and PUSH activity."""
+    out: set[tuple[str, str, str | None]] = set()
+    for act in definition.Activities.values():
+        for kind, raw in (("SMS", act.SMS), ("PUSH", act.PUSH)):
+            if raw is not None and raw.get("TemplateName"):
+                version = raw.get("TemplateVersion")
+                out.add((kind, str(raw["TemplateName"]), str(version) if version is not None else None))
+    return out
 
 
 # The zones furthest ahead of and behind UTC: a LocalTime journey starts when its start time comes first.

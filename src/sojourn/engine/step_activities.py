@@ -17,12 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 
 from sojourn.channels.email import EmailTransport, OutgoingEmail, SendResult
+from sojourn.channels.senders import SendLanes
 from sojourn.channels.tracking import instrument_html
 from sojourn.domain.app_settings import ApplicationSettings
 from sojourn.domain.journeys import Activity, ConditionSpec, JourneyDefinition
 from sojourn.domain.sending_window import rules_for_journey, verdict
 from sojourn.domain.templates import build_context, render_email
 from sojourn.domain.timezones import participant_zone
+from sojourn.engine import message_steps
 from sojourn.engine.inputs import Branch, LaneEnd, StepInput, StepResult
 from sojourn.engine.split_sql import members_meeting
 from sojourn.settings import Settings
@@ -40,10 +42,19 @@ SEND_BATCH = 500
 class StepActivities:
     """The journey graph's steps, bound to the database and the email transport."""
 
-    def __init__(self, db: AsyncEngine, settings: Settings, transport: EmailTransport) -> None:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        settings: Settings,
+        transport: EmailTransport,
+        *,
+        lanes: SendLanes | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.transport = transport
+        # SMS and push journey steps send through the providers of the transactional lane.
+        self.lanes = lanes or SendLanes(settings)
         self.secret = settings.tracking_key
 
     def all(self) -> list[Any]:
@@ -121,6 +132,8 @@ class StepActivities:
         assert inp.activity_id is not None
         if act.EMAIL is not None:
             return await self._email_step(inp, act)
+        if act.SMS is not None or act.PUSH is not None:
+            return await message_steps.provider_step(self, inp, act, shared_caps)
         if act.Holdout is not None:
             pct = act.Holdout.Percentage
             cut = pct * ledger.HASH_BUCKETS // 100

@@ -55,7 +55,7 @@ def build_worker(
     """
     lanes = lanes or SendLanes(settings)
     transport = transport or lanes.email(Lane.TRANSACTIONAL)
-    steps = StepActivities(db, settings, transport)
+    steps = StepActivities(db, settings, transport, lanes=lanes)
     privacy = PrivacyActivities(db, settings, transport)
     return Worker(
         client,

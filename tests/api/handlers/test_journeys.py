@@ -107,8 +107,8 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         "TimeframeCap.Cap needs Days (1-30)",
     ),
     "unsupported activity": (
-        {"Activities": {"a": {"SMS": {"TemplateName": "x"}}}, "StartActivity": "a"},
-        "SMS activities are not supported by sojourn yet",
+        {"Activities": {"a": {"ContactCenter": {}}}, "StartActivity": "a"},
+        "ContactCenter activities are not supported by sojourn yet",
     ),
 }
 

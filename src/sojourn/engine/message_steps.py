@@ -1,0 +1,314 @@
+"""The SMS and PUSH journey steps: claim, render and send through the channel's provider.
+
+They follow the email step (:meth:`sojourn.engine.step_activities.StepActivities._email_step`) and share its
+rules through the step host: quiet time and sending-schedule holds, the journey's and the project's caps in
+the claim, MessagesPerSecond pacing, and the message ledger's deterministic ids (which the webhook provider
+sends as ``Idempotency-Key``), so a retried step never sends twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+
+from sojourn.channels.priority import Lane
+from sojourn.channels.providers import (
+    PUSH_CHANNEL_TYPES,
+    ChannelProvider,
+    OutgoingMessage,
+    ProviderNotConfiguredError,
+)
+from sojourn.channels.senders import SendLanes
+from sojourn.domain.app_settings import ApplicationSettings
+from sojourn.domain.journeys import Activity
+from sojourn.domain.message_templates import render_push, render_sms
+from sojourn.domain.templates import build_context
+from sojourn.engine.inputs import Branch, StepInput, StepResult
+from sojourn.store import journey_ledger as ledger
+from sojourn.store import message_ledger
+from sojourn.store.app_settings_repo import load_app_settings
+from sojourn.store.endpoint_rows import endpoint_response
+from sojourn.store.templates_repo import load_email_template
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = 500
+#: The endpoint channel types a PUSH activity sends to, as SQL for :func:`message_ledger.skip_reason_sql`:
+#: the endpoint's own type when it is a push type, else a value no endpoint has.
+PUSH_CHANNEL_SQL = (
+    "(CASE WHEN e.channel_type IN ("
+    + ", ".join(f"'{t}'" for t in sorted(PUSH_CHANNEL_TYPES))
+    + ") THEN e.channel_type ELSE 'PUSH' END)"
+)
+
+
+class StepHost(Protocol):
+    """What the message steps use of :class:`~sojourn.engine.step_activities.StepActivities`."""
+
+    db: AsyncEngine
+    lanes: SendLanes
+
+    async def _hold_for_sending_window(
+        self, conn: AsyncConnection, inp: StepInput, channel: str, now: datetime
+    ) -> dict[tuple[str, int], str]: ...
+
+    async def _pace(self, key: str, count: int, per_second: int, progress: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    """What a message activity sends: its channel, template and per-activity settings."""
+
+    channel: str
+    template_name: str
+    template_version: str | None
+    config: dict[str, Any]
+    next_activity: str | None
+
+    @property
+    def channel_sql(self) -> str:
+        """The endpoint channel types this message goes to, as SQL over an endpoint ``e``."""
+        return PUSH_CHANNEL_SQL if self.channel == "PUSH" else f"'{self.channel}'"
+
+
+def message_spec(act: Activity) -> MessageSpec:
+    """The send of an SMS or PUSH activity.
+
+    Raises:
+        ValueError: the activity is neither.
+    """
+    if act.SMS is not None:
+        raw, channel = act.SMS, "SMS"
+    elif act.PUSH is not None:
+        raw, channel = act.PUSH, "PUSH"
+    else:
+        raise ValueError(f"{act.kind} is not an SMS or PUSH activity")
+    return MessageSpec(
+        channel=channel,
+        template_name=str(raw.get("TemplateName") or ""),
+        template_version=raw.get("TemplateVersion"),
+        config=dict(raw.get("MessageConfig") or {}),
+        next_activity=raw.get("NextActivity"),
+    )
+
+
+def sms_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The SMSMessage fields a journey's ``MessageConfig`` adds to each message.
+
+    If both OriginationNumber and SenderId are given the number wins (Pinpoint's rule); MessageType defaults
+    to TRANSACTIONAL.
+    """
+    out: dict[str, Any] = {"MessageType": config.get("MessageType") or "TRANSACTIONAL"}
+    if config.get("OriginationNumber"):
+        out["OriginationNumber"] = config["OriginationNumber"]
+    elif config.get("SenderId"):
+        out["SenderId"] = config["SenderId"]
+    for name in ("EntityId", "TemplateId"):
+        if config.get(name):
+            out[name] = config[name]
+    return out
+
+
+def push_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The push message fields a journey's ``MessageConfig`` adds: ``TimeToLive`` in seconds (0: now or never)."""
+    ttl = config.get("TimeToLive")
+    return {"TimeToLive": int(str(ttl))} if ttl not in (None, "") else {}
+
+
+def render_message(spec: MessageSpec, template: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """The message content for one claimed endpoint row, rendered with its attributes.
+
+    Raises:
+        ValueError: the template does not render for this endpoint.
+    """
+    context = build_context(
+        endpoint_response(row), default_substitutions=template.get("DefaultSubstitutions")
+    )
+    if spec.channel == "SMS":
+        return {**render_sms(template, context), **sms_settings(spec.config)}
+    return {
+        **render_push(template, str(row.get("channel_type") or ""), context),
+        **push_settings(spec.config),
+    }
+
+
+async def channel_problem(conn: AsyncConnection, app_id: str, channel: str) -> tuple[str, str] | None:
+    """Why the app cannot send on ``channel`` at all (an SMS channel must exist and be enabled), or None."""
+    if channel != "SMS":
+        return None
+    enabled = await conn.scalar(
+        text("SELECT enabled FROM channels WHERE app_id = :a AND channel_type = 'SMS'"), {"a": app_id}
+    )
+    if enabled is None:
+        return ("UNSUPPORTED_CHANNEL", "the app has no SMS channel; set it up with UpdateSmsChannel")
+    if not enabled:
+        return ("UNSUPPORTED_CHANNEL", "the app's SMS channel is disabled; enable it with UpdateSmsChannel")
+    return None
+
+
+def journey_total_cap(limits: dict[str, Any], app_settings: ApplicationSettings) -> int:
+    """The journey's TotalCap, else the project's JourneyLimits.TotalCap (0: none)."""
+    own = int(limits.get("TotalCap") or 0)
+    if own:
+        return own
+    return (app_settings.JourneyLimits.TotalCap or 0) if app_settings.JourneyLimits else 0
+
+
+async def provider_step(
+    host: StepHost,
+    inp: StepInput,
+    act: Activity,
+    shared_caps: Callable[[dict[str, Any], ApplicationSettings], message_ledger.SharedCaps],
+) -> StepResult:
+    """Run an SMS or PUSH activity for one lane: claim, send what can be sent, move the lane on.
+
+    Args:
+        host: The step activities (database, send lanes, sending-window holds, pacing).
+        inp: The step.
+        act: The SMS or PUSH activity.
+        shared_caps: The caps shared with other journeys and campaigns, from the limits and project settings.
+
+    Returns:
+        The lane going on to NextActivity, plus lanes held for quiet time.
+    """
+    assert inp.activity_id is not None
+    spec = message_spec(act)
+    now = inp.now or datetime.now(UTC)
+    async with host.db.begin() as conn:
+        await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+        drops = await host._hold_for_sending_window(conn, inp, spec.channel, now)
+        app_settings = await load_app_settings(conn, inp.app_id)
+        held = await ledger.held_lanes(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
+        await message_ledger.claim_journey_emails(
+            conn,
+            app_id=inp.app_id,
+            journey_id=inp.journey_id,
+            version=inp.version,
+            cohort_no=inp.cohort_no,
+            lane=inp.lane,
+            activity_id=inp.activity_id,
+            visit=inp.visit,
+            now=now,
+            daily_cap=int(inp.limits.get("DailyCap") or 0),
+            total_cap=journey_total_cap(inp.limits, app_settings),
+            skips=drops,
+            shared=shared_caps(inp.limits, app_settings),
+            channel=spec.channel,
+            channel_sql=spec.channel_sql,
+        )
+        template = await load_email_template(
+            conn, spec.template_name, spec.template_version, template_type=spec.channel
+        )
+        problem = await channel_problem(conn, inp.app_id, spec.channel)
+    provider: ChannelProvider | None = None
+    if template is None:
+        problem = problem or (
+            "RENDERING_FAILURE",
+            f"{spec.channel} template {spec.template_name!r} does not exist",
+        )
+    if problem is None:
+        try:
+            provider = host.lanes.provider(spec.channel, Lane.TRANSACTIONAL)
+        except ProviderNotConfiguredError as err:
+            problem = ("UNSUPPORTED_CHANNEL", str(err))
+    sent = await _send_claimed(host, inp, spec, template, provider, problem)
+    async with host.db.begin() as conn:
+        moved = await ledger.move_lane(
+            conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, spec.next_activity
+        )
+    waiting = [
+        Branch(lane=name, next_activity=inp.activity_id, count=n, resume_at=until) for name, until, n in held
+    ]
+    return StepResult(
+        branches=[Branch(lane=inp.lane, next_activity=spec.next_activity, count=moved), *waiting],
+        processed=moved,
+        detail=f"sent {sent} {spec.channel}"
+        + (f", {sum(b.count for b in waiting)} held for quiet time" if waiting else ""),
+    )
+
+
+async def _send_claimed(
+    host: StepHost,
+    inp: StepInput,
+    spec: MessageSpec,
+    template: dict[str, Any] | None,
+    provider: ChannelProvider | None,
+    problem: tuple[str, str] | None,
+) -> int:
+    """Send (or, with a ``problem``, fail) every pending message of the lane, batch by batch."""
+    assert inp.activity_id is not None
+    per_second = int(inp.limits.get("MessagesPerSecond") or 0)
+    batch = min(SEND_BATCH, per_second) if per_second else SEND_BATCH
+    sent = 0
+    activity.heartbeat(0)
+    while True:
+        async with host.db.connect() as conn:
+            rows = await message_ledger.pending_journey_emails(
+                conn,
+                journey_id=inp.journey_id,
+                cohort_no=inp.cohort_no,
+                lane=inp.lane,
+                activity_id=inp.activity_id,
+                limit=batch,
+            )
+        if not rows:
+            return sent
+        if problem is not None or provider is None or template is None:
+            reason = problem or ("UNSUPPORTED_CHANNEL", "no provider")
+            async with host.db.begin() as conn:
+                await message_ledger.mark_failed(
+                    conn, [(r["message_id"], reason[0], reason[1]) for r in rows]
+                )
+            continue
+        if per_second:
+            await host._pace(f"journey:{inp.journey_id}", len(rows), per_second, sent)
+        sent += await _send_rows(host, inp, spec, template, provider, rows)
+        activity.heartbeat(sent)
+
+
+async def _send_rows(
+    host: StepHost,
+    inp: StepInput,
+    spec: MessageSpec,
+    template: dict[str, Any],
+    provider: ChannelProvider,
+    rows: list[dict[str, Any]],
+) -> int:
+    outgoing: list[OutgoingMessage] = []
+    failures: list[tuple[str, str, str]] = []
+    for row in rows:
+        try:
+            content = render_message(spec, template, row)
+        except (ValueError, KeyError) as err:
+            failures.append((row["message_id"], "RENDERING_FAILURE", str(err)))
+            continue
+        outgoing.append(
+            OutgoingMessage(
+                message_id=row["message_id"],
+                app_id=inp.app_id,
+                channel=spec.channel,
+                channel_type=str(row.get("channel_type") or spec.channel),
+                address=str(row.get("address") or ""),
+                content=content,
+                endpoint_id=str(row.get("id") or ""),
+                context={"journey_id": inp.journey_id, "journey_activity_id": inp.activity_id or ""},
+            )
+        )
+
+    async def commit(ids: Sequence[str]) -> None:
+        async with host.db.begin() as conn:
+            await message_ledger.mark_sent(conn, ids)
+
+    results = await provider.send_batch(outgoing, commit) if outgoing else {}
+    failures += [(mid, r.delivery_status, r.status_message) for mid, r in results.items() if not r.ok]
+    if failures:
+        async with host.db.begin() as conn:
+            await message_ledger.mark_failed(conn, failures)
+    return sum(1 for r in results.values() if r.ok)
