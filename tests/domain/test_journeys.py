@@ -117,7 +117,7 @@ def test_event_condition_must_name_an_earlier_email() -> None:
         {"a": {"Holdout": {"Percentage": 1, "NextActivity": "s"}}, "s": opened_split("a", None, None)}
     )
     assert graph_problems(not_email) == [
-        "activity 's': EventCondition.MessageActivity 'a' is not an EMAIL activity of this journey"
+        "activity 's': EventCondition.MessageActivity 'a' is not a message activity (EMAIL, SMS, PUSH) of this journey"
     ]
 
 
