@@ -35,6 +35,7 @@ from sojourn.store import journey_ledger as ledger
 from sojourn.store import message_ledger
 from sojourn.store.app_settings_repo import load_app_settings
 from sojourn.store.endpoint_rows import endpoint_response
+from sojourn.store.journey_deliveries import record_provider_answers
 from sojourn.store.templates_repo import load_email_template
 
 log = logging.getLogger(__name__)
@@ -308,7 +309,13 @@ async def _send_rows(
 
     results = await provider.send_batch(outgoing, commit) if outgoing else {}
     failures += [(mid, r.delivery_status, r.status_message) for mid, r in results.items() if not r.ok]
-    if failures:
-        async with host.db.begin() as conn:
+    async with host.db.begin() as conn:
+        await record_provider_answers(
+            conn,
+            spec.channel,
+            results,
+            {"journey_id": inp.journey_id, "journey_activity_id": inp.activity_id or ""},
+        )
+        if failures:
             await message_ledger.mark_failed(conn, failures)
     return sum(1 for r in results.values() if r.ok)
