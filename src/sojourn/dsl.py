@@ -108,6 +108,30 @@ def push(template: str, *, version: str | None = None, time_to_live: int | None 
     return Step("PUSH", template, body)
 
 
+def custom(
+    delivery_uri: str,
+    *,
+    data: str | None = None,
+    endpoint_types: list[str] | None = None,
+    name: str | None = None,
+) -> Step:
+    """Deliver the participant's endpoints to a webhook or a custom activity (CUSTOM activity).
+
+    Args:
+        delivery_uri: An ``https://`` webhook URL, or the name of a custom activity in ``activities/``.
+        data: ``MessageConfig.Data``: the message the hook gets.
+        endpoint_types: Endpoint channel types delivered to the hook (default CUSTOM); others pass through.
+        name: The activity id to use (default: derived from the URI), to name it in a later ``split_on``.
+    """
+    body: dict[str, Any] = {"DeliveryUri": delivery_uri}
+    if endpoint_types is not None:
+        body["EndpointTypes"] = list(endpoint_types)
+    if data is not None:
+        body["MessageConfig"] = {"Data": data}
+    hint = name or re.sub(r"^https?://", "", delivery_uri)
+    return Step("CUSTOM", hint, body)
+
+
 def wait(
     *,
     days: float = 0,
@@ -133,14 +157,14 @@ def holdout(percentage: int) -> Step:
     return Step("Holdout", f"holdout{percentage}", {"Percentage": percentage})
 
 
-def _event_condition(event: str, of: str) -> dict[str, Any]:
+def _event_condition(event: str, of: str, attributes: dict[str, str] | None = None) -> dict[str, Any]:
     values = [EVENT_ALIASES.get(event, event)]
-    return {
-        "EventCondition": {
-            "MessageActivity": of,
-            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": values}},
+    dimensions: dict[str, Any] = {"EventType": {"DimensionType": "INCLUSIVE", "Values": values}}
+    if attributes:
+        dimensions["Attributes"] = {
+            name: {"AttributeType": "INCLUSIVE", "Values": [value]} for name, value in attributes.items()
         }
-    }
+    return {"EventCondition": {"MessageActivity": of, "Dimensions": dimensions}}
 
 
 def multi_split(
@@ -168,6 +192,7 @@ def split_on(
     within: Step | None = None,
     yes: list[Step] | None = None,
     no: list[Step] | None = None,
+    attributes: dict[str, str] | None = None,
 ) -> Step:
     """Yes/No split: did the participant have ``event`` ("opened", "clicked" or an event type) for the message ``of``?
 
@@ -178,8 +203,12 @@ def split_on(
         within: A ``wait(...)``: how long to wait before evaluating.
         yes: Steps for participants who did.
         no: Steps for participants who did not.
+        attributes: Event attributes that must match too, e.g. ``{"answer": "yes"}`` on the
+            ``_custom.response`` of a ``custom(...)`` step.
     """
-    body: dict[str, Any] = {"Condition": {"Conditions": [_event_condition(event, of)], "Operator": "ALL"}}
+    body: dict[str, Any] = {
+        "Condition": {"Conditions": [_event_condition(event, of, attributes)], "Operator": "ALL"}
+    }
     if within is not None:
         body["EvaluationWaitTime"] = within.body["WaitTime"]
     return Step("ConditionalSplit", f"{event}split", body, branches=[yes or [], no or []])
@@ -386,7 +415,7 @@ def _link(steps: list[Step], activities: dict[str, dict[str, Any]], ids: dict[st
                 f"{step.kind} must be the last step of its path: put what follows inside its branches"
             )
         step.id = _unique_id(step.hint, activities)
-        if step.kind in ("EMAIL", "SMS", "PUSH"):
+        if step.kind in ("EMAIL", "SMS", "PUSH", "CUSTOM"):
             ids.setdefault(step.hint, step.id)
         body = dict(step.body)
         activities[step.id] = {step.kind: body}

@@ -104,8 +104,8 @@ def test_two_types_in_one_activity() -> None:
 
 
 def test_unsupported_types_are_refused_clearly() -> None:
-    problems = graph_problems(journey({"a": {"CUSTOM": {"DeliveryUri": "https://hook.test"}}}))
-    assert problems and "CUSTOM activities are not supported by sojourn yet" in problems[0]
+    problems = graph_problems(journey({"a": {"ContactCenter": {}}}))
+    assert problems and "ContactCenter activities are not supported by sojourn yet" in problems[0]
 
 
 def test_event_condition_must_name_an_earlier_email() -> None:
@@ -117,7 +117,7 @@ def test_event_condition_must_name_an_earlier_email() -> None:
         {"a": {"Holdout": {"Percentage": 1, "NextActivity": "s"}}, "s": opened_split("a", None, None)}
     )
     assert graph_problems(not_email) == [
-        "activity 's': EventCondition.MessageActivity 'a' is not a message activity (EMAIL, SMS, PUSH) of this journey"
+        "activity 's': EventCondition.MessageActivity 'a' is not a message activity (EMAIL, SMS, PUSH, CUSTOM) of this journey"
     ]
 
 
@@ -312,5 +312,5 @@ def test_event_conditions_need_a_message_activity() -> None:
         )
     )
     assert problems == [
-        "activity 'b': EventCondition.MessageActivity 'a' is not a message activity (EMAIL, SMS, PUSH) of this journey"
+        "activity 'b': EventCondition.MessageActivity 'a' is not a message activity (EMAIL, SMS, PUSH, CUSTOM) of this journey"
     ]

@@ -20,6 +20,8 @@ def _describe(activity_id: str, act: Activity) -> str:
     for kind, raw in (("SMS", act.SMS), ("PUSH", act.PUSH)):
         if raw is not None:
             return f"{activity_id}: {kind} {raw.get('TemplateName')}"
+    if act.CUSTOM is not None:
+        return f"{activity_id}: CUSTOM {act.CUSTOM.get('DeliveryUri')}"
     return f"{activity_id}: {act.kind}"
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sojourn.domain.custom_activity import custom_problems
 from sojourn.domain.durations import parse_duration
 from sojourn.domain.sending_window import local_to_utc, rules_for_journey, zone_named
 
@@ -451,6 +452,7 @@ SUPPORTED_KINDS = (
     "EMAIL",
     "SMS",
     "PUSH",
+    "CUSTOM",
     "Wait",
     "ConditionalSplit",
     "MultiCondition",
@@ -458,7 +460,9 @@ SUPPORTED_KINDS = (
     "RandomSplit",
 )
 #: Activities that send a message, whose events a later split can test (EventCondition.MessageActivity).
-MESSAGE_KINDS = ("EMAIL", "SMS", "PUSH")
+MESSAGE_KINDS = ("EMAIL", "SMS", "PUSH", "CUSTOM")
+#: Event attribute filters a split on a message activity's events applies.
+EVENT_ATTRIBUTE_TYPES = ("INCLUSIVE", "EXCLUSIVE")
 SMS_MESSAGE_TYPES = ("TRANSACTIONAL", "PROMOTIONAL")
 MAX_MULTI_BRANCHES = 4
 
@@ -519,6 +523,8 @@ def _activity_problems(aid: str, act: Activity, acts: dict[str, Activity]) -> li
     if act.EMAIL is not None and not act.EMAIL.TemplateName:
         problems.append(f"activity '{aid}': EMAIL needs a TemplateName")
     problems += _channel_message_problems(aid, act)
+    if act.CUSTOM is not None:
+        problems += [f"activity '{aid}': {p}" for p in custom_problems(act.CUSTOM)]
     if act.Wait is not None and act.Wait.WaitTime is None:
         problems.append(f"activity '{aid}': Wait needs a WaitTime (WaitFor or WaitUntil)")
     if act.ConditionalSplit is not None:
@@ -685,6 +691,26 @@ def _event_condition_problems(acts: dict[str, Activity]) -> list[str]:
                 problems.append(
                     f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' does not come before this split"
                 )
+            problems += _event_attribute_problems(aid, ev)
+    return problems
+
+
+def _event_attribute_problems(aid: str, ev: EventConditionSpec) -> list[str]:
+    """Attribute filters on a message's events: {name: {AttributeType: INCLUSIVE|EXCLUSIVE, Values: [...]}}."""
+    if ev.own_event or ev.Dimensions is None:
+        return []
+    problems: list[str] = []
+    for name, dim in (ev.Dimensions.Attributes or {}).items():
+        kind = dim.get("AttributeType", "INCLUSIVE") if isinstance(dim, dict) else None
+        if kind not in EVENT_ATTRIBUTE_TYPES or not isinstance(dim, dict) or not dim.get("Values"):
+            problems.append(
+                f"activity '{aid}': EventCondition Dimensions.Attributes.{name} needs AttributeType INCLUSIVE or "
+                "EXCLUSIVE and Values"
+            )
+    if ev.Dimensions.Metrics:
+        problems.append(
+            f"activity '{aid}': metric filters on a message's events are not supported by sojourn yet"
+        )
     return problems
 
 

@@ -162,6 +162,83 @@ def journey_total_cap(limits: dict[str, Any], app_settings: ApplicationSettings)
     return (app_settings.JourneyLimits.TotalCap or 0) if app_settings.JourneyLimits else 0
 
 
+async def claim_lane(
+    host: StepHost,
+    inp: StepInput,
+    *,
+    channel: str,
+    channel_sql: str,
+    shared_caps: Callable[[dict[str, Any], ApplicationSettings], message_ledger.SharedCaps],
+) -> list[tuple[str, datetime, int]]:
+    """Arrive, hold members for the sending window, and claim a message per remaining member (caps applied).
+
+    Returns:
+        The lanes held for quiet time: (lane, release time, members).
+    """
+    assert inp.activity_id is not None
+    now = inp.now or datetime.now(UTC)
+    async with host.db.begin() as conn:
+        await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
+        drops = await host._hold_for_sending_window(conn, inp, channel, now)
+        app_settings = await load_app_settings(conn, inp.app_id)
+        held = await ledger.held_lanes(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
+        await message_ledger.claim_journey_emails(
+            conn,
+            app_id=inp.app_id,
+            journey_id=inp.journey_id,
+            version=inp.version,
+            cohort_no=inp.cohort_no,
+            lane=inp.lane,
+            activity_id=inp.activity_id,
+            visit=inp.visit,
+            now=now,
+            daily_cap=int(inp.limits.get("DailyCap") or 0),
+            total_cap=journey_total_cap(inp.limits, app_settings),
+            skips=drops,
+            shared=shared_caps(inp.limits, app_settings),
+            channel=channel,
+            channel_sql=channel_sql,
+        )
+    return list(held)
+
+
+async def finish_lane(
+    host: StepHost,
+    inp: StepInput,
+    next_activity: str | None,
+    held: list[tuple[str, datetime, int]],
+    detail: str,
+) -> StepResult:
+    """Move the lane on to ``next_activity``; the held lanes come back to this activity when released."""
+    assert inp.activity_id is not None
+    async with host.db.begin() as conn:
+        moved = await ledger.move_lane(
+            conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, next_activity
+        )
+    waiting = [
+        Branch(lane=name, next_activity=inp.activity_id, count=n, resume_at=until) for name, until, n in held
+    ]
+    return StepResult(
+        branches=[Branch(lane=inp.lane, next_activity=next_activity, count=moved), *waiting],
+        processed=moved,
+        detail=detail + (f", {sum(b.count for b in waiting)} held for quiet time" if waiting else ""),
+    )
+
+
+async def pending_rows(host: StepHost, inp: StepInput, limit: int) -> list[dict[str, Any]]:
+    """Claimed, unsent messages of the lane (with their endpoint rows), at most ``limit``."""
+    assert inp.activity_id is not None
+    async with host.db.connect() as conn:
+        return await message_ledger.pending_journey_emails(
+            conn,
+            journey_id=inp.journey_id,
+            cohort_no=inp.cohort_no,
+            lane=inp.lane,
+            activity_id=inp.activity_id,
+            limit=limit,
+        )
+
+
 async def provider_step(
     host: StepHost,
     inp: StepInput,
@@ -179,31 +256,11 @@ async def provider_step(
     Returns:
         The lane going on to NextActivity, plus lanes held for quiet time.
     """
-    assert inp.activity_id is not None
     spec = message_spec(act)
-    now = inp.now or datetime.now(UTC)
-    async with host.db.begin() as conn:
-        await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
-        drops = await host._hold_for_sending_window(conn, inp, spec.channel, now)
-        app_settings = await load_app_settings(conn, inp.app_id)
-        held = await ledger.held_lanes(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
-        await message_ledger.claim_journey_emails(
-            conn,
-            app_id=inp.app_id,
-            journey_id=inp.journey_id,
-            version=inp.version,
-            cohort_no=inp.cohort_no,
-            lane=inp.lane,
-            activity_id=inp.activity_id,
-            visit=inp.visit,
-            now=now,
-            daily_cap=int(inp.limits.get("DailyCap") or 0),
-            total_cap=journey_total_cap(inp.limits, app_settings),
-            skips=drops,
-            shared=shared_caps(inp.limits, app_settings),
-            channel=spec.channel,
-            channel_sql=spec.channel_sql,
-        )
+    held = await claim_lane(
+        host, inp, channel=spec.channel, channel_sql=spec.channel_sql, shared_caps=shared_caps
+    )
+    async with host.db.connect() as conn:
         template = await load_email_template(
             conn, spec.template_name, spec.template_version, template_type=spec.channel
         )
@@ -220,19 +277,7 @@ async def provider_step(
         except ProviderNotConfiguredError as err:
             problem = ("UNSUPPORTED_CHANNEL", str(err))
     sent = await _send_claimed(host, inp, spec, template, provider, problem)
-    async with host.db.begin() as conn:
-        moved = await ledger.move_lane(
-            conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, spec.next_activity
-        )
-    waiting = [
-        Branch(lane=name, next_activity=inp.activity_id, count=n, resume_at=until) for name, until, n in held
-    ]
-    return StepResult(
-        branches=[Branch(lane=inp.lane, next_activity=spec.next_activity, count=moved), *waiting],
-        processed=moved,
-        detail=f"sent {sent} {spec.channel}"
-        + (f", {sum(b.count for b in waiting)} held for quiet time" if waiting else ""),
-    )
+    return await finish_lane(host, inp, spec.next_activity, held, f"sent {sent} {spec.channel}")
 
 
 async def _send_claimed(
@@ -250,15 +295,7 @@ async def _send_claimed(
     sent = 0
     activity.heartbeat(0)
     while True:
-        async with host.db.connect() as conn:
-            rows = await message_ledger.pending_journey_emails(
-                conn,
-                journey_id=inp.journey_id,
-                cohort_no=inp.cohort_no,
-                lane=inp.lane,
-                activity_id=inp.activity_id,
-                limit=batch,
-            )
+        rows = await pending_rows(host, inp, batch)
         if not rows:
             return sent
         if problem is not None or provider is None or template is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from sojourn.domain.sending_window import rules_for_journey, verdict
 from sojourn.domain.templates import build_context, render_email
 from sojourn.domain.timezones import participant_zone
 from sojourn.engine import message_steps
+from sojourn.engine.custom_step import CustomFunction, custom_step
 from sojourn.engine.inputs import Branch, LaneEnd, StepInput, StepResult
 from sojourn.engine.split_sql import members_meeting
 from sojourn.settings import Settings
@@ -49,12 +50,15 @@ class StepActivities:
         transport: EmailTransport,
         *,
         lanes: SendLanes | None = None,
+        custom_functions: Mapping[str, CustomFunction] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.transport = transport
         # SMS and push journey steps send through the providers of the transactional lane.
         self.lanes = lanes or SendLanes(settings)
+        # CUSTOM steps may call the deployment's custom activities by name.
+        self.custom_functions = dict(custom_functions or {})
         self.secret = settings.tracking_key
 
     def all(self) -> list[Any]:
@@ -134,6 +138,8 @@ class StepActivities:
             return await self._email_step(inp, act)
         if act.SMS is not None or act.PUSH is not None:
             return await message_steps.provider_step(self, inp, act, shared_caps)
+        if act.CUSTOM is not None:
+            return await custom_step(self, inp, act, shared_caps, self.custom_functions)
         if act.Holdout is not None:
             pct = act.Holdout.Percentage
             cut = pct * ledger.HASH_BUCKETS // 100

@@ -17,6 +17,7 @@ from sojourn.channels.priority import Lane
 from sojourn.channels.senders import SendLanes
 from sojourn.engine.client import connect
 from sojourn.engine.cohort_workflow import CohortWorkflow
+from sojourn.engine.custom_step import custom_functions
 from sojourn.engine.journey_activities import JourneyActivities
 from sojourn.engine.journey_workflow import JourneyWorkflow
 from sojourn.engine.optin_workflow import DoubleOptInWorkflow
@@ -55,7 +56,9 @@ def build_worker(
     """
     lanes = lanes or SendLanes(settings)
     transport = transport or lanes.email(Lane.TRANSACTIONAL)
-    steps = StepActivities(db, settings, transport, lanes=lanes)
+    steps = StepActivities(
+        db, settings, transport, lanes=lanes, custom_functions=custom_functions(extra_activities)
+    )
     privacy = PrivacyActivities(db, settings, transport)
     return Worker(
         client,
