@@ -17,7 +17,7 @@ def test_delivery_targets() -> None:
     assert delivery_target("https://hooks.example.com/x") == ("webhook", "https://hooks.example.com/x")
     assert delivery_target("http://127.0.0.1:8123/hook") == ("webhook", "http://127.0.0.1:8123/hook")
     assert delivery_target("score_endpoints") == ("function", "score_endpoints")
-    with pytest.raises(ValueError, match="http:// only on 127.0.0.1"):
+    with pytest.raises(ValueError, match=r"http:// only on 127\.0\.0\.1"):
         delivery_target("http://hooks.example.com/x")
     with pytest.raises(ValueError, match="cannot call AWS Lambda"):
         delivery_target("arn:aws:lambda:us-east-1:1:function:f")
@@ -26,13 +26,25 @@ def test_delivery_targets() -> None:
 
 
 def test_problems_and_defaults() -> None:
-    assert custom_problems({}) == ["CUSTOM needs a DeliveryUri (an https:// webhook or a custom activity name)"]
+    assert custom_problems({}) == [
+        "CUSTOM needs a DeliveryUri (an https:// webhook or a custom activity name)"
+    ]
     problems = custom_problems(
-        {"DeliveryUri": "f", "EndpointTypes": ["FAX"], "MessageConfig": {"Data": "x" * 5001}, "TemplateName": "t"}
+        {
+            "DeliveryUri": "f",
+            "EndpointTypes": ["FAX"],
+            "MessageConfig": {"Data": "x" * 5001},
+            "TemplateName": "t",
+        }
     )
     assert len(problems) == 3 and "FAX is not an endpoint channel type" in problems[0]
     spec = custom_spec({"DeliveryUri": "f", "NextActivity": "n"})
-    assert (spec.kind, spec.endpoint_types, spec.data, spec.next_activity) == ("function", ("CUSTOM",), "", "n")
+    assert (spec.kind, spec.endpoint_types, spec.data, spec.next_activity) == (
+        "function",
+        ("CUSTOM",),
+        "",
+        "n",
+    )
 
 
 def test_payload_and_answer() -> None:
