@@ -132,6 +132,15 @@ def custom(
     return Step("CUSTOM", hint, body)
 
 
+def contact_center() -> Step:
+    """Hand the participant to the journey's contact center (set ``Journey(contact_center=...)``).
+
+    Just before the hand-off the entry segment and every earlier Yes/No and Multivariate split are evaluated
+    again; participants who no longer qualify leave the journey.
+    """
+    return Step("ContactCenter", "contactcenter", {})
+
+
 def wait(
     *,
     days: float = 0,
@@ -295,6 +304,7 @@ class Journey:
         timeframe_cap: tuple[int, int] | None = None,
         reentry_cap: int | None = None,
         reentry_interval: str | None = None,
+        contact_center: str | None = None,
     ) -> None:
         if (segment is None) == (event is None):
             raise ValueError("a journey enters either by segment=... or by event=...")
@@ -310,6 +320,8 @@ class Journey:
         self.open_hours = open_hours
         self.closed_days = closed_days
         self.estimate_timezone_from = estimate_timezone_from
+        # Where contact_center() steps hand participants off: an https:// webhook or a custom activity name.
+        self.contact_center = contact_center
         self.limits = {
             "DailyCap": daily_cap,
             "TotalCap": total_cap,
@@ -387,6 +399,8 @@ class Journey:
             }
         if self.estimate_timezone_from:
             body["TimezoneEstimationMethods"] = list(self.estimate_timezone_from)
+        if self.contact_center:
+            body["JourneyChannelSettings"] = {"ConnectCampaignArn": self.contact_center}
         limits = {k: v for k, v in self.limits.items() if v is not None}
         if limits:
             body["Limits"] = limits

@@ -103,9 +103,36 @@ def test_two_types_in_one_activity() -> None:
     assert problems == ["activity 'a' must have exactly one activity type, it has ['EMAIL', 'Holdout']"]
 
 
-def test_unsupported_types_are_refused_clearly() -> None:
-    problems = graph_problems(journey({"a": {"ContactCenter": {}}}))
-    assert problems and "ContactCenter activities are not supported by sojourn yet" in problems[0]
+def test_contact_center_rules() -> None:
+    hand_off = {"ConnectCampaignArn": "https://cc.example.com/take"}
+    four = {f"c{i}": {"ContactCenter": {"NextActivity": f"c{i + 1}"}} for i in range(1, 4)} | {
+        "c4": {"ContactCenter": {}}
+    }
+    assert graph_problems(journey(four, start="c1", JourneyChannelSettings=hand_off)) == [
+        "a journey has at most 3 ContactCenter activities, this one has 4"
+    ]
+    on_event = journey(
+        {"a": {"ContactCenter": {}}},
+        JourneyChannelSettings=hand_off,
+        StartCondition={"EventStartCondition": {"EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {}}}},
+    )
+    assert graph_problems(on_event) == [
+        "ContactCenter activities are not allowed in event-triggered journeys"
+    ]
+    assert (
+        "ContactCenter needs JourneyChannelSettings.ConnectCampaignArn"
+        in graph_problems(journey({"a": {"ContactCenter": {}}}))[0]
+    )
+    assert (
+        "JourneyChannelSettings.ConnectCampaignArn: DeliveryUri"
+        in graph_problems(
+            journey(
+                {"a": {"ContactCenter": {}}},
+                JourneyChannelSettings={"ConnectCampaignArn": "arn:aws:connect:x"},
+            )
+        )[0]
+    )
+    assert graph_problems(journey({"a": {"ContactCenter": {}}}, JourneyChannelSettings=hand_off)) == []
 
 
 def test_event_condition_must_name_an_earlier_email() -> None:

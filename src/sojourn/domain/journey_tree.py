@@ -22,6 +22,8 @@ def _describe(activity_id: str, act: Activity) -> str:
             return f"{activity_id}: {kind} {raw.get('TemplateName')}"
     if act.CUSTOM is not None:
         return f"{activity_id}: CUSTOM {act.CUSTOM.get('DeliveryUri')}"
+    if act.ContactCenter is not None:
+        return f"{activity_id}: ContactCenter (re-evaluates, then hands off voice endpoints)"
     return f"{activity_id}: {act.kind}"
 
 

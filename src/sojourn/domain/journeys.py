@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sojourn.domain.custom_activity import custom_problems
+from sojourn.domain.custom_activity import custom_problems, delivery_target
 from sojourn.domain.durations import parse_duration
 from sojourn.domain.sending_window import local_to_utc, rules_for_journey, zone_named
 
@@ -453,6 +453,7 @@ SUPPORTED_KINDS = (
     "SMS",
     "PUSH",
     "CUSTOM",
+    "ContactCenter",
     "Wait",
     "ConditionalSplit",
     "MultiCondition",
@@ -464,6 +465,7 @@ MESSAGE_KINDS = ("EMAIL", "SMS", "PUSH", "CUSTOM")
 #: Event attribute filters a split on a message activity's events applies.
 EVENT_ATTRIBUTE_TYPES = ("INCLUSIVE", "EXCLUSIVE")
 SMS_MESSAGE_TYPES = ("TRANSACTIONAL", "PROMOTIONAL")
+MAX_CONTACT_CENTER = 3
 MAX_MULTI_BRANCHES = 4
 
 
@@ -498,6 +500,33 @@ def graph_problems(definition: JourneyDefinition) -> list[str]:
                 )
         problems += _cycle_problems(definition.StartActivity, acts)
         problems += _event_condition_problems(acts)
+    return problems + contact_center_problems(definition)
+
+
+def contact_center_problems(definition: JourneyDefinition) -> list[str]:
+    """ContactCenter rules: at most 3 per journey, not in event-triggered journeys, a hand-off target in
+    ``JourneyChannelSettings.ConnectCampaignArn`` (an https:// webhook or a custom activity name)."""
+    count = sum(1 for act in definition.Activities.values() if act.ContactCenter is not None)
+    settings = definition.JourneyChannelSettings or {}
+    problems: list[str] = []
+    if count > MAX_CONTACT_CENTER:
+        problems.append(
+            f"a journey has at most {MAX_CONTACT_CENTER} ContactCenter activities, this one has {count}"
+        )
+    cond = definition.StartCondition
+    if count and cond is not None and cond.EventStartCondition is not None:
+        problems.append("ContactCenter activities are not allowed in event-triggered journeys")
+    target = settings.get("ConnectCampaignArn")
+    if count and not target:
+        problems.append(
+            "ContactCenter needs JourneyChannelSettings.ConnectCampaignArn: the contact center's https:// webhook "
+            "or the name of a custom activity that takes the participants"
+        )
+    if target:
+        try:
+            delivery_target(str(target))
+        except ValueError as err:
+            problems.append(f"JourneyChannelSettings.ConnectCampaignArn: {err}")
     return problems
 
 
@@ -718,8 +747,8 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
     """Journey settings sojourn does not apply yet: refused rather than silently ignored."""
     d = definition
     found: list[str] = []
-    if d.JourneyChannelSettings:
-        found.append("JourneyChannelSettings")
+    if set(d.JourneyChannelSettings or {}) - {"ConnectCampaignArn", "ConnectCampaignExecutionRoleArn"}:
+        found.append("JourneyChannelSettings other than ConnectCampaignArn")
     return [f"{name} is not supported by sojourn yet; remove it (it would not be applied)" for name in found]
 
 

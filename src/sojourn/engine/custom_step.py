@@ -156,22 +156,31 @@ async def custom_step(
             continue
         if per_second:
             await host._pace(f"journey:{inp.journey_id}", len(rows), per_second, delivered)
-        delivered += await _deliver(host, inp, spec, rows, secret, functions)
+        delivered += await deliver_batch(host, inp, spec, rows, secret, functions)
         activity.heartbeat(delivered)
     return await finish_lane(host, inp, spec.next_activity, held, f"delivered {delivered} to {spec.target}")
 
 
-async def _deliver(
+async def deliver_batch(
     host: StepHost,
     inp: StepInput,
     spec: CustomSpec,
     rows: list[dict[str, Any]],
     secret: str,
     functions: Mapping[str, CustomFunction],
+    *,
+    event_type: str = RESPONSE_EVENT,
+    extra: Mapping[str, Any] | None = None,
+    failure: str = FAILURE,
 ) -> int:
+    """Make one call for ``rows``; on success mark them sent and record the answered attributes as events.
+
+    Returns:
+        How many messages the call delivered (all of ``rows``, or 0).
+    """
     assert inp.activity_id is not None
     message_ids = {str(r["id"]): str(r["message_id"]) for r in rows}
-    payload = custom_payload(
+    payload = dict(extra or {}) | custom_payload(
         spec,
         app_id=inp.app_id,
         journey_id=inp.journey_id,
@@ -187,7 +196,7 @@ async def _deliver(
         ok, answer, why = await call_function(functions[spec.target], payload)
     async with host.db.begin() as conn:
         if not ok:
-            await message_ledger.mark_failed(conn, [(m, FAILURE, why) for m in message_ids.values()])
+            await message_ledger.mark_failed(conn, [(m, failure, why) for m in message_ids.values()])
             return 0
         await message_ledger.mark_sent(conn, list(message_ids.values()))
         now = datetime.now(UTC)
@@ -197,8 +206,8 @@ async def _deliver(
                 EventRow(
                     app_id=inp.app_id,
                     endpoint_id=endpoint_id,
-                    event_id=f"{RESPONSE_EVENT}:{message_ids[endpoint_id]}",
-                    event_type=RESPONSE_EVENT,
+                    event_id=f"{event_type}:{message_ids[endpoint_id]}",
+                    event_type=event_type,
                     occurred_at=now,
                     attributes={
                         **attributes,

@@ -9,6 +9,7 @@ sends as ``Idempotency-Key``), so a retried step never sends twice.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,8 +170,12 @@ async def claim_lane(
     channel: str,
     channel_sql: str,
     shared_caps: Callable[[dict[str, Any], ApplicationSettings], message_ledger.SharedCaps],
+    claimed: Counter[str] | None = None,
 ) -> list[tuple[str, datetime, int]]:
     """Arrive, hold members for the sending window, and claim a message per remaining member (caps applied).
+
+    Args:
+        claimed: When given, gets the new ledger rows per status or skip reason.
 
     Returns:
         The lanes held for quiet time: (lane, release time, members).
@@ -182,7 +187,7 @@ async def claim_lane(
         drops = await host._hold_for_sending_window(conn, inp, channel, now)
         app_settings = await load_app_settings(conn, inp.app_id)
         held = await ledger.held_lanes(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
-        await message_ledger.claim_journey_emails(
+        counts = await message_ledger.claim_journey_emails(
             conn,
             app_id=inp.app_id,
             journey_id=inp.journey_id,
@@ -199,6 +204,8 @@ async def claim_lane(
             channel=channel,
             channel_sql=channel_sql,
         )
+    if claimed is not None:
+        claimed.update(counts)
     return list(held)
 
 

@@ -25,6 +25,7 @@ from sojourn.domain.sending_window import rules_for_journey, verdict
 from sojourn.domain.templates import build_context, render_email
 from sojourn.domain.timezones import participant_zone
 from sojourn.engine import message_steps
+from sojourn.engine.contact_center_step import contact_center_step
 from sojourn.engine.custom_step import CustomFunction, custom_step
 from sojourn.engine.inputs import Branch, LaneEnd, StepInput, StepResult
 from sojourn.engine.split_sql import members_meeting
@@ -140,6 +141,8 @@ class StepActivities:
             return await message_steps.provider_step(self, inp, act, shared_caps)
         if act.CUSTOM is not None:
             return await custom_step(self, inp, act, shared_caps, self.custom_functions)
+        if act.ContactCenter is not None:
+            return await contact_center_step(self, inp, act, shared_caps, self.custom_functions)
         if act.Holdout is not None:
             pct = act.Holdout.Percentage
             cut = pct * ledger.HASH_BUCKETS // 100
