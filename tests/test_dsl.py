@@ -9,6 +9,8 @@ import pytest
 from sojourn.domain.journeys import graph_problems, sending_time_problems
 from sojourn.dsl import (
     Journey,
+    contact_center,
+    custom,
     email,
     holdout,
     multi_split,
@@ -172,4 +174,27 @@ def test_sms_and_push_steps() -> None:
     assert acts["nudge"]["PUSH"]["TemplateVersion"] == "2"
     split = acts[acts["nudge"]["PUSH"]["NextActivity"]]["ConditionalSplit"]
     assert split["Condition"]["Conditions"][0]["EventCondition"]["MessageActivity"] == "code"
+    assert graph_problems(definition) == []
+
+
+def test_custom_and_contact_center_steps() -> None:
+    journey = Journey(
+        "crm", segment="S", start="2030-01-01T00:00:00Z", contact_center="https://cc.example.com/take"
+    )
+    journey.then(
+        custom("https://crm.example.com/hook", data="lead", name="crm"),
+        split_on("_custom.response", of="crm", attributes={"answer": "yes"}, yes=[contact_center()], no=[]),
+    )
+    definition = journey.definition()
+    body = definition.model_dump(mode="json", exclude_none=True)
+    assert body["JourneyChannelSettings"] == {"ConnectCampaignArn": "https://cc.example.com/take"}
+    assert body["Activities"]["crm"]["CUSTOM"] == {
+        "DeliveryUri": "https://crm.example.com/hook",
+        "MessageConfig": {"Data": "lead"},
+        "NextActivity": body["Activities"]["crm"]["CUSTOM"]["NextActivity"],
+    }
+    split = body["Activities"][body["Activities"]["crm"]["CUSTOM"]["NextActivity"]]["ConditionalSplit"]
+    dims = split["Condition"]["Conditions"][0]["EventCondition"]["Dimensions"]
+    assert dims["Attributes"] == {"answer": {"AttributeType": "INCLUSIVE", "Values": ["yes"]}}
+    assert "ContactCenter" in body["Activities"][split["TrueActivity"]]
     assert graph_problems(definition) == []
