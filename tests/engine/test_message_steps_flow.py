@@ -368,3 +368,37 @@ async def test_unconfigured_providers_fail_every_message_with_a_reason(
         )
         rows = await message_rows(db, journey_id)
         assert "UpdateSmsChannel" in (rows[("code", "a")][1] or "")
+
+
+async def test_quiet_time_holds_an_sms_until_it_ends(
+    db: AsyncEngine, time_skipping_env: WorkflowEnvironment, smtp_server: SmtpSink, tmp_path: Path
+) -> None:
+    sms_file = tmp_path / "sms.jsonl"
+    async with channel_stack(
+        db, time_skipping_env, smtp_server, sms_provider_url=f"file://{sms_file}"
+    ) as state:
+        audience = await sms_audience(state, {"quiet": "Etc/UTC", "away": "Etc/GMT-12"})
+        now = datetime.now(UTC)
+        start = (now - timedelta(hours=1)).strftime("%H:00")
+        end = (now + timedelta(hours=2)).strftime("%H:00")
+        journey_id = await run_journey(
+            state,
+            time_skipping_env,
+            audience.app_id,
+            sms_only_journey(
+                audience.segment_id,
+                {"first": {"SMS": {"TemplateName": "code"}}},
+                QuietTime={"Start": start, "End": end},
+                WaitForQuietTime=True,
+            ),
+        )
+        sent = [json.loads(line)["EndpointId"] for line in sms_file.read_text().splitlines()]
+        assert sent == ["away", "quiet"], "the quiet one last, once its quiet time ended"
+        first = await metrics(state, audience.app_id, journey_id, "first")
+        assert first["SUCCESS"] == "2" and first["QUIET_TIME_WAIT"] == "1"
+        async with db.connect() as conn:
+            lane = await conn.scalar(
+                text("SELECT lane FROM participants WHERE journey_id = :j AND endpoint_id = 'quiet'"),
+                {"j": journey_id},
+            )
+        assert str(lane).startswith("0.q")
