@@ -35,6 +35,7 @@ from sojourn.domain.custom_activity import (
     response_attributes,
 )
 from sojourn.domain.journeys import Activity
+from sojourn.engine import names
 from sojourn.engine.inputs import StepInput, StepResult
 from sojourn.engine.message_steps import StepHost, claim_lane, finish_lane, pending_rows
 from sojourn.store import message_ledger
@@ -200,7 +201,7 @@ async def deliver_batch(
             return 0
         await message_ledger.mark_sent(conn, list(message_ids.values()))
         now = datetime.now(UTC)
-        await record_events(
+        triggered = await record_events(
             conn,
             [
                 EventRow(
@@ -220,4 +221,17 @@ async def deliver_batch(
                 for endpoint_id, attributes in response_attributes(answer, set(message_ids)).items()
             ],
         )
+    await ring_doorbells(inp.app_id, triggered)
     return len(message_ids)
+
+
+async def ring_doorbells(app_id: str, journey_ids: set[str]) -> None:
+    """Wake event-triggered journeys the response events started (best effort: they poll their intake anyway)."""
+    if not journey_ids:
+        return
+    try:
+        client = activity.client()
+        for journey_id in sorted(journey_ids):
+            await client.get_workflow_handle(names.journey_workflow_id(app_id, journey_id)).signal("doorbell")
+    except Exception as err:
+        log.warning("doorbell for journeys %s not delivered: %s", sorted(journey_ids), err)
