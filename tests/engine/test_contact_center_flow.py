@@ -64,7 +64,7 @@ async def test_re_evaluation_removes_who_no_longer_qualifies(
         async with worker:
             audience = await app_with_audience(state, members=0, templates=())
             app_id = audience.app_id
-            phones = {f"v{i}": f"+1555020000{i}" for i in range(1, 5)}
+            phones = {f"v{i}": f"+1555020000{i}" for i in range(1, 5)} | {"v5": "555-0205"}  # v5: not E.164
             await call(
                 state,
                 "UpdateEndpointsBatch",
@@ -97,7 +97,7 @@ async def test_re_evaluation_removes_who_no_longer_qualifies(
                         ),
                         {"j": journey_id},
                     )
-                assert n == 3
+                assert n == 4
 
             await assert_eventually(waiting, timeout=60)
             # While they wait: v2 leaves the entry segment, v3 is no longer a VIP (its split branch no longer holds).
@@ -137,6 +137,7 @@ async def test_re_evaluation_removes_who_no_longer_qualifies(
             )
             got = metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"]
             assert got["REMOVED_DUE_TO_REEVALUATION"] == "2" and got["SUCCESS"] == "1"
+            assert got["CONTACT_CENTER_FAILURE"] == "1", "v5's number cannot be dialled"
             async with db.connect() as conn:
                 lanes = dict(
                     (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sojourn.domain.journeys import JourneyDefinition
-from sojourn.engine.contact_center_step import path_branches
+from sojourn.engine.contact_center_step import is_e164, path_branches
 
 VIP = {"Conditions": [{"SegmentDimensions": {"Attributes": {"vip": {"Values": ["yes"]}}}}]}
 
@@ -34,3 +34,10 @@ def test_path_branches_follow_the_lane() -> None:
     assert path_branches(definition, "0.1.1", "cc") == [("s1", 1)]
     # No at s1, then the Else branch of the multivariate split.
     assert path_branches(definition, "0.2.2", "cc") == [("s1", 2), ("m", 2)]
+
+
+def test_e164_numbers() -> None:
+    assert is_e164("+15550100001")
+    assert not is_e164("5550100001")
+    assert not is_e164("+0123")
+    assert not is_e164("+1 555 0100")

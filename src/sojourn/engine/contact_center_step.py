@@ -36,6 +36,12 @@ FAILURE = "CONTACT_CENTER_FAILURE"
 REMOVED = "REMOVED_DUE_TO_REEVALUATION"
 RESPONSE_EVENT = "_contact_center.response"
 _BRANCH = re.compile(r"branch (\d+)$")
+_E164 = re.compile(r"\+[1-9]\d{1,14}")
+
+
+def is_e164(number: str) -> bool:
+    """Whether a phone number is in E.164 form (``+`` and 2 to 15 digits, no leading zero)."""
+    return bool(_E164.fullmatch(number))
 
 
 def path_branches(definition: JourneyDefinition, lane: str, activity_id: str) -> list[tuple[str, int]]:
@@ -164,6 +170,21 @@ async def contact_center_step(
                 await message_ledger.mark_failed(conn, [(r["message_id"], FAILURE, problem) for r in rows])
             failed += len(rows)
             continue
+        unreachable = [r for r in rows if not is_e164(str(r.get("address") or ""))]
+        if unreachable:
+            # A contact center dials E.164 numbers only.
+            async with host.db.begin() as conn:
+                await message_ledger.mark_failed(
+                    conn,
+                    [
+                        (r["message_id"], FAILURE, f"{r['address']!r} is not an E.164 number")
+                        for r in unreachable
+                    ],
+                )
+            failed += len(unreachable)
+            rows = [r for r in rows if r not in unreachable]
+            if not rows:
+                continue
         n = await deliver_batch(
             host,
             inp,
