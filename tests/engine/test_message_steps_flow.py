@@ -278,7 +278,12 @@ async def run_journey(state: AppState, env: WorkflowEnvironment, app_id: str, re
 
 async def sms_audience(state: AppState, zones: dict[str, str]) -> Audience:
     audience = await app_with_audience(state, members=0, templates=())
-    await call(state, "UpdateSmsChannel", ApplicationId=audience.app_id, SMSChannelRequest={"Enabled": True})
+    await call(
+        state,
+        "UpdateSmsChannel",
+        ApplicationId=audience.app_id,
+        SMSChannelRequest={"Enabled": True, "SenderId": "SOJOURN"},
+    )
     await add_endpoints(
         state,
         audience.app_id,
@@ -392,8 +397,11 @@ async def test_quiet_time_holds_an_sms_until_it_ends(
                 WaitForQuietTime=True,
             ),
         )
-        sent = [json.loads(line)["EndpointId"] for line in sms_file.read_text().splitlines()]
-        assert sent == ["away", "quiet"], "the quiet one last, once its quiet time ended"
+        lines = [json.loads(line) for line in sms_file.read_text().splitlines()]
+        assert [m["EndpointId"] for m in lines] == ["away", "quiet"], (
+            "the quiet one last, once its quiet time ended"
+        )
+        assert {m["Message"]["SenderId"] for m in lines} == {"SOJOURN"}, "the SMS channel's sender by default"
         first = await metrics(state, audience.app_id, journey_id, "first")
         assert first["SUCCESS"] == "2" and first["QUIET_TIME_WAIT"] == "1"
         async with db.connect() as conn:

@@ -101,17 +101,23 @@ def message_spec(act: Activity) -> MessageSpec:
     )
 
 
-def sms_settings(config: dict[str, Any]) -> dict[str, Any]:
+def sms_settings(config: dict[str, Any], channel: dict[str, Any] | None = None) -> dict[str, Any]:
     """The SMSMessage fields a journey's ``MessageConfig`` adds to each message.
 
-    If both OriginationNumber and SenderId are given the number wins (Pinpoint's rule); MessageType defaults
-    to TRANSACTIONAL.
+    If both OriginationNumber and SenderId are given the number wins (Pinpoint's rule); without either, the
+    app's SMS channel SenderId (else its ShortCode as the number) is used; MessageType defaults to
+    TRANSACTIONAL.
     """
+    channel = channel or {}
     out: dict[str, Any] = {"MessageType": config.get("MessageType") or "TRANSACTIONAL"}
     if config.get("OriginationNumber"):
         out["OriginationNumber"] = config["OriginationNumber"]
     elif config.get("SenderId"):
         out["SenderId"] = config["SenderId"]
+    elif channel.get("SenderId"):
+        out["SenderId"] = channel["SenderId"]
+    elif channel.get("ShortCode"):
+        out["OriginationNumber"] = channel["ShortCode"]
     for name in ("EntityId", "TemplateId"):
         if config.get(name):
             out[name] = config[name]
@@ -124,8 +130,17 @@ def push_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {"TimeToLive": int(str(ttl))} if ttl not in (None, "") else {}
 
 
-def render_message(spec: MessageSpec, template: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+def render_message(
+    spec: MessageSpec, template: dict[str, Any], row: dict[str, Any], channel: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The message content for one claimed endpoint row, rendered with its attributes.
+
+    Args:
+        spec: The activity's send.
+        template: The stored template.
+        row: The endpoint row (with ``message_id``).
+        channel: The app's channel settings (SMS: SenderId, ShortCode defaults).
+
 
     Raises:
         ValueError: the template does not render for this endpoint.
@@ -134,25 +149,36 @@ def render_message(spec: MessageSpec, template: dict[str, Any], row: dict[str, A
         endpoint_response(row), default_substitutions=template.get("DefaultSubstitutions")
     )
     if spec.channel == "SMS":
-        return {**render_sms(template, context), **sms_settings(spec.config)}
+        return {**render_sms(template, context), **sms_settings(spec.config, channel)}
     return {
         **render_push(template, str(row.get("channel_type") or ""), context),
         **push_settings(spec.config),
     }
 
 
-async def channel_problem(conn: AsyncConnection, app_id: str, channel: str) -> tuple[str, str] | None:
-    """Why the app cannot send on ``channel`` at all (an SMS channel must exist and be enabled), or None."""
+async def channel_settings(
+    conn: AsyncConnection, app_id: str, channel: str
+) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """The app's settings of ``channel`` and why it cannot send on it at all (None when it can).
+
+    SMS needs the app's SMS channel, enabled; push endpoints need no channel settings here.
+    """
     if channel != "SMS":
-        return None
-    enabled = await conn.scalar(
-        text("SELECT enabled FROM channels WHERE app_id = :a AND channel_type = 'SMS'"), {"a": app_id}
-    )
-    if enabled is None:
-        return ("UNSUPPORTED_CHANNEL", "the app has no SMS channel; set it up with UpdateSmsChannel")
-    if not enabled:
-        return ("UNSUPPORTED_CHANNEL", "the app's SMS channel is disabled; enable it with UpdateSmsChannel")
-    return None
+        return {}, None
+    row = (
+        await conn.execute(
+            text("SELECT enabled, settings FROM channels WHERE app_id = :a AND channel_type = 'SMS'"),
+            {"a": app_id},
+        )
+    ).first()
+    if row is None:
+        return {}, ("UNSUPPORTED_CHANNEL", "the app has no SMS channel; set it up with UpdateSmsChannel")
+    if not row.enabled:
+        return {}, (
+            "UNSUPPORTED_CHANNEL",
+            "the app's SMS channel is disabled; enable it with UpdateSmsChannel",
+        )
+    return dict(row.settings or {}), None
 
 
 def journey_total_cap(limits: dict[str, Any], app_settings: ApplicationSettings) -> int:
@@ -271,7 +297,7 @@ async def provider_step(
         template = await load_email_template(
             conn, spec.template_name, spec.template_version, template_type=spec.channel
         )
-        problem = await channel_problem(conn, inp.app_id, spec.channel)
+        channel, problem = await channel_settings(conn, inp.app_id, spec.channel)
     provider: ChannelProvider | None = None
     if template is None:
         problem = problem or (
@@ -283,7 +309,7 @@ async def provider_step(
             provider = host.lanes.provider(spec.channel, Lane.TRANSACTIONAL)
         except ProviderNotConfiguredError as err:
             problem = ("UNSUPPORTED_CHANNEL", str(err))
-    sent = await _send_claimed(host, inp, spec, template, provider, problem)
+    sent = await _send_claimed(host, inp, spec, template, provider, problem, channel)
     return await finish_lane(host, inp, spec.next_activity, held, f"sent {sent} {spec.channel}")
 
 
@@ -294,6 +320,7 @@ async def _send_claimed(
     template: dict[str, Any] | None,
     provider: ChannelProvider | None,
     problem: tuple[str, str] | None,
+    channel: dict[str, Any],
 ) -> int:
     """Send (or, with a ``problem``, fail) every pending message of the lane, batch by batch."""
     assert inp.activity_id is not None
@@ -314,7 +341,7 @@ async def _send_claimed(
             continue
         if per_second:
             await host._pace(f"journey:{inp.journey_id}", len(rows), per_second, sent)
-        sent += await _send_rows(host, inp, spec, template, provider, rows)
+        sent += await _send_rows(host, inp, spec, template, provider, rows, channel)
         activity.heartbeat(sent)
 
 
@@ -325,12 +352,13 @@ async def _send_rows(
     template: dict[str, Any],
     provider: ChannelProvider,
     rows: list[dict[str, Any]],
+    channel: dict[str, Any],
 ) -> int:
     outgoing: list[OutgoingMessage] = []
     failures: list[tuple[str, str, str]] = []
     for row in rows:
         try:
-            content = render_message(spec, template, row)
+            content = render_message(spec, template, row, channel)
         except (ValueError, KeyError) as err:
             failures.append((row["message_id"], "RENDERING_FAILURE", str(err)))
             continue
