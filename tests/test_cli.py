@@ -33,7 +33,7 @@ def test_review_reports_errors_and_exits_1(tmp_path: Path) -> None:
     assert "recommendation: split 'openedsplit' is evaluated immediately after a" in out.stdout
     assert "journey broken: cannot be published" in out.stdout
     assert (
-        "error: activity 'openedsplit': EventCondition.MessageActivity 'nope' is not an EMAIL activity"
+        "error: activity 'openedsplit': EventCondition.MessageActivity 'nope' is not a message activity"
         in out.stdout
     )
 

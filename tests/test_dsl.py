@@ -7,7 +7,20 @@ from datetime import UTC, datetime
 import pytest
 
 from sojourn.domain.journeys import graph_problems, sending_time_problems
-from sojourn.dsl import Journey, email, holdout, multi_split, random_split, split_on, wait, wait_for_event
+from sojourn.dsl import (
+    Journey,
+    contact_center,
+    custom,
+    email,
+    holdout,
+    multi_split,
+    push,
+    random_split,
+    sms,
+    split_on,
+    wait,
+    wait_for_event,
+)
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -137,3 +150,51 @@ def test_wait_for_event_builds_an_own_event_split() -> None:
     assert split.ConditionalSplit.EvaluationWaitTime.WaitFor == "P3D"
     with pytest.raises(ValueError, match="at least one event type"):
         wait_for_event(timeout=wait(days=1))
+
+
+def test_sms_and_push_steps() -> None:
+    journey = Journey("channels", segment="S", start="2030-01-01T00:00:00Z")
+    journey.then(
+        sms("code", origination_number="+15550100", sender_id="ACME", message_type="TRANSACTIONAL"),
+        push("nudge", version="2", time_to_live=600),
+        split_on("_SMS.SUCCESS", of="code", within=wait(hours=1), yes=[push("thanks")]),
+    )
+    definition = journey.definition()
+    acts = definition.model_dump(mode="json", exclude_none=True)["Activities"]
+    assert acts["code"]["SMS"] == {
+        "TemplateName": "code",
+        "MessageConfig": {
+            "MessageType": "TRANSACTIONAL",
+            "OriginationNumber": "+15550100",
+            "SenderId": "ACME",
+        },
+        "NextActivity": "nudge",
+    }
+    assert acts["nudge"]["PUSH"]["MessageConfig"] == {"TimeToLive": "600"}
+    assert acts["nudge"]["PUSH"]["TemplateVersion"] == "2"
+    split = acts[acts["nudge"]["PUSH"]["NextActivity"]]["ConditionalSplit"]
+    assert split["Condition"]["Conditions"][0]["EventCondition"]["MessageActivity"] == "code"
+    assert graph_problems(definition) == []
+
+
+def test_custom_and_contact_center_steps() -> None:
+    journey = Journey(
+        "crm", segment="S", start="2030-01-01T00:00:00Z", contact_center="https://cc.example.com/take"
+    )
+    journey.then(
+        custom("https://crm.example.com/hook", data="lead", name="crm"),
+        split_on("_custom.response", of="crm", attributes={"answer": "yes"}, yes=[contact_center()], no=[]),
+    )
+    definition = journey.definition()
+    body = definition.model_dump(mode="json", exclude_none=True)
+    assert body["JourneyChannelSettings"] == {"ConnectCampaignArn": "https://cc.example.com/take"}
+    assert body["Activities"]["crm"]["CUSTOM"] == {
+        "DeliveryUri": "https://crm.example.com/hook",
+        "MessageConfig": {"Data": "lead"},
+        "NextActivity": body["Activities"]["crm"]["CUSTOM"]["NextActivity"],
+    }
+    split = body["Activities"][body["Activities"]["crm"]["CUSTOM"]["NextActivity"]]["ConditionalSplit"]
+    dims = split["Condition"]["Conditions"][0]["EventCondition"]["Dimensions"]
+    assert dims["Attributes"] == {"answer": {"AttributeType": "INCLUSIVE", "Values": ["yes"]}}
+    assert "ContactCenter" in body["Activities"][split["TrueActivity"]]
+    assert graph_problems(definition) == []

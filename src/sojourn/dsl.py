@@ -53,6 +53,95 @@ def email(template: str, *, version: str | None = None, from_address: str | None
     return Step("EMAIL", template, body)
 
 
+def sms(
+    template: str,
+    *,
+    version: str | None = None,
+    message_type: str | None = None,
+    origination_number: str | None = None,
+    sender_id: str | None = None,
+    entity_id: str | None = None,
+    template_id: str | None = None,
+) -> Step:
+    """Send the SMS template ``template`` to the participant's SMS endpoint.
+
+    Args:
+        template: The SMS template's name.
+        version: A template version (default: the active version at send time).
+        message_type: TRANSACTIONAL (default) or PROMOTIONAL.
+        origination_number: The number to send from (wins over ``sender_id``).
+        sender_id: The alphanumeric sender id.
+        entity_id: India (TRAI) entity id.
+        template_id: India (TRAI) template id.
+    """
+    body: dict[str, Any] = {"TemplateName": template}
+    if version is not None:
+        body["TemplateVersion"] = version
+    config = {
+        k: v
+        for k, v in (
+            ("MessageType", message_type),
+            ("OriginationNumber", origination_number),
+            ("SenderId", sender_id),
+            ("EntityId", entity_id),
+            ("TemplateId", template_id),
+        )
+        if v is not None
+    }
+    if config:
+        body["MessageConfig"] = config
+    return Step("SMS", template, body)
+
+
+def push(template: str, *, version: str | None = None, time_to_live: int | None = None) -> Step:
+    """Send the push template ``template`` to the participant's push endpoint (GCM, APNS, ADM, BAIDU).
+
+    Args:
+        template: The push template's name.
+        version: A template version (default: the active version at send time).
+        time_to_live: Seconds the push service keeps an undelivered notification (0: deliver now or never).
+    """
+    body: dict[str, Any] = {"TemplateName": template}
+    if version is not None:
+        body["TemplateVersion"] = version
+    if time_to_live is not None:
+        body["MessageConfig"] = {"TimeToLive": str(time_to_live)}
+    return Step("PUSH", template, body)
+
+
+def custom(
+    delivery_uri: str,
+    *,
+    data: str | None = None,
+    endpoint_types: list[str] | None = None,
+    name: str | None = None,
+) -> Step:
+    """Deliver the participant's endpoints to a webhook or a custom activity (CUSTOM activity).
+
+    Args:
+        delivery_uri: An ``https://`` webhook URL, or the name of a custom activity in ``activities/``.
+        data: ``MessageConfig.Data``: the message the hook gets.
+        endpoint_types: Endpoint channel types delivered to the hook (default CUSTOM); others pass through.
+        name: The activity id to use (default: derived from the URI), to name it in a later ``split_on``.
+    """
+    body: dict[str, Any] = {"DeliveryUri": delivery_uri}
+    if endpoint_types is not None:
+        body["EndpointTypes"] = list(endpoint_types)
+    if data is not None:
+        body["MessageConfig"] = {"Data": data}
+    hint = name or re.sub(r"^https?://", "", delivery_uri)
+    return Step("CUSTOM", hint, body)
+
+
+def contact_center() -> Step:
+    """Hand the participant to the journey's contact center (set ``Journey(contact_center=...)``).
+
+    Just before the hand-off the entry segment and every earlier Yes/No and Multivariate split are evaluated
+    again; participants who no longer qualify leave the journey.
+    """
+    return Step("ContactCenter", "contactcenter", {})
+
+
 def wait(
     *,
     days: float = 0,
@@ -78,14 +167,14 @@ def holdout(percentage: int) -> Step:
     return Step("Holdout", f"holdout{percentage}", {"Percentage": percentage})
 
 
-def _event_condition(event: str, of: str) -> dict[str, Any]:
+def _event_condition(event: str, of: str, attributes: dict[str, str] | None = None) -> dict[str, Any]:
     values = [EVENT_ALIASES.get(event, event)]
-    return {
-        "EventCondition": {
-            "MessageActivity": of,
-            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": values}},
+    dimensions: dict[str, Any] = {"EventType": {"DimensionType": "INCLUSIVE", "Values": values}}
+    if attributes:
+        dimensions["Attributes"] = {
+            name: {"AttributeType": "INCLUSIVE", "Values": [value]} for name, value in attributes.items()
         }
-    }
+    return {"EventCondition": {"MessageActivity": of, "Dimensions": dimensions}}
 
 
 def multi_split(
@@ -113,17 +202,23 @@ def split_on(
     within: Step | None = None,
     yes: list[Step] | None = None,
     no: list[Step] | None = None,
+    attributes: dict[str, str] | None = None,
 ) -> Step:
-    """Yes/No split: did the participant have ``event`` ("opened", "clicked" or an event type) for the email ``of``?
+    """Yes/No split: did the participant have ``event`` ("opened", "clicked" or an event type) for the message ``of``?
 
     Args:
         event: "opened", "clicked", "delivered" or a full event type such as ``_email.open``.
-        of: The template name of an earlier ``email(...)`` step (or its activity id).
+        of: The template name of an earlier ``email(...)``, ``sms(...)`` or ``push(...)`` step (or its activity id);
+            for SMS and push give the event type, e.g. ``_SMS.SUCCESS`` or ``_push.FAILURE``.
         within: A ``wait(...)``: how long to wait before evaluating.
         yes: Steps for participants who did.
         no: Steps for participants who did not.
+        attributes: Event attributes that must match too, e.g. ``{"answer": "yes"}`` on the
+            ``_custom.response`` of a ``custom(...)`` step.
     """
-    body: dict[str, Any] = {"Condition": {"Conditions": [_event_condition(event, of)], "Operator": "ALL"}}
+    body: dict[str, Any] = {
+        "Condition": {"Conditions": [_event_condition(event, of, attributes)], "Operator": "ALL"}
+    }
     if within is not None:
         body["EvaluationWaitTime"] = within.body["WaitTime"]
     return Step("ConditionalSplit", f"{event}split", body, branches=[yes or [], no or []])
@@ -210,6 +305,7 @@ class Journey:
         timeframe_cap: tuple[int, int] | None = None,
         reentry_cap: int | None = None,
         reentry_interval: str | None = None,
+        contact_center: str | None = None,
     ) -> None:
         if (segment is None) == (event is None):
             raise ValueError("a journey enters either by segment=... or by event=...")
@@ -225,6 +321,8 @@ class Journey:
         self.open_hours = open_hours
         self.closed_days = closed_days
         self.estimate_timezone_from = estimate_timezone_from
+        # Where contact_center() steps hand participants off: an https:// webhook or a custom activity name.
+        self.contact_center = contact_center
         self.limits = {
             "DailyCap": daily_cap,
             "TotalCap": total_cap,
@@ -302,6 +400,8 @@ class Journey:
             }
         if self.estimate_timezone_from:
             body["TimezoneEstimationMethods"] = list(self.estimate_timezone_from)
+        if self.contact_center:
+            body["JourneyChannelSettings"] = {"ConnectCampaignArn": self.contact_center}
         limits = {k: v for k, v in self.limits.items() if v is not None}
         if limits:
             body["Limits"] = limits
@@ -330,7 +430,7 @@ def _link(steps: list[Step], activities: dict[str, dict[str, Any]], ids: dict[st
                 f"{step.kind} must be the last step of its path: put what follows inside its branches"
             )
         step.id = _unique_id(step.hint, activities)
-        if step.kind == "EMAIL":
+        if step.kind in ("EMAIL", "SMS", "PUSH", "CUSTOM"):
             ids.setdefault(step.hint, step.id)
         body = dict(step.body)
         activities[step.id] = {step.kind: body}

@@ -103,9 +103,36 @@ def test_two_types_in_one_activity() -> None:
     assert problems == ["activity 'a' must have exactly one activity type, it has ['EMAIL', 'Holdout']"]
 
 
-def test_unsupported_types_are_refused_clearly() -> None:
-    problems = graph_problems(journey({"a": {"SMS": {"TemplateName": "t"}}}))
-    assert problems and "SMS activities are not supported by sojourn yet" in problems[0]
+def test_contact_center_rules() -> None:
+    hand_off = {"ConnectCampaignArn": "https://cc.example.com/take"}
+    four = {f"c{i}": {"ContactCenter": {"NextActivity": f"c{i + 1}"}} for i in range(1, 4)} | {
+        "c4": {"ContactCenter": {}}
+    }
+    assert graph_problems(journey(four, start="c1", JourneyChannelSettings=hand_off)) == [
+        "a journey has at most 3 ContactCenter activities, this one has 4"
+    ]
+    on_event = journey(
+        {"a": {"ContactCenter": {}}},
+        JourneyChannelSettings=hand_off,
+        StartCondition={"EventStartCondition": {"EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {}}}},
+    )
+    assert graph_problems(on_event) == [
+        "ContactCenter activities are not allowed in event-triggered journeys"
+    ]
+    assert (
+        "ContactCenter needs JourneyChannelSettings.ConnectCampaignArn"
+        in graph_problems(journey({"a": {"ContactCenter": {}}}))[0]
+    )
+    assert (
+        "JourneyChannelSettings.ConnectCampaignArn: DeliveryUri"
+        in graph_problems(
+            journey(
+                {"a": {"ContactCenter": {}}},
+                JourneyChannelSettings={"ConnectCampaignArn": "arn:aws:connect:x"},
+            )
+        )[0]
+    )
+    assert graph_problems(journey({"a": {"ContactCenter": {}}}, JourneyChannelSettings=hand_off)) == []
 
 
 def test_event_condition_must_name_an_earlier_email() -> None:
@@ -117,7 +144,7 @@ def test_event_condition_must_name_an_earlier_email() -> None:
         {"a": {"Holdout": {"Percentage": 1, "NextActivity": "s"}}, "s": opened_split("a", None, None)}
     )
     assert graph_problems(not_email) == [
-        "activity 's': EventCondition.MessageActivity 'a' is not an EMAIL activity of this journey"
+        "activity 's': EventCondition.MessageActivity 'a' is not a message activity (EMAIL, SMS, PUSH, CUSTOM) of this journey"
     ]
 
 
@@ -264,3 +291,53 @@ def test_wait_for_event_is_a_split_on_the_participants_own_event() -> None:
 def test_wait_for_event_problems(activity: dict[str, Any], message: str) -> None:
     problems = graph_problems(journey({"a": activity}))
     assert any(message in p for p in problems), problems
+
+
+def test_sms_and_push_activities_are_checked() -> None:
+    ok = journey(
+        {
+            "a": {
+                "SMS": {
+                    "TemplateName": "s",
+                    "MessageConfig": {"MessageType": "PROMOTIONAL"},
+                    "NextActivity": "b",
+                }
+            },
+            "b": {
+                "PUSH": {"TemplateName": "p", "MessageConfig": {"TimeToLive": "3600"}, "NextActivity": "c"}
+            },
+            "c": opened_split("a", None, None, wait="PT1H"),
+        }
+    )
+    # The split tests the SMS activity's events: SMS and PUSH are message activities.
+    ok.Activities["c"].ConditionalSplit.Condition.Conditions[0].EventCondition.Dimensions.EventType.Values = [  # type: ignore[union-attr]
+        "_SMS.SUCCESS"
+    ]
+    assert graph_problems(ok) == []
+    bad = journey(
+        {
+            "a": {"SMS": {"MessageConfig": {"MessageType": "LOUD"}, "NextActivity": "b"}},
+            "b": {
+                "PUSH": {"TemplateName": "p", "TemplateVersion": "v2", "MessageConfig": {"TimeToLive": "1h"}}
+            },
+        }
+    )
+    problems = graph_problems(bad)
+    assert "activity 'a': SMS needs a TemplateName (a SMS template)" in problems
+    assert any("MessageType 'LOUD' is not TRANSACTIONAL or PROMOTIONAL" in p for p in problems)
+    assert any("PUSH.TemplateVersion must be a version number" in p for p in problems)
+    assert any("TimeToLive must be whole seconds" in p for p in problems)
+
+
+def test_event_conditions_need_a_message_activity() -> None:
+    problems = graph_problems(
+        journey(
+            {
+                "a": {"Wait": {"WaitTime": {"WaitFor": "PT1H"}, "NextActivity": "b"}},
+                "b": opened_split("a", None, None),
+            }
+        )
+    )
+    assert problems == [
+        "activity 'b': EventCondition.MessageActivity 'a' is not a message activity (EMAIL, SMS, PUSH, CUSTOM) of this journey"
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sojourn.domain.trace import participant_path
-from sojourn.dsl import Journey, email, holdout, random_split, split_on, wait, wait_for_event
+from sojourn.dsl import Journey, email, holdout, push, random_split, sms, split_on, wait, wait_for_event
 
 JOURNEY = (
     Journey("t", segment="s")
@@ -59,3 +59,16 @@ def test_random_split_branches() -> None:
     )
     steps = participant_path(journey, "0.2", None, "completed")
     assert steps[0].note == "branch 2" and steps[1].activity_id.startswith("b")
+
+
+def test_quiet_time_holds_at_sms_and_push_steps() -> None:
+    journey = (
+        Journey("c", segment="s")
+        .then(sms("code"), push("nudge"), split_on("_SMS.SUCCESS", of="code", yes=[email("tips")]))
+        .definition()
+    )
+    # A hold at a message step does not read as a split branch (the lane does not say which step held it).
+    steps = participant_path(journey, "0.q1764054000.1", None, "completed")
+    assert [s.kind for s in steps] == ["SMS", "PUSH", "ConditionalSplit", "EMAIL"]
+    assert steps[0].note == "held for quiet time until 2025-11-25T07:00:00+00:00"
+    assert steps[2].note == "branch 1"

@@ -17,6 +17,13 @@ def _describe(activity_id: str, act: Activity) -> str:
         )
     if act.Holdout is not None:
         return f"{activity_id}: Holdout {act.Holdout.Percentage}%"
+    for kind, raw in (("SMS", act.SMS), ("PUSH", act.PUSH)):
+        if raw is not None:
+            return f"{activity_id}: {kind} {raw.get('TemplateName')}"
+    if act.CUSTOM is not None:
+        return f"{activity_id}: CUSTOM {act.CUSTOM.get('DeliveryUri')}"
+    if act.ContactCenter is not None:
+        return f"{activity_id}: ContactCenter (re-evaluates, then hands off voice endpoints)"
     return f"{activity_id}: {act.kind}"
 
 

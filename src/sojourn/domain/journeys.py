@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sojourn.domain.custom_activity import custom_problems, delivery_target
 from sojourn.domain.durations import parse_duration
 from sojourn.domain.sending_window import local_to_utc, rules_for_journey, zone_named
 
@@ -447,7 +448,24 @@ class JourneyProblem(ValueError):
         self.problems = problems
 
 
-SUPPORTED_KINDS = ("EMAIL", "Wait", "ConditionalSplit", "MultiCondition", "Holdout", "RandomSplit")
+SUPPORTED_KINDS = (
+    "EMAIL",
+    "SMS",
+    "PUSH",
+    "CUSTOM",
+    "ContactCenter",
+    "Wait",
+    "ConditionalSplit",
+    "MultiCondition",
+    "Holdout",
+    "RandomSplit",
+)
+#: Activities that send a message, whose events a later split can test (EventCondition.MessageActivity).
+MESSAGE_KINDS = ("EMAIL", "SMS", "PUSH", "CUSTOM")
+#: Event attribute filters a split on a message activity's events applies.
+EVENT_ATTRIBUTE_TYPES = ("INCLUSIVE", "EXCLUSIVE")
+SMS_MESSAGE_TYPES = ("TRANSACTIONAL", "PROMOTIONAL")
+MAX_CONTACT_CENTER = 3
 MAX_MULTI_BRANCHES = 4
 
 
@@ -482,6 +500,33 @@ def graph_problems(definition: JourneyDefinition) -> list[str]:
                 )
         problems += _cycle_problems(definition.StartActivity, acts)
         problems += _event_condition_problems(acts)
+    return problems + contact_center_problems(definition)
+
+
+def contact_center_problems(definition: JourneyDefinition) -> list[str]:
+    """ContactCenter rules: at most 3 per journey, not in event-triggered journeys, a hand-off target in
+    ``JourneyChannelSettings.ConnectCampaignArn`` (an https:// webhook or a custom activity name)."""
+    count = sum(1 for act in definition.Activities.values() if act.ContactCenter is not None)
+    settings = definition.JourneyChannelSettings or {}
+    problems: list[str] = []
+    if count > MAX_CONTACT_CENTER:
+        problems.append(
+            f"a journey has at most {MAX_CONTACT_CENTER} ContactCenter activities, this one has {count}"
+        )
+    cond = definition.StartCondition
+    if count and cond is not None and cond.EventStartCondition is not None:
+        problems.append("ContactCenter activities are not allowed in event-triggered journeys")
+    target = settings.get("ConnectCampaignArn")
+    if count and not target:
+        problems.append(
+            "ContactCenter needs JourneyChannelSettings.ConnectCampaignArn: the contact center's https:// webhook "
+            "or the name of a custom activity that takes the participants"
+        )
+    if target:
+        try:
+            delivery_target(str(target))
+        except ValueError as err:
+            problems.append(f"JourneyChannelSettings.ConnectCampaignArn: {err}")
     return problems
 
 
@@ -506,6 +551,9 @@ def _activity_problems(aid: str, act: Activity, acts: dict[str, Activity]) -> li
             problems.append(f"activity '{aid}' leads to itself")
     if act.EMAIL is not None and not act.EMAIL.TemplateName:
         problems.append(f"activity '{aid}': EMAIL needs a TemplateName")
+    problems += _channel_message_problems(aid, act)
+    if act.CUSTOM is not None:
+        problems += [f"activity '{aid}': {p}" for p in custom_problems(act.CUSTOM)]
     if act.Wait is not None and act.Wait.WaitTime is None:
         problems.append(f"activity '{aid}': Wait needs a WaitTime (WaitFor or WaitUntil)")
     if act.ConditionalSplit is not None:
@@ -532,6 +580,34 @@ def _activity_problems(aid: str, act: Activity, acts: dict[str, Activity]) -> li
             problems.append(
                 f"activity '{aid}': RandomSplit branch percentages must sum to 100, they sum to {total}"
             )
+    return problems
+
+
+def _channel_message_problems(aid: str, act: Activity) -> list[str]:
+    """What is wrong with an SMS or PUSH activity's template and MessageConfig."""
+    kind, raw = ("SMS", act.SMS) if act.SMS is not None else ("PUSH", act.PUSH)
+    if raw is None:
+        return []
+    problems: list[str] = []
+    if not raw.get("TemplateName"):
+        problems.append(f"activity '{aid}': {kind} needs a TemplateName (a {kind} template)")
+    version = raw.get("TemplateVersion")
+    if version is not None and not (str(version).isdigit() or version == "latest"):
+        problems.append(f"activity '{aid}': {kind}.TemplateVersion must be a version number, not {version!r}")
+    config = raw.get("MessageConfig") or {}
+    if not isinstance(config, dict):
+        return [*problems, f"activity '{aid}': {kind}.MessageConfig must be an object"]
+    message_type = config.get("MessageType")
+    if kind == "SMS" and message_type is not None and message_type not in SMS_MESSAGE_TYPES:
+        problems.append(
+            f"activity '{aid}': SMS.MessageConfig.MessageType {message_type!r} is not TRANSACTIONAL or PROMOTIONAL"
+        )
+    ttl = config.get("TimeToLive")
+    if kind == "PUSH" and ttl not in (None, "") and not str(ttl).isdigit():
+        problems.append(
+            f"activity '{aid}': PUSH.MessageConfig.TimeToLive must be whole seconds as a string (e.g. \"3600\"), "
+            f"not {ttl!r}"
+        )
     return problems
 
 
@@ -635,14 +711,35 @@ def _event_condition_problems(acts: dict[str, Activity]) -> list[str]:
                 continue
             if ev.own_event:
                 problems += _own_event_problems(aid, act, ev)
-            elif ev.MessageActivity not in acts or acts[ev.MessageActivity].EMAIL is None:
+            elif ev.MessageActivity not in acts or acts[ev.MessageActivity].kind not in MESSAGE_KINDS:
                 problems.append(
-                    f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' is not an EMAIL activity of this journey"
+                    f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' is not a message "
+                    f"activity ({', '.join(MESSAGE_KINDS)}) of this journey"
                 )
             elif ev.MessageActivity not in _ancestors(aid, acts):
                 problems.append(
                     f"activity '{aid}': EventCondition.MessageActivity '{ev.MessageActivity}' does not come before this split"
                 )
+            problems += _event_attribute_problems(aid, ev)
+    return problems
+
+
+def _event_attribute_problems(aid: str, ev: EventConditionSpec) -> list[str]:
+    """Attribute filters on a message's events: {name: {AttributeType: INCLUSIVE|EXCLUSIVE, Values: [...]}}."""
+    if ev.own_event or ev.Dimensions is None:
+        return []
+    problems: list[str] = []
+    for name, dim in (ev.Dimensions.Attributes or {}).items():
+        kind = dim.get("AttributeType", "INCLUSIVE") if isinstance(dim, dict) else None
+        if kind not in EVENT_ATTRIBUTE_TYPES or not isinstance(dim, dict) or not dim.get("Values"):
+            problems.append(
+                f"activity '{aid}': EventCondition Dimensions.Attributes.{name} needs AttributeType INCLUSIVE or "
+                "EXCLUSIVE and Values"
+            )
+    if ev.Dimensions.Metrics:
+        problems.append(
+            f"activity '{aid}': metric filters on a message's events are not supported by sojourn yet"
+        )
     return problems
 
 
@@ -650,8 +747,8 @@ def unsupported_settings(definition: JourneyDefinition) -> list[str]:
     """Journey settings sojourn does not apply yet: refused rather than silently ignored."""
     d = definition
     found: list[str] = []
-    if d.JourneyChannelSettings:
-        found.append("JourneyChannelSettings")
+    if set(d.JourneyChannelSettings or {}) - {"ConnectCampaignArn", "ConnectCampaignExecutionRoleArn"}:
+        found.append("JourneyChannelSettings other than ConnectCampaignArn")
     return [f"{name} is not supported by sojourn yet; remove it (it would not be applied)" for name in found]
 
 
@@ -742,6 +839,17 @@ def template_names(definition: JourneyDefinition) -> set[tuple[str, str | None]]
         for act in definition.Activities.values()
         if act.EMAIL is not None and act.EMAIL.TemplateName
     }
+
+
+def message_templates(definition: JourneyDefinition) -> set[tuple[str, str, str | None]]:
+    """(template type, TemplateName, TemplateVersion) of every SMS and PUSH activity."""
+    out: set[tuple[str, str, str | None]] = set()
+    for act in definition.Activities.values():
+        for kind, raw in (("SMS", act.SMS), ("PUSH", act.PUSH)):
+            if raw is not None and raw.get("TemplateName"):
+                version = raw.get("TemplateVersion")
+                out.add((kind, str(raw["TemplateName"]), str(version) if version is not None else None))
+    return out
 
 
 # The zones furthest ahead of and behind UTC: a LocalTime journey starts when its start time comes first.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sojourn.domain.journeys import JourneyDefinition
+from sojourn.domain.journeys import MESSAGE_KINDS, JourneyDefinition
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def participant_path(
         seen += 1
         act = definition.Activities[current]
         note = ""
-        while forks and forks[0][:1] == "q" and act.EMAIL is not None:
+        while forks and forks[0][:1] == "q" and act.kind in MESSAGE_KINDS:
             note = (
                 f"held for quiet time until {datetime.fromtimestamp(int(forks.pop(0)[1:]), UTC).isoformat()}"
             )

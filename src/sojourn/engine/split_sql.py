@@ -7,10 +7,11 @@ ALL/ANY combine the per-condition answers as sets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select, text
+from sqlalchemy import ColumnElement, exists, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sojourn.domain.journeys import ConditionSpec, SimpleCondition
@@ -61,7 +62,15 @@ async def _meeting(
         return await _with_own_event(conn, journey_id, cond.EventCondition.own_event_types(), members)
     if cond.EventCondition is not None:
         values, inclusive = _event_types(cond)
-        found = await _with_event(conn, journey_id, cond.EventCondition.MessageActivity or "", values, ids)
+        dims = cond.EventCondition.Dimensions
+        found = await _with_event(
+            conn,
+            journey_id,
+            cond.EventCondition.MessageActivity or "",
+            values,
+            ids,
+            attributes=(dims.Attributes or {}) if dims is not None else {},
+        )
         return {m for m in members if (m in found) == inclusive}
     if cond.SegmentCondition is not None:
         clause = await load_segment_clause(conn, app_id, cond.SegmentCondition.SegmentId, now=now)
@@ -84,18 +93,33 @@ def _event_types(cond: SimpleCondition) -> tuple[list[str], bool]:
 
 
 async def _with_event(
-    conn: AsyncConnection, journey_id: str, message_activity: str, values: list[str], ids: list[str]
+    conn: AsyncConnection,
+    journey_id: str,
+    message_activity: str,
+    values: list[str],
+    ids: list[str],
+    *,
+    attributes: Mapping[str, Any] | None = None,
 ) -> set[Member]:
-    """Members whose message from ``message_activity`` has one of the event types ``values``."""
+    """Members whose message from ``message_activity`` has one of the event types ``values``.
+
+    ``attributes`` ({name: {AttributeType: INCLUSIVE|EXCLUSIVE, Values}}) further filter the events, e.g. the
+    attributes a CUSTOM activity's hook answered (``_custom.response``); the ledger's own outcomes have none.
+    """
     m, ev = messages, events
-    ledger_statuses = sorted({s for v in values for s in LEDGER_EVENTS.get(v, ())})
+    attribute_tests = [_attribute_test(name, dim) for name, dim in (attributes or {}).items()]
+    ledger_statuses = [] if attribute_tests else sorted({s for v in values for s in LEDGER_EVENTS.get(v, ())})
     event_values = [v for v in values if v not in LEDGER_EVENTS]
     tests: list[ColumnElement[bool]] = []
     if ledger_statuses:
         tests.append(m.c.status.in_(ledger_statuses))
     if event_values:
         tests.append(
-            exists(select(1).where(ev.c.message_id == m.c.message_id, ev.c.event_type.in_(event_values)))
+            exists(
+                select(1).where(
+                    ev.c.message_id == m.c.message_id, ev.c.event_type.in_(event_values), *attribute_tests
+                )
+            )
         )
     found: set[Member] = set()
     for test in tests:
@@ -109,6 +133,15 @@ async def _with_event(
         )
         found |= {(r[0], int(r[1])) for r in rows}
     return found
+
+
+def _attribute_test(name: str, dim: Mapping[str, Any]) -> ColumnElement[bool]:
+    """An event attribute filter: the attribute's value is (INCLUSIVE) or is not (EXCLUSIVE) one of Values."""
+    value = events.c.attributes[name].astext
+    values = [str(v) for v in dim.get("Values") or ()]
+    if dim.get("AttributeType", "INCLUSIVE") == "EXCLUSIVE":
+        return or_(value.is_(None), value.not_in(values))
+    return value.in_(values)
 
 
 async def _with_own_event(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,10 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 
 from sojourn.channels.email import EmailTransport
+from sojourn.channels.senders import SendLanes
 from sojourn.domain.app_settings import ApplicationSettings
 from sojourn.domain.journeys import Activity, ConditionSpec, JourneyDefinition
 from sojourn.domain.sending_window import rules_for_journey, verdict
 from sojourn.domain.timezones import participant_zone
+from sojourn.engine import message_steps
+from sojourn.engine.contact_center_step import contact_center_step
+from sojourn.engine.custom_step import CustomFunction, custom_step
 from sojourn.engine.email_batch import EmailBatchSender, email_problem
 from sojourn.engine.inputs import Branch, LaneEnd, StepInput, StepResult
 from sojourn.engine.split_sql import members_meeting
@@ -38,11 +42,23 @@ SEND_BATCH = 500
 class StepActivities:
     """The journey graph's steps, bound to the database and the email transport."""
 
-    def __init__(self, db: AsyncEngine, settings: Settings, transport: EmailTransport) -> None:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        settings: Settings,
+        transport: EmailTransport,
+        *,
+        lanes: SendLanes | None = None,
+        custom_functions: Mapping[str, CustomFunction] | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.transport = transport
         self.sender = EmailBatchSender(db, settings, transport)
+        # SMS and push journey steps send through the providers of the transactional lane.
+        self.lanes = lanes or SendLanes(settings)
+        # CUSTOM steps may call the deployment's custom activities by name.
+        self.custom_functions = dict(custom_functions or {})
 
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
@@ -119,6 +135,12 @@ class StepActivities:
         assert inp.activity_id is not None
         if act.EMAIL is not None:
             return await self._email_step(inp, act)
+        if act.SMS is not None or act.PUSH is not None:
+            return await message_steps.provider_step(self, inp, act, shared_caps)
+        if act.CUSTOM is not None:
+            return await custom_step(self, inp, act, shared_caps, self.custom_functions)
+        if act.ContactCenter is not None:
+            return await contact_center_step(self, inp, act, shared_caps, self.custom_functions)
         if act.Holdout is not None:
             pct = act.Holdout.Percentage
             cut = pct * ledger.HASH_BUCKETS // 100

@@ -19,6 +19,7 @@ from sojourn.engine.campaign_activities import CampaignActivities
 from sojourn.engine.campaign_workflow import CampaignWorkflow
 from sojourn.engine.client import connect
 from sojourn.engine.cohort_workflow import CohortWorkflow
+from sojourn.engine.custom_step import custom_functions
 from sojourn.engine.journey_activities import JourneyActivities
 from sojourn.engine.journey_workflow import JourneyWorkflow
 from sojourn.engine.optin_workflow import DoubleOptInWorkflow
@@ -65,7 +66,9 @@ def build_worker(
     # Campaign blasts take the bulk lane, so a blast never delays a journey's or a direct send's messages.
     bulk = transport or lanes.email(Lane.BULK)
     transport = transport or lanes.email(Lane.TRANSACTIONAL)
-    steps = StepActivities(db, settings, transport)
+    steps = StepActivities(
+        db, settings, transport, lanes=lanes, custom_functions=custom_functions(extra_activities)
+    )
     privacy = PrivacyActivities(db, settings, transport)
     campaigns = CampaignActivities(db, settings, bulk, hook_functions=hook_functions(extra_activities))
     return Worker(

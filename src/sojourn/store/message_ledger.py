@@ -152,6 +152,8 @@ async def claim_journey_emails(
     total_cap: int = 0,
     skips: Mapping[tuple[str, int], str] | None = None,
     shared: SharedCaps | None = None,
+    channel: str = "EMAIL",
+    channel_sql: str = "'EMAIL'",
 ) -> Counter[str]:
     """Insert a ledger row for every member of the lane at ``activity_id``; unreachable or capped ones as ``skipped``.
 
@@ -165,6 +167,8 @@ async def claim_journey_emails(
             (quiet time); an unreachable endpoint keeps its own reason first.
         shared: Caps counted across journeys and campaigns; when any is set the members' endpoints are
             locked first (see :func:`lock_endpoints`), so the caps hold under concurrent claims.
+        channel: The ledger's channel of the messages (EMAIL, SMS, PUSH, ...).
+        channel_sql: SQL for the endpoint channel type the message needs (see :func:`skip_reason_sql`).
 
     Returns:
         New rows per status/reason (``pending`` or a skip reason); empty on a retry.
@@ -186,14 +190,14 @@ async def claim_journey_emails(
                                   status, status_message, created_at)
             SELECT md5(:app_id || '/' || :journey_id || '/' || :version || '/' || :activity_id || '/' || p.endpoint_id
                        || '/' || p.entry_no || '/' || :visit),
-                   :app_id, :journey_id, :activity_id, p.endpoint_id, p.entry_no, 'EMAIL', e.address,
+                   :app_id, :journey_id, :activity_id, p.endpoint_id, p.entry_no, :channel, e.address,
                    CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, :now
             FROM participants p
             LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = p.endpoint_id
             LEFT JOIN unnest(CAST(:skip_ids AS text[]), CAST(:skip_entries AS int[]), CAST(:skip_reasons AS text[]))
                  AS s(endpoint_id, entry_no, reason) ON s.endpoint_id = p.endpoint_id AND s.entry_no = p.entry_no
             CROSS JOIN LATERAL (
-                SELECT COALESCE({SKIP_REASON_SQL}, s.reason, {_CAP_REASON}, {_SHARED_CAP_REASON}) AS reason
+                SELECT COALESCE({skip_reason_sql(channel_sql)}, s.reason, {_CAP_REASON}, {_SHARED_CAP_REASON}) AS reason
             ) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
@@ -203,6 +207,7 @@ async def claim_journey_emails(
         ),
         {
             "app_id": app_id,
+            "channel": channel,
             "journey_id": journey_id,
             "version": str(version),
             "activity_id": activity_id,

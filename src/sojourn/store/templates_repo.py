@@ -1,4 +1,4 @@
-"""Email templates (account-level, versioned) and the email channel of an app: what a send needs.
+"""Message templates (EMAIL, SMS, PUSH, VOICE; account-level, versioned) and the email channel of an app: what a send needs.
 
 Versions follow Pinpoint: version 1 at create; an update overwrites the latest version or, with
 CreateNewVersion, adds latest+1. ``templates.latest_version`` is the highest number ever given out, so numbers
@@ -19,6 +19,9 @@ from sojourn.api.errors import BadRequestError, NotFoundError
 from sojourn.store.endpoint_rows import iso_timestamp
 
 EMAIL = "EMAIL"
+#: The template types sojourn stores (INAPP templates are not supported).
+TEMPLATE_TYPES = ("EMAIL", "SMS", "PUSH", "VOICE")
+_TYPE_WORDS = {"EMAIL": "Email", "SMS": "SMS", "PUSH": "Push", "VOICE": "Voice"}
 MAX_VERSIONS = 5000
 # Reported in EmailChannelResponse for compatibility; sojourn sends as fast as the SMTP relay accepts.
 EMAIL_MESSAGES_PER_SECOND = 1000
@@ -36,18 +39,26 @@ def template_arn(region: str, name: str, template_type: str = EMAIL) -> str:
     return f"arn:aws:mobiletargeting:{region}:000000000000:templates/{name}/{template_type}"
 
 
-def _not_found(name: str, version: int | None = None) -> NotFoundError:
+def type_word(template_type: str) -> str:
+    """How messages name a template type ("Email", "SMS", "Push", "Voice")."""
+    return _TYPE_WORDS.get(template_type, template_type)
+
+
+def _not_found(name: str, version: int | None = None, template_type: str = EMAIL) -> NotFoundError:
     suffix = f" has no version {version}" if version is not None else " not found"
-    return NotFoundError(f"Email template {name}{suffix}")
+    return NotFoundError(f"{type_word(template_type)} template {name}{suffix}")
 
 
-async def get_version(conn: AsyncConnection, name: str, version: int | None) -> Row[Any] | None:
-    """One version of an email template joined with the template's row, or None.
+async def get_version(
+    conn: AsyncConnection, name: str, version: int | None, *, template_type: str = EMAIL
+) -> Row[Any] | None:
+    """One version of a template joined with the template's row, or None.
 
     Args:
         conn: Any connection.
         name: Template name.
         version: The version number, or None for the active version.
+        template_type: EMAIL, SMS, PUSH or VOICE.
 
     Returns:
         A row with the template's ``name, template_type, latest_version, active_version, tags, created_at`` and
@@ -55,15 +66,20 @@ async def get_version(conn: AsyncConnection, name: str, version: int | None) -> 
     """
     target = ":v" if version is not None else "t.active_version"
     result = await conn.execute(
-        text(_VERSION_ROW.format(version=target)), {"n": name, "t": EMAIL, "v": version}
+        text(_VERSION_ROW.format(version=target)), {"n": name, "t": template_type, "v": version}
     )
     return result.first()
 
 
 async def create_email_template(
-    conn: AsyncConnection, name: str, content: Mapping[str, Any], tags: Mapping[str, str]
+    conn: AsyncConnection,
+    name: str,
+    content: Mapping[str, Any],
+    tags: Mapping[str, str],
+    *,
+    template_type: str = EMAIL,
 ) -> None:
-    """Store version 1 (active) of a new email template.
+    """Store version 1 (active) of a new template (an email template unless ``template_type`` says otherwise).
 
     Raises:
         BadRequestError: a template of that name exists (Pinpoint answers this with a BadRequestException).
@@ -73,21 +89,28 @@ async def create_email_template(
             "INSERT INTO templates (name, template_type, latest_version, active_version, description, tags) "
             "VALUES (:n, :t, 1, 1, :d, CAST(:tags AS jsonb)) ON CONFLICT DO NOTHING RETURNING 1"
         ),
-        {"n": name, "t": EMAIL, "d": content.get("TemplateDescription"), "tags": json.dumps(dict(tags))},
+        {
+            "n": name,
+            "t": template_type,
+            "d": content.get("TemplateDescription"),
+            "tags": json.dumps(dict(tags)),
+        },
     )
     if created is None:
+        word = type_word(template_type)
         raise BadRequestError(
-            f"Template already exists: email template {name} exists; change it with UpdateEmailTemplate"
+            f"Template already exists: {word.lower()} template {name} exists; change it with "
+            f"Update{word.capitalize()}Template"
         )
     await conn.execute(
         text(
             "INSERT INTO template_versions (name, template_type, version, content) VALUES (:n, :t, 1, CAST(:c AS jsonb))"
         ),
-        {"n": name, "t": EMAIL, "c": json.dumps(dict(content))},
+        {"n": name, "t": template_type, "c": json.dumps(dict(content))},
     )
 
 
-async def _lock_head(conn: AsyncConnection, name: str) -> Row[Any]:
+async def _lock_head(conn: AsyncConnection, name: str, template_type: str = EMAIL) -> Row[Any]:
     row = (
         await conn.execute(
             text(
@@ -95,11 +118,11 @@ async def _lock_head(conn: AsyncConnection, name: str) -> Row[Any]:
                 "AND v.template_type = t.template_type) AS newest FROM templates t "
                 "WHERE t.name = :n AND t.template_type = :t FOR UPDATE"
             ),
-            {"n": name, "t": EMAIL},
+            {"n": name, "t": template_type},
         )
     ).first()
     if row is None:
-        raise _not_found(name)
+        raise _not_found(name, template_type=template_type)
     return row
 
 
@@ -110,8 +133,9 @@ async def update_email_template(
     *,
     create_new_version: bool,
     version: int | None,
+    template_type: str = EMAIL,
 ) -> int:
-    """Overwrite the latest version of an email template, or add a new one.
+    """Overwrite the latest version of a template (email unless ``template_type`` says), or add a new one.
 
     Args:
         conn: A connection inside a transaction.
@@ -127,19 +151,20 @@ async def update_email_template(
         NotFoundError: no such template.
         BadRequestError: ``version`` is not the latest, or the template has reached 5,000 versions.
     """
-    head = await _lock_head(conn, name)
+    head = await _lock_head(conn, name, template_type)
     newest = int(head.newest)
+    word = type_word(template_type)
     if version is not None and version != newest:
         raise BadRequestError(
-            f"Version {version} is not the latest version of email template {name} ({newest}); "
+            f"Version {version} is not the latest version of {word.lower()} template {name} ({newest}); "
             f"updates go to the latest version, so pass Version={newest} or omit Version"
         )
-    params: dict[str, Any] = {"n": name, "t": EMAIL, "c": json.dumps(dict(content))}
+    params: dict[str, Any] = {"n": name, "t": template_type, "c": json.dumps(dict(content))}
     if create_new_version:
         target = int(head.latest_version) + 1
         if target > MAX_VERSIONS:
             raise BadRequestError(
-                f"Email template {name} has reached {MAX_VERSIONS} versions; delete old ones"
+                f"{word} template {name} has reached {MAX_VERSIONS} versions; delete old ones"
             )
         await conn.execute(
             text(
@@ -166,7 +191,9 @@ async def update_email_template(
     return target
 
 
-async def set_active_version(conn: AsyncConnection, name: str, version: int | None) -> int:
+async def set_active_version(
+    conn: AsyncConnection, name: str, version: int | None, *, template_type: str = EMAIL
+) -> int:
     """Make ``version`` (None: the latest) the version that sends without a version use.
 
     Returns:
@@ -175,21 +202,23 @@ async def set_active_version(conn: AsyncConnection, name: str, version: int | No
     Raises:
         NotFoundError: no such template or version.
     """
-    head = await _lock_head(conn, name)
+    head = await _lock_head(conn, name, template_type)
     target = int(head.newest) if version is None else version
-    if version is not None and await get_version(conn, name, version) is None:
-        raise _not_found(name, version)
+    if version is not None and await get_version(conn, name, version, template_type=template_type) is None:
+        raise _not_found(name, version, template_type)
     await conn.execute(
         text(
             "UPDATE templates SET active_version = :v, updated_at = now() WHERE name = :n AND template_type = :t"
         ),
-        {"n": name, "t": EMAIL, "v": target},
+        {"n": name, "t": template_type, "v": target},
     )
     return target
 
 
-async def delete_email_template(conn: AsyncConnection, name: str, version: int | None) -> None:
-    """Delete an email template with all its versions, or one version.
+async def delete_email_template(
+    conn: AsyncConnection, name: str, version: int | None, *, template_type: str = EMAIL
+) -> None:
+    """Delete a template (email unless ``template_type`` says) with all its versions, or one version.
 
     Deleting the last version deletes the template; deleting the active version makes the newest remaining
     version active.
@@ -197,8 +226,8 @@ async def delete_email_template(conn: AsyncConnection, name: str, version: int |
     Raises:
         NotFoundError: no such template or version.
     """
-    await _lock_head(conn, name)
-    params: dict[str, Any] = {"n": name, "t": EMAIL, "v": version}
+    await _lock_head(conn, name, template_type)
+    params: dict[str, Any] = {"n": name, "t": template_type, "v": version}
     if version is not None:
         deleted = await conn.scalar(
             text(
@@ -207,7 +236,7 @@ async def delete_email_template(conn: AsyncConnection, name: str, version: int |
             params,
         )
         if deleted is None:
-            raise _not_found(name, version)
+            raise _not_found(name, version, template_type)
         newest = await conn.scalar(
             text("SELECT max(version) FROM template_versions WHERE name = :n AND template_type = :t"), params
         )
@@ -225,8 +254,10 @@ async def delete_email_template(conn: AsyncConnection, name: str, version: int |
     await conn.execute(text("DELETE FROM templates WHERE name = :n AND template_type = :t"), params)
 
 
-async def load_email_template(conn: AsyncConnection, name: str, version: str | None) -> dict[str, Any] | None:
-    """The stored content of an email template version, as the engine renders it at send time.
+async def load_email_template(
+    conn: AsyncConnection, name: str, version: str | None, *, template_type: str = EMAIL
+) -> dict[str, Any] | None:
+    """The stored content of a template version (email unless ``template_type`` says), as sends render it.
 
     Args:
         conn: Any connection.
@@ -242,7 +273,7 @@ async def load_email_template(conn: AsyncConnection, name: str, version: str | N
     if version == "latest":
         number = await conn.scalar(
             text("SELECT max(version) FROM template_versions WHERE name = :n AND template_type = :t"),
-            {"n": name, "t": EMAIL},
+            {"n": name, "t": template_type},
         )
         if number is None:
             return None
@@ -250,8 +281,69 @@ async def load_email_template(conn: AsyncConnection, name: str, version: str | N
         if not version.isdigit():
             return None
         number = int(version)
-    row = await get_version(conn, name, number)
+    row = await get_version(conn, name, number, template_type=template_type)
     return dict(row.content) if row is not None else None
+
+
+async def list_templates(
+    conn: AsyncConnection, *, template_type: str | None, prefix: str | None, after: str | None, limit: int
+) -> list[Row[Any]]:
+    """Templates in (name, type) order with their active version's content, for ListTemplates.
+
+    Args:
+        conn: Any connection.
+        template_type: Only this type, or None for every type.
+        prefix: Only names starting with it.
+        after: The page starts after this ``name/TYPE`` key (the previous page's last item).
+        limit: At most this many rows.
+
+    Returns:
+        Rows of ``templates`` (name, template_type, active_version, description, tags, created_at,
+        updated_at) with ``content`` of the active version.
+    """
+    after_name, _, after_type = (after or "").partition("/")
+    result = await conn.execute(
+        text(
+            """
+            SELECT t.name, t.template_type, t.active_version, t.description, t.tags, t.created_at, t.updated_at,
+                   v.content
+            FROM templates t
+            LEFT JOIN template_versions v
+              ON v.name = t.name AND v.template_type = t.template_type AND v.version = t.active_version
+            WHERE (CAST(:t AS text) IS NULL OR t.template_type = :t)
+              AND (CAST(:p AS text) IS NULL OR starts_with(t.name, :p))
+              AND (CAST(:a AS text) IS NULL OR (t.name, t.template_type) > (:a, :at))
+            ORDER BY t.name, t.template_type
+            LIMIT :l
+            """
+        ),
+        {"t": template_type, "p": prefix or None, "a": after_name or None, "at": after_type, "l": limit},
+    )
+    return list(result)
+
+
+async def list_template_versions(
+    conn: AsyncConnection, name: str, template_type: str, *, after: int, limit: int
+) -> list[Row[Any]]:
+    """Versions of one template numbered above ``after``, oldest first, for ListTemplateVersions.
+
+    Raises:
+        NotFoundError: no such template.
+    """
+    exists = await conn.scalar(
+        text("SELECT 1 FROM templates WHERE name = :n AND template_type = :t"),
+        {"n": name, "t": template_type},
+    )
+    if exists is None:
+        raise _not_found(name, template_type=template_type)
+    result = await conn.execute(
+        text(
+            "SELECT version, content, created_at, updated_at FROM template_versions "
+            "WHERE name = :n AND template_type = :t AND version > :a ORDER BY version LIMIT :l"
+        ),
+        {"n": name, "t": template_type, "a": after, "l": limit},
+    )
+    return list(result)
 
 
 # ---- the email channel ----

@@ -106,9 +106,13 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"Limits": {"TimeframeCap": {"Cap": 3}}},
         "TimeframeCap.Cap needs Days (1-30)",
     ),
-    "unsupported activity": (
-        {"Activities": {"a": {"SMS": {"TemplateName": "x"}}}, "StartActivity": "a"},
-        "SMS activities are not supported by sojourn yet",
+    "contact center without a hand-off": (
+        {"Activities": {"a": {"ContactCenter": {}}}, "StartActivity": "a"},
+        "ContactCenter needs JourneyChannelSettings.ConnectCampaignArn",
+    ),
+    "sms template missing": (
+        {"Activities": {"a": {"SMS": {"TemplateName": "no-such-sms"}}}, "StartActivity": "a"},
+        "SMS template 'no-such-sms' does not exist (create it with CreateSmsTemplate)",
     ),
 }
 

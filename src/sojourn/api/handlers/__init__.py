@@ -13,6 +13,7 @@ from sojourn.api.handlers import (
     sesv2_suppression,
     templates,
 )
+from sojourn.api.handlers.message_templates import HANDLERS as MESSAGE_TEMPLATE_HANDLERS
 from sojourn.api.handlers.messages import HANDLERS as MESSAGE_HANDLERS
 from sojourn.api.handlers.provider_channels import HANDLERS as PROVIDER_CHANNEL_HANDLERS
 from sojourn.api.handlers.sesv2_lists import HANDLERS as SESV2_LIST_HANDLERS
@@ -35,6 +36,7 @@ HANDLERS: dict[str, Handler] = {
     **SESV2_SEND_HANDLERS,
     **sesv2_suppression.HANDLERS,
     **campaigns.HANDLERS,
+    **MESSAGE_TEMPLATE_HANDLERS,
 }
 
 __all__ = ["HANDLERS"]

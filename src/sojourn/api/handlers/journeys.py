@@ -20,6 +20,7 @@ from sojourn.domain.journeys import (
     JourneyDefinition,
     JourneyState,
     graph_problems,
+    message_templates,
     parse_instant,
     settings_problems,
     template_names,
@@ -59,6 +60,15 @@ async def check_definition(
             suffix = f" version {version}" if version else ""
             problems.append(
                 f"email template '{name}'{suffix} does not exist (create it with CreateEmailTemplate)"
+            )
+    for template_type, name, version in sorted(
+        message_templates(definition), key=lambda t: (t[0], t[1], t[2] or "")
+    ):
+        if await load_email_template(conn, name, version, template_type=template_type) is None:
+            suffix = f" version {version}" if version else ""
+            problems.append(
+                f"{template_type} template '{name}'{suffix} does not exist "
+                f"(create it with Create{template_type.title()}Template)"
             )
     cond = definition.StartCondition
     if cond is not None and cond.SegmentStartCondition is not None:

@@ -172,10 +172,13 @@ async def delete_email_template(ctx: RequestContext, params: dict[str, Any]) -> 
 
 
 async def update_template_active_version(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    """UpdateTemplateActiveVersion (EMAIL templates): the version that sends without a version use."""
+    """UpdateTemplateActiveVersion (EMAIL, SMS, PUSH, VOICE): the version that sends without a version use."""
     template_type = str(params["TemplateType"]).upper()
-    if template_type != templates_repo.EMAIL:
-        raise BadRequestError(f"TemplateType {params['TemplateType']!r}: sojourn has EMAIL templates only")
+    if template_type not in templates_repo.TEMPLATE_TYPES:
+        raise BadRequestError(
+            f"TemplateType {params['TemplateType']!r} is not supported: use one of "
+            f"{', '.join(templates_repo.TEMPLATE_TYPES)}"
+        )
     raw = str((params.get("TemplateActiveVersionRequest") or {}).get("Version") or "")
     if not raw:
         raise BadRequestError(
@@ -183,7 +186,9 @@ async def update_template_active_version(ctx: RequestContext, params: dict[str, 
         )
     version = None if raw == "latest" else version_param(raw)
     async with ctx.state.db.begin() as conn:
-        await templates_repo.set_active_version(conn, params["TemplateName"], version)
+        await templates_repo.set_active_version(
+            conn, params["TemplateName"], version, template_type=template_type
+        )
     return _message(ctx, "Accepted")
 
 
