@@ -51,17 +51,6 @@ FAILURE = "CUSTOM_DELIVERY_FAILURE"
 CustomFunction = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
-def custom_functions(activities: Sequence[Any]) -> dict[str, CustomFunction]:
-    """The deployment's custom activities by activity name (their ``activity.defn`` name, else ``__name__``)."""
-    out: dict[str, CustomFunction] = {}
-    for fn in activities:
-        definition = getattr(fn, "__temporal_activity_definition", None)
-        name = getattr(definition, "name", None) or getattr(fn, "__name__", "")
-        if name:
-            out[str(name)] = fn
-    return out
-
-
 def call_key(message_ids: Sequence[str]) -> str:
     """The Idempotency-Key of one call: the same on a retry of the same messages."""
     return hashlib.md5("/".join(sorted(message_ids)).encode()).hexdigest()

@@ -19,7 +19,6 @@ from sojourn.engine.campaign_activities import CampaignActivities
 from sojourn.engine.campaign_workflow import CampaignWorkflow
 from sojourn.engine.client import connect
 from sojourn.engine.cohort_workflow import CohortWorkflow
-from sojourn.engine.custom_step import custom_functions
 from sojourn.engine.journey_activities import JourneyActivities
 from sojourn.engine.journey_workflow import JourneyWorkflow
 from sojourn.engine.optin_workflow import DoubleOptInWorkflow
@@ -66,11 +65,10 @@ def build_worker(
     # Campaign blasts take the bulk lane, so a blast never delays a journey's or a direct send's messages.
     bulk = transport or lanes.email(Lane.BULK)
     transport = transport or lanes.email(Lane.TRANSACTIONAL)
-    steps = StepActivities(
-        db, settings, transport, lanes=lanes, custom_functions=custom_functions(extra_activities)
-    )
+    functions = named_functions(extra_activities)
+    steps = StepActivities(db, settings, transport, lanes=lanes, custom_functions=functions)
     privacy = PrivacyActivities(db, settings, transport)
-    campaigns = CampaignActivities(db, settings, bulk, hook_functions=hook_functions(extra_activities))
+    campaigns = CampaignActivities(db, settings, bulk, hook_functions=functions)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -90,8 +88,9 @@ def build_worker(
     )
 
 
-def hook_functions(functions: Sequence[Any]) -> dict[str, Any]:
-    """Custom functions by activity name and Python name: what a campaign hook's LambdaFunctionName may name."""
+def named_functions(functions: Sequence[Any]) -> dict[str, Any]:
+    """Custom functions by activity name and Python name: what a campaign hook's LambdaFunctionName, a CUSTOM
+    activity's DeliveryUri or a ContactCenter hand-off may name."""
     named: dict[str, Any] = {}
     for fn in functions:
         named[getattr(fn, "__name__", repr(fn))] = fn
