@@ -31,7 +31,6 @@ from sojourn.engine.split_sql import members_meeting
 from sojourn.settings import Settings
 from sojourn.store import journey_ledger as ledger
 from sojourn.store import message_ledger, send_pacing
-from sojourn.store.app_settings_repo import load_app_settings
 from sojourn.store.templates_repo import email_channel, load_email_template
 
 log = logging.getLogger(__name__)
@@ -234,30 +233,11 @@ class StepActivities:
     async def _email_step(self, inp: StepInput, act: Activity) -> StepResult:
         assert inp.activity_id is not None and act.EMAIL is not None
         email = act.EMAIL
-        now = inp.now or datetime.now(UTC)
-        async with self.db.begin() as conn:
-            await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
-            drops = await self._hold_for_sending_window(conn, inp, "EMAIL", now)
-            app_settings = await load_app_settings(conn, inp.app_id)
-            total_cap = int(inp.limits.get("TotalCap") or 0) or (
-                (app_settings.JourneyLimits.TotalCap or 0) if app_settings.JourneyLimits else 0
-            )
-            held = await ledger.held_lanes(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
-            await message_ledger.claim_journey_emails(
-                conn,
-                app_id=inp.app_id,
-                journey_id=inp.journey_id,
-                version=inp.version,
-                cohort_no=inp.cohort_no,
-                lane=inp.lane,
-                activity_id=inp.activity_id,
-                visit=inp.visit,
-                now=now,
-                daily_cap=int(inp.limits.get("DailyCap") or 0),
-                total_cap=total_cap,
-                skips=drops,
-                shared=shared_caps(inp.limits, app_settings),
-            )
+        # Arrive, hold for quiet time, claim (caps and reachability) in one transaction, as every message step does.
+        held = await message_steps.claim_lane(
+            self, inp, channel="EMAIL", channel_sql="'EMAIL'", shared_caps=shared_caps
+        )
+        async with self.db.connect() as conn:
             template = await load_email_template(conn, email.TemplateName or "", email.TemplateVersion)
             channel = await email_channel(conn, inp.app_id)
         from_address = (email.MessageConfig.FromAddress if email.MessageConfig else None) or (
