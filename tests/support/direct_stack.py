@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import uvicorn
 from botocore.config import Config
 
 from sojourn.api.app import create_app
 from sojourn.settings import Settings
-from tests.support.helpers import free_port
+from tests.support.api_server import serve
 from tests.support.smtp import SmtpSink
 from tests.support.webhook import WebhookSink
 
@@ -71,19 +68,9 @@ def direct_stack(database_url: str, **overrides: Any) -> Iterator[DirectStack]:
             **overrides,
         )
         app: Any = create_app(settings)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, name="sojourn-direct-api", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.05)
         try:
-            yield DirectStack(f"http://127.0.0.1:{port}", settings, smtp, webhook, Path(tmp))
+            with serve(app) as url:
+                yield DirectStack(url, settings, smtp, webhook, Path(tmp))
         finally:
-            server.should_exit = True
-            thread.join(timeout=20)
             webhook.stop()
             smtp.stop()

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-import uvicorn
 from botocore.config import Config
 
 from sojourn.api.handlers import HANDLERS
@@ -18,7 +15,7 @@ from sojourn.api.server import build_app
 from sojourn.api.state import AppState
 from sojourn.settings import Settings
 from sojourn.store.db import create_engine
-from tests.support.helpers import free_port
+from tests.support.api_server import serve
 
 ACCESS_KEY_ID = "SOJOURNTESTKEY"
 SECRET_ACCESS_KEY = "sojourn-test-secret"
@@ -40,20 +37,8 @@ def endpoint_url(database_url: str) -> Iterator[str]:
         secret_access_key=SECRET_ACCESS_KEY,
         on_shutdown=[dispose],
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="sojourn-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture

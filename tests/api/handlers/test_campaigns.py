@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,7 +14,6 @@ from typing import Any
 import boto3
 import pytest
 import pytest_asyncio
-import uvicorn
 from botocore.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowExecutionStatus
@@ -31,8 +29,8 @@ from sojourn.engine import names
 from sojourn.engine.worker import build_worker
 from sojourn.settings import Settings
 from sojourn.store.db import create_engine
+from tests.support.api_server import serve
 from tests.support.campaigns import zoned_audience
-from tests.support.helpers import free_port
 from tests.support.smtp import SmtpSink
 
 KEY, SECRET = "SOJOURNTESTKEY", "sojourn-test-secret"
@@ -73,20 +71,8 @@ def endpoint_url(database_url: str, settings: Settings) -> Iterator[str]:
         secret_access_key=SECRET,
         on_shutdown=[dispose],
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="sojourn-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with serve(app) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module")
