@@ -260,6 +260,27 @@ async def simulate_purchases(state: AppState, app_id: str, journey_id: str, stop
             pass
 
 
+async def purchase_latency(db: AsyncEngine, journey_id: str) -> tuple[float, float, int]:
+    """p50 and p99 seconds from a purchase's PutEvents (its received_at) to the claim of the buyer's thanks
+    email (the wait-for-event split released them), and how many were released before the timeout."""
+    async with db.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT extract(epoch FROM m.created_at - e.received_at) FROM events e "
+                    "JOIN messages m ON m.journey_id = :j AND m.endpoint_id = e.endpoint_id AND m.activity_id = 'thanks' "
+                    "WHERE e.event_type = 'purchase' AND m.created_at >= e.received_at "
+                    "AND m.created_at < e.received_at + interval '4 seconds' ORDER BY 1"
+                ),
+                {"j": journey_id},
+            )
+        ).all()
+    values = [float(r[0]) for r in rows]
+    if not values:
+        return float("nan"), float("nan"), 0
+    return values[len(values) // 2], values[min(len(values) - 1, int(len(values) * 0.99))], len(values)
+
+
 async def history_events(client: Client, app_id: str, journey_id: str) -> int:
     total = 0
     async for wf in client.list_workflows(f"AppId = '{app_id}' AND JourneyId = '{journey_id}'"):
@@ -430,13 +451,17 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int, scenario:
                 "SOJOURN_TASK_QUEUE": settings.task_queue,
                 "SOJOURN_COHORT_SIZE": str(cohort_size),
                 # Memory mode: every cohort running at once.
-                **({"SOJOURN_MAX_COHORTS_IN_FLIGHT": str(in_flight // cohort_size + 1)} if in_flight else {}),
+                **(
+                    {"SOJOURN_MAX_COHORTS_IN_FLIGHT": str(min(1000, -(-in_flight // cohort_size)))}
+                    if in_flight
+                    else {}
+                ),
                 "SOJOURN_LOG_LEVEL": os.environ.get("SOJOURN_LOG_LEVEL", "WARNING"),
             }
             worker = subprocess.Popen([sys.executable, "-m", "sojourn", "worker"], env=env)
             await asyncio.sleep(2)
             if in_flight:
-                return await measure_in_flight(state, client, worker.pid, app_id, segment_id, in_flight)
+                return await measure_in_flight(state, client, worker, app_id, segment_id, in_flight)
             print(f"running the cohort journey ({scenario})...", flush=True)
             started = time.monotonic()
             request = (
@@ -471,16 +496,18 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int, scenario:
             await asyncio.sleep(2)  # visibility is eventually consistent
             events = await history_events(client, app_id, journey_id)
             if scenario == "full":
+                p50, p99, released = await purchase_latency(db, journey_id)
                 await db.dispose()
                 rss = peak_rss_mb(worker.pid)
                 print(
                     f"full journey: {endpoints} participants in {elapsed:.1f}s = {rate:.0f}/s; messages {sent}; "
-                    f"{events} history events; worker peak RSS {rss} MB",
+                    f"{events} history events; worker peak RSS {rss} MB; wait-for-event: {released} released "
+                    f"early, PutEvents -> thanks claimed p50 {p50:.2f}s p99 {p99:.2f}s",
                     flush=True,
                 )
                 return (
                     f"participants_per_s={rate:.1f} history_events_per_participant={events / endpoints:.4f} "
-                    f"peak_rss_mb={rss}"
+                    f"peak_rss_mb={rss} event_release_p50_s={p50:.2f} event_release_p99_s={p99:.2f}"
                 )
             rss = peak_rss_mb(worker.pid)
             print(
@@ -511,7 +538,7 @@ async def main(endpoints: int, baseline_sample: int, cohort_size: int, scenario:
 
 
 async def measure_in_flight(
-    state: AppState, client: Client, worker_pid: int, app_id: str, segment_id: str, n: int
+    state: AppState, client: Client, worker: subprocess.Popen[bytes], app_id: str, segment_id: str, n: int
 ) -> str:
     """Enroll N participants into EMAIL -> Wait P1D and measure the worker with all of them waiting."""
     request = journey_request(segment_id)
@@ -535,13 +562,15 @@ async def measure_in_flight(
                 or 0
             )
         print(f"  {waiting} of {n} waiting after {time.monotonic() - started:.0f}s", flush=True)
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {worker.returncode}")
         if waiting >= n:
             break
         await asyncio.sleep(10)
     elapsed = time.monotonic() - started
     await asyncio.sleep(5)
-    current = rss_mb(worker_pid, "VmRSS:")
-    peak = peak_rss_mb(worker_pid)
+    current = rss_mb(worker.pid, "VmRSS:")
+    peak = peak_rss_mb(worker.pid)
     handle = client.get_workflow_handle(names.journey_workflow_id(app_id, journey_id))
     await handle.signal("set_state", "CANCELLED")
     print(

@@ -48,6 +48,7 @@ def list_unsubscribe(
     now: datetime,
     ttl: timedelta,
     mailto: str | None = None,
+    with_preferences: bool = True,
 ) -> ListUnsubscribe:
     """The List-Unsubscribe headers and URLs for (list, topic, contact).
 
@@ -60,6 +61,8 @@ def list_unsubscribe(
         now: The current time.
         ttl: How long the links stay valid (``Settings.page_token_ttl_days``).
         mailto: An address for the header's ``mailto:`` alternative, or None for none.
+        with_preferences: Also sign the preferences URL (False when the content has no placeholder for it:
+            a blast saves one signature per message); ``preferences_url`` is then "".
 
     Returns:
         The URLs and the headers.
@@ -74,14 +77,18 @@ def list_unsubscribe(
         ttl=ttl,
         secret=secret,
     )
-    preferences = make_page_token(
-        purpose="preferences",
-        list_name=list_name,
-        email_address=email_address,
-        topic=None,
-        now=now,
-        ttl=ttl,
-        secret=secret,
+    preferences = (
+        make_page_token(
+            purpose="preferences",
+            list_name=list_name,
+            email_address=email_address,
+            topic=None,
+            now=now,
+            ttl=ttl,
+            secret=secret,
+        )
+        if with_preferences
+        else ""
     )
     one_click_url = f"{base}/u/{one_click}"
     value = f"<{one_click_url}>"
@@ -90,7 +97,7 @@ def list_unsubscribe(
         value += f", <mailto:{mailto}?subject={subject}>"
     return ListUnsubscribe(
         one_click_url=one_click_url,
-        preferences_url=f"{base}/preferences/{preferences}",
+        preferences_url=f"{base}/preferences/{preferences}" if preferences else "",
         headers={"List-Unsubscribe": value, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
     )
 

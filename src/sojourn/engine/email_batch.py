@@ -158,7 +158,10 @@ class EmailBatchSender:
         context = build_context(
             endpoint_response(row), default_substitutions=template.get("DefaultSubstitutions")
         )
-        if options is not None:
+        placeholder = options is not None and any(
+            UNSUBSCRIBE_PLACEHOLDER in str(template.get(part) or "") for part in ("HtmlPart", "TextPart")
+        )
+        if placeholder:
             template = {
                 **template,
                 **{
@@ -190,16 +193,18 @@ class EmailBatchSender:
                 now=datetime.now(UTC),
                 ttl=timedelta(days=self.settings.page_token_ttl_days),
                 mailto=self.settings.list_unsubscribe_mailto,
+                with_preferences=placeholder,
             )
             headers.update(links.headers)
-            html = replace_unsubscribe_placeholder(
-                html.replace(_UNSUBSCRIBE_SENTINEL, UNSUBSCRIBE_PLACEHOLDER) if html else html,
-                links.preferences_url,
-            )
-            text = replace_unsubscribe_placeholder(
-                text.replace(_UNSUBSCRIBE_SENTINEL, UNSUBSCRIBE_PLACEHOLDER) if text else text,
-                links.preferences_url,
-            )
+            if placeholder:
+                html = replace_unsubscribe_placeholder(
+                    html.replace(_UNSUBSCRIBE_SENTINEL, UNSUBSCRIBE_PLACEHOLDER) if html else html,
+                    links.preferences_url,
+                )
+                text = replace_unsubscribe_placeholder(
+                    text.replace(_UNSUBSCRIBE_SENTINEL, UNSUBSCRIBE_PLACEHOLDER) if text else text,
+                    links.preferences_url,
+                )
         return OutgoingEmail(
             message_id=row["message_id"],
             from_address=from_address,

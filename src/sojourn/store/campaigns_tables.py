@@ -93,7 +93,13 @@ campaign_intake = Table(
     Index("ix_campaign_intake_pending", "campaign_id", "id", postgresql_where=text("batch_no IS NULL")),
 )
 
-# A campaign run's messages (the send loop and the run counts look them up this way).
-Index("ix_messages_campaign", messages.c.campaign_id, messages.c.activity_id)
+# A campaign run's messages (the send loop and the run counts look them up this way); journey and direct
+# messages (no campaign) stay out of it, so their inserts do not pay for it.
+Index(
+    "ix_messages_campaign",
+    messages.c.campaign_id,
+    messages.c.activity_id,
+    postgresql_where=messages.c.campaign_id.is_not(None),
+)
 
 __all__ = ["campaign_intake", "campaign_runs", "campaign_versions", "campaigns"]

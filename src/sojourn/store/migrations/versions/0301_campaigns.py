@@ -93,7 +93,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("batch_no IS NULL"),
     )
-    op.create_index("ix_messages_campaign", "messages", ["campaign_id", "activity_id"], unique=False)
+    op.create_index(
+        "ix_messages_campaign",
+        "messages",
+        ["campaign_id", "activity_id"],
+        unique=False,
+        postgresql_where=sa.text("campaign_id IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
