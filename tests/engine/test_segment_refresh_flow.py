@@ -217,3 +217,56 @@ async def check_runs_and_kpis(state: AppState, audience: Audience, journey_id: s
     assert row["GroupedBys"][0]["Value"] == "welcome" and row["Values"][0]["Value"] == "5.0"
     with pytest.raises(NotFoundError, match="'journey-sms-sent' is not a journey KPI"):
         await call(state, "GetJourneyDateRangeKpi", KpiName="journey-sms-sent", **ids)
+
+
+async def test_update_journey_gives_new_entrants_the_new_version_and_running_ones_keep_theirs(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_audience(state, members=2, templates=("welcome", "tips", "nudge"))
+    now = datetime.now(UTC)
+    request = welcome_journey(
+        audience.segment_id,
+        RefreshOnSegmentUpdate=True,
+        Schedule={"StartTime": now.isoformat(), "EndTime": (now + timedelta(days=5)).isoformat()},
+    )
+    request["Activities"] = {
+        "welcome": {"EMAIL": {"TemplateName": "welcome", "NextActivity": "later"}},
+        "later": {"Wait": {"WaitTime": {"WaitFor": "P1D"}, "NextActivity": "last"}},
+        "last": {"EMAIL": {"TemplateName": "tips"}},
+    }
+    journey_id = await start(state, audience, request)
+
+    async def welcomed(n: int) -> None:
+        assert sum(1 for m in smtp_server.messages if m.subject == "welcome") == n
+
+    await assert_eventually(lambda: welcomed(2))
+    # Version 2 ends with "nudge"; the two participants waiting a day entered with version 1.
+    request["Activities"]["last"] = {"EMAIL": {"TemplateName": "nudge"}}
+    updated = await call(
+        state,
+        "UpdateJourney",
+        ApplicationId=audience.app_id,
+        JourneyId=journey_id,
+        WriteJourneyRequest=request,
+    )
+    assert updated["JourneyResponse"]["State"] == "ACTIVE"
+    late = await join_segment(state, audience, "late")
+    segment = await call(state, "GetSegment", ApplicationId=audience.app_id, SegmentId=audience.segment_id)
+    await call(
+        state,
+        "UpdateSegment",
+        ApplicationId=audience.app_id,
+        SegmentId=audience.segment_id,
+        WriteSegmentRequest={"Name": "pro", "Dimensions": segment["SegmentResponse"]["Dimensions"]},
+    )
+    await assert_eventually(lambda: welcomed(3))
+    handle = time_skipping_env.client.get_workflow_handle(
+        names.journey_workflow_id(audience.app_id, journey_id)
+    )
+    assert await skip_time_until_done(time_skipping_env, handle) == "COMPLETED"
+
+    subjects = smtp_server.subjects_by_recipient()
+    for address in audience.addresses:
+        assert subjects[address] == ["welcome", "tips"], "running participants finish on their version"
+    assert subjects[late] == ["welcome", "nudge"], "a new entrant gets the new version"
