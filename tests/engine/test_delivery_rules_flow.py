@@ -23,6 +23,19 @@ from tests.support.smtp import SmtpSink
 ZONES = {"ep0": "Etc/UTC", "ep1": "Etc/GMT-12"}
 
 
+async def welcome_metrics(state: AppState, app_id: str, journey_id: str) -> dict[str, str]:
+    """GetJourneyExecutionActivityMetrics of the journey's welcome activity."""
+    got = await call(
+        state,
+        "GetJourneyExecutionActivityMetrics",
+        ApplicationId=app_id,
+        JourneyId=journey_id,
+        JourneyActivityId="welcome",
+    )
+    metrics: dict[str, str] = got["JourneyExecutionActivityMetricsResponse"]["Metrics"]
+    return metrics
+
+
 def quiet_window_around(now: datetime) -> tuple[str, str, datetime]:
     """A quiet time from an hour before ``now`` to two hours after (UTC wall clock), and when it ends."""
     start = (now - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
@@ -101,14 +114,7 @@ async def test_quiet_time_holds_each_participant_until_it_ends_where_they_are(
         )
     assert lanes["ep1"] == lanes["ep2"] == "0"
     assert lanes["ep0"] == f"0.q{int(ends_at.timestamp())}", "held until the wall-clock end of quiet time"
-    metrics = await call(
-        state,
-        "GetJourneyExecutionActivityMetrics",
-        ApplicationId=audience.app_id,
-        JourneyId=journey_id,
-        JourneyActivityId="welcome",
-    )
-    got = metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"]
+    got = await welcome_metrics(state, audience.app_id, journey_id)
     assert got["SUCCESS"] == "3" and got["QUIET_TIME_WAIT"] == "1"
 
 
@@ -125,14 +131,7 @@ async def test_quiet_time_drops_when_not_waiting(
         welcome_journey(audience.segment_id, (start, end), wait_for_quiet_time=False),
     )
     assert sorted(m.to for m in smtp_server.messages) == sorted(audience.addresses[1:])
-    metrics = await call(
-        state,
-        "GetJourneyExecutionActivityMetrics",
-        ApplicationId=audience.app_id,
-        JourneyId=journey_id,
-        JourneyActivityId="welcome",
-    )
-    got = metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"]
+    got = await welcome_metrics(state, audience.app_id, journey_id)
     assert got["SUCCESS"] == "2" and got["QUIET_TIME"] == "1"
 
 
@@ -169,14 +168,8 @@ async def test_a_timeframe_cap_holds_across_journeys_running_at_once(
     )
     capped = 0
     for journey_id in journeys:
-        metrics = await call(
-            state,
-            "GetJourneyExecutionActivityMetrics",
-            ApplicationId=audience.app_id,
-            JourneyId=journey_id,
-            JourneyActivityId="welcome",
-        )
-        capped += int(metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"].get("TIMEFRAME_CAP", "0"))
+        got = await welcome_metrics(state, audience.app_id, journey_id)
+        capped += int(got.get("TIMEFRAME_CAP", "0"))
     assert capped == 2 * len(audience.addresses)
 
 
@@ -314,14 +307,7 @@ async def test_journey_list_mail_skips_unsubscribed_and_carries_list_unsubscribe
     assert headers["X-SES-LIST-MANAGEMENT-OPTIONS"] is None
     assert "/preferences/" in received.text() and "{{" not in received.text()
     assert 'href="http' in received.html() and "/preferences/" in received.html()
-    metrics = await call(
-        state,
-        "GetJourneyExecutionActivityMetrics",
-        ApplicationId=audience.app_id,
-        JourneyId=journey_id,
-        JourneyActivityId="welcome",
-    )
-    got = metrics["JourneyExecutionActivityMetricsResponse"]["Metrics"]
+    got = await welcome_metrics(state, audience.app_id, journey_id)
     # Opted out of the topic: skipped for this list; unsubscribed from all: on the suppression list for every send.
     assert got["SUCCESS"] == "1" and got["UNSUBSCRIBED"] == "1" and got["SUPPRESSED"] == "1"
 
