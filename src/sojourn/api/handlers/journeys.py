@@ -227,9 +227,10 @@ async def update_journey(ctx: RequestContext, params: dict[str, Any]) -> dict[st
         )
         if current == JourneyState.DRAFT and target == JourneyState.ACTIVE:
             await _start(state, app_id, journey_id)
-        elif running:
-            await _signal(state, app_id, journey_id, "new_version")
         row = await repo.get_journey(conn, app_id, journey_id)
+    if running:
+        # After commit: the workflow reloads the journey when told, and must find the new version stored.
+        await _signal(state, app_id, journey_id, "new_version")
     return {"JourneyResponse": journey_response(row)}
 
 
