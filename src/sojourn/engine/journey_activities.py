@@ -51,6 +51,7 @@ class JourneyActivities:
             self.enroll_segment,
             self.admit_intake,
             self.cancel_cohorts,
+            self.finished_cohorts,
             self.close_entry,
             self.finish_journey,
         ]
@@ -69,6 +70,20 @@ class JourneyActivities:
             n = int(result.rowcount or 0)
             await ledger.add_counts(conn, inp.journey_id, {("", "CANCELLED"): n}, shard=ledger.JOURNEY_SHARD)
         return n
+
+    @activity.defn(name="finished_cohorts")
+    async def finished_cohorts(self, inp: CohortsCancel) -> list[int]:
+        """Which of the cohorts have no participant left in the journey (their work is done)."""
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT c FROM unnest(CAST(:c AS int[])) AS c WHERE NOT EXISTS ("
+                    "  SELECT 1 FROM participants p WHERE p.journey_id = :j AND p.cohort_no = c "
+                    "  AND p.status = 'active')"
+                ),
+                {"j": inp.journey_id, "c": inp.cohort_nos},
+            )
+            return [int(r[0]) for r in rows]
 
     @activity.defn(name="load_journey_plan")
     async def load_journey_plan(self, ref: JourneyRef) -> JourneyPlan:

@@ -8,6 +8,7 @@ own history small.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -38,6 +39,11 @@ INTAKE_POLL_FIRST = timedelta(seconds=30)
 INTAKE_POLL_MAX = timedelta(hours=1)
 # Histories recorded before segment refresh and the CLOSED state replay without them.
 REFRESH_AND_CLOSE = "segment-refresh-and-closed-state"
+# Waits for cohorts also ask the ledger now and then which cohorts are done, in case a cohort_done signal was
+# lost; histories recorded before this replay without it.
+RECONCILE_COHORTS = "reconcile-finished-cohorts"
+RECONCILE_FIRST = timedelta(minutes=1)
+RECONCILE_MAX = timedelta(hours=1)
 
 
 @workflow.defn(name="JourneyWorkflow")
@@ -141,7 +147,7 @@ class JourneyWorkflow:
                 )
 
         self._details("entry closed; waiting for running cohorts to finish")
-        await workflow.wait_condition(lambda: not self.active)
+        await self._wait_for_cohorts(lambda: not self.active)
         final = "CANCELLED" if self.state == "CANCELLED" else "COMPLETED"
         await workflow.execute_activity(
             "finish_journey",
@@ -241,7 +247,7 @@ class JourneyWorkflow:
         limit = self.plan.max_cohorts_in_flight
         while self.pending and self.state != "CANCELLED":
             self._details(f"starting cohorts: {len(self.pending)} waiting their turn")
-            await workflow.wait_condition(lambda: len(self.active) < limit or self.state == "CANCELLED")
+            await self._wait_for_cohorts(lambda: len(self.active) < limit or self.state == "CANCELLED")
             if self.state == "CANCELLED":
                 break
             await self._start_cohort(self.pending.pop(0))
@@ -342,6 +348,35 @@ class JourneyWorkflow:
             self.active.add(spec.cohort_no)
         if self.state == "PAUSED":
             await self._cohort_handle(spec.cohort_no).signal(CohortWorkflow.set_state, "PAUSED")
+
+    async def _wait_for_cohorts(self, done: Callable[[], bool]) -> None:
+        """Wait until ``done()``, which cohort_done signals make true; ask the ledger too, with a backing-off poll.
+
+        A cohort whose participants are all gone from the journey has nothing left to do, so it counts as done
+        even if its signal never arrives.
+        """
+        if not workflow.patched(RECONCILE_COHORTS):
+            await workflow.wait_condition(done)
+            return
+        poll = RECONCILE_FIRST
+        while not done():
+            try:
+                await workflow.wait_condition(done, timeout=poll)
+                return
+            except TimeoutError:
+                pass
+            assert self.plan is not None
+            finished: list[int] = await workflow.execute_activity(
+                "finished_cohorts",
+                CohortsCancel(journey_id=self.plan.journey_id, cohort_nos=sorted(self.active)),
+                result_type=list[int],
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+            )
+            for cohort_no in finished:
+                self.finished.add(cohort_no)
+                self.active.discard(cohort_no)
+            poll = min(poll * 2, RECONCILE_MAX)
 
     def _cohort_handle(self, cohort_no: int) -> workflow.ExternalWorkflowHandle[CohortWorkflow]:
         assert self.plan is not None
