@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,15 +31,11 @@ from sqlalchemy import text
 
 from sojourn.api.state import AppState
 from sojourn.engine import names
-from sojourn.engine.client import connect
-from sojourn.settings import Settings
-from sojourn.stack import EmbeddedPostgres, TemporalDevServer
-from sojourn.store.db import create_engine
-from sojourn.store.migrate import upgrade_async
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from journey_throughput import free_port, peak_rss_mb, seed
+from embedded import embedded_stack
+from journey_throughput import peak_rss_mb, seed
 from tests.support.seed import call
 
 
@@ -125,100 +119,67 @@ async def blast(state: AppState, client: Any, app_id: str, segment_id: str, suff
 
 
 async def main(endpoints: int, compare_list: bool = False) -> str:
-    with tempfile.TemporaryDirectory(prefix="sojourn-bench-") as tmp:
-        data = Path(tmp)
-        pg = EmbeddedPostgres(data / "pg", port=free_port())
-        pg.start()
-        pg.ensure_database("sojourn")
-        temporal = TemporalDevServer(data / "temporal", port=free_port(), ui_port=None)
-        temporal.start(log_file=data / "temporal.log")
-        worker: subprocess.Popen[bytes] | None = None
-        try:
-            settings = Settings(
-                database_url=pg.url("sojourn"),
-                temporal_address=temporal.address,
-                smtp_url="null://",
-                task_queue=f"bench-{uuid.uuid4().hex[:8]}",
-            )
-            await upgrade_async(settings.database_url or "")
-            db = create_engine(settings.database_url or "", pool_size=10)
-            client = await connect(settings)
-            state = AppState(db=db, settings=settings)
-            state.use_temporal(client)
-            print(f"seeding {endpoints} endpoints...", flush=True)
-            app_id, segment_id = await seed(state, endpoints)
-            async with db.begin() as conn:
-                await conn.execute(text("ANALYZE"))
-            env = {
-                **os.environ,
-                "SOJOURN_DATABASE_URL": settings.database_url or "",
-                "SOJOURN_TEMPORAL_ADDRESS": temporal.address,
-                "SOJOURN_SMTP_URL": "null://",
-                "SOJOURN_TASK_QUEUE": settings.task_queue,
-                "SOJOURN_LOG_LEVEL": os.environ.get("SOJOURN_LOG_LEVEL", "WARNING"),
-            }
-            worker = subprocess.Popen([sys.executable, "-m", "sojourn", "worker"], env=env)
-            await asyncio.sleep(2)
-            if compare_list:
-                print(f"seeding a contact list of {endpoints} contacts...", flush=True)
-                await seed_list(state, endpoints)
-            print("running the campaign...", flush=True)
-            campaign_id, elapsed = await blast(state, client, app_id, segment_id, "")
-            async with db.connect() as conn:
-                sent = int(
-                    await conn.scalar(
-                        text("SELECT count(*) FROM messages WHERE campaign_id = :c AND status = 'sent'"),
-                        {"c": campaign_id},
-                    )
-                    or 0
-                )
-                metrics = await conn.scalar(
-                    text("SELECT metrics FROM campaign_runs WHERE campaign_id = :c AND treatment_id = 0"),
+    async with embedded_stack() as stack:
+        state, db, client = stack.state, stack.state.db, stack.client
+        print(f"seeding {endpoints} endpoints...", flush=True)
+        app_id, segment_id = await seed(state, endpoints)
+        async with db.begin() as conn:
+            await conn.execute(text("ANALYZE"))
+        worker = stack.start_worker()
+        await asyncio.sleep(2)
+        if compare_list:
+            print(f"seeding a contact list of {endpoints} contacts...", flush=True)
+            await seed_list(state, endpoints)
+        print("running the campaign...", flush=True)
+        campaign_id, elapsed = await blast(state, client, app_id, segment_id, "")
+        async with db.connect() as conn:
+            sent = int(
+                await conn.scalar(
+                    text("SELECT count(*) FROM messages WHERE campaign_id = :c AND status = 'sent'"),
                     {"c": campaign_id},
                 )
-            held_out = int((metrics or {}).get("HOLDOUT", 0))
-            rss = peak_rss_mb(worker.pid)
-            cpu = worker_cpu_seconds(worker.pid)
-            rate = sent / elapsed
+                or 0
+            )
+            metrics = await conn.scalar(
+                text("SELECT metrics FROM campaign_runs WHERE campaign_id = :c AND treatment_id = 0"),
+                {"c": campaign_id},
+            )
+        held_out = int((metrics or {}).get("HOLDOUT", 0))
+        rss = peak_rss_mb(worker.pid)
+        cpu = worker_cpu_seconds(worker.pid)
+        rate = sent / elapsed
+        print(
+            f"campaign blast: {sent} sent ({held_out} held out) of {endpoints} endpoints in {elapsed:.1f}s "
+            f"= {rate:.0f} messages/s; worker peak RSS {rss} MB, worker CPU {cpu:.1f}s ({cpu / elapsed:.0%} of one core)",
+            flush=True,
+        )
+        line = f"messages_per_s={rate:.1f} sent={sent} held_out={held_out} peak_rss_mb={rss}"
+        if compare_list:
+            print("running the same blast as list mail...", flush=True)
+            list_campaign, list_elapsed = await blast(state, client, app_id, segment_id, "_list")
+            async with db.connect() as conn:
+                counts: dict[str, int] = dict(
+                    (
+                        await conn.execute(
+                            text(
+                                "SELECT split_part(COALESCE(status_message, status), ':', 1), count(*) "
+                                "FROM messages WHERE campaign_id = :c GROUP BY 1"
+                            ),
+                            {"c": list_campaign},
+                        )
+                    ).all()
+                )
+            list_rate = endpoints / list_elapsed
+            plain_rate = endpoints / elapsed
             print(
-                f"campaign blast: {sent} sent ({held_out} held out) of {endpoints} endpoints in {elapsed:.1f}s "
-                f"= {rate:.0f} messages/s; worker peak RSS {rss} MB, worker CPU {cpu:.1f}s ({cpu / elapsed:.0%} of one core)",
+                f"list blast: {counts} in {list_elapsed:.1f}s; endpoints/s {list_rate:.0f} vs {plain_rate:.0f} plain",
                 flush=True,
             )
-            line = f"messages_per_s={rate:.1f} sent={sent} held_out={held_out} peak_rss_mb={rss}"
-            if compare_list:
-                print("running the same blast as list mail...", flush=True)
-                list_campaign, list_elapsed = await blast(state, client, app_id, segment_id, "_list")
-                async with db.connect() as conn:
-                    counts: dict[str, int] = dict(
-                        (
-                            await conn.execute(
-                                text(
-                                    "SELECT split_part(COALESCE(status_message, status), ':', 1), count(*) "
-                                    "FROM messages WHERE campaign_id = :c GROUP BY 1"
-                                ),
-                                {"c": list_campaign},
-                            )
-                        ).all()
-                    )
-                list_rate = endpoints / list_elapsed
-                plain_rate = endpoints / elapsed
-                print(
-                    f"list blast: {counts} in {list_elapsed:.1f}s; endpoints/s {list_rate:.0f} vs {plain_rate:.0f} plain",
-                    flush=True,
-                )
-                line += (
-                    f" list_messages_per_s={int(counts.get('sent', 0)) / list_elapsed:.1f} "
-                    f"list_filter_cost={1 - list_rate / plain_rate:.1%}"
-                )
-            await db.dispose()
-            return line
-        finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(30)
-            temporal.stop()
-            pg.stop()
+            line += (
+                f" list_messages_per_s={int(counts.get('sent', 0)) / list_elapsed:.1f} "
+                f"list_filter_cost={1 - list_rate / plain_rate:.1%}"
+            )
+        return line
 
 
 if __name__ == "__main__":

@@ -15,27 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
 
 from sojourn.api.state import AppState
-from sojourn.engine.client import connect
-from sojourn.settings import Settings
-from sojourn.stack import EmbeddedPostgres, TemporalDevServer
-from sojourn.store.db import create_engine
-from sojourn.store.migrate import upgrade_async
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from journey_throughput import free_port, seed
+from embedded import embedded_stack
+from journey_throughput import seed
 from tests.support.seed import call
 
 BATCH = 100
@@ -64,101 +56,69 @@ async def fire(state: AppState, app_id: str, rate: int, seconds: float) -> int:
 
 async def main(rate: int, seconds: float) -> str:
     endpoints = int(rate * seconds) + BATCH
-    with tempfile.TemporaryDirectory(prefix="sojourn-bench-") as tmp:
-        data = Path(tmp)
-        pg = EmbeddedPostgres(data / "pg", port=free_port())
-        pg.start()
-        pg.ensure_database("sojourn")
-        temporal = TemporalDevServer(data / "temporal", port=free_port(), ui_port=None)
-        temporal.start(log_file=data / "temporal.log")
-        worker: subprocess.Popen[bytes] | None = None
-        try:
-            settings = Settings(
-                database_url=pg.url("sojourn"),
-                temporal_address=temporal.address,
-                smtp_url="null://",
-                task_queue=f"bench-{uuid.uuid4().hex[:8]}",
-            )
-            await upgrade_async(settings.database_url or "")
-            db = create_engine(settings.database_url or "", pool_size=10)
-            state = AppState(db=db, settings=settings)
-            state.use_temporal(await connect(settings))
-            print(f"seeding {endpoints} endpoints...", flush=True)
-            app_id, segment_id = await seed(state, endpoints)
-            env = {
-                **os.environ,
-                "SOJOURN_DATABASE_URL": settings.database_url or "",
-                "SOJOURN_TEMPORAL_ADDRESS": temporal.address,
-                "SOJOURN_SMTP_URL": "null://",
-                "SOJOURN_TASK_QUEUE": settings.task_queue,
-                "SOJOURN_LOG_LEVEL": os.environ.get("SOJOURN_LOG_LEVEL", "WARNING"),
-            }
-            worker = subprocess.Popen([sys.executable, "-m", "sojourn", "worker"], env=env)
-            now = datetime.now(UTC)
-            created = await call(
-                state,
-                "CreateCampaign",
-                ApplicationId=app_id,
-                WriteCampaignRequest={
-                    "Name": "on-buy",
-                    "SegmentId": segment_id,
-                    "TemplateConfiguration": {"EmailTemplate": {"Name": "bench_welcome"}},
-                    "Schedule": {
-                        "StartTime": (now - timedelta(minutes=1)).isoformat(),
-                        "EndTime": (now + timedelta(hours=1)).isoformat(),
-                        "Frequency": "EVENT",
-                        "EventFilter": {
-                            "FilterType": "ENDPOINT",
-                            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["buy"]}},
-                        },
+    async with embedded_stack() as stack:
+        state, db = stack.state, stack.state.db
+        print(f"seeding {endpoints} endpoints...", flush=True)
+        app_id, segment_id = await seed(state, endpoints)
+        stack.start_worker()
+        now = datetime.now(UTC)
+        created = await call(
+            state,
+            "CreateCampaign",
+            ApplicationId=app_id,
+            WriteCampaignRequest={
+                "Name": "on-buy",
+                "SegmentId": segment_id,
+                "TemplateConfiguration": {"EmailTemplate": {"Name": "bench_welcome"}},
+                "Schedule": {
+                    "StartTime": (now - timedelta(minutes=1)).isoformat(),
+                    "EndTime": (now + timedelta(hours=1)).isoformat(),
+                    "Frequency": "EVENT",
+                    "EventFilter": {
+                        "FilterType": "ENDPOINT",
+                        "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["buy"]}},
                     },
                 },
-            )
-            campaign_id = created["CampaignResponse"]["Id"]
-            await asyncio.sleep(3)  # the worker starts and the campaign workflow begins waiting for events
-            print(f"firing {rate} events/s for {seconds:.0f}s...", flush=True)
-            events = await fire(state, app_id, rate, seconds)
-            deadline = time.monotonic() + 120
-            sent = 0
-            while time.monotonic() < deadline:
-                async with db.connect() as conn:
-                    sent = int(
-                        await conn.scalar(
-                            text("SELECT count(*) FROM messages WHERE campaign_id = :c AND status = 'sent'"),
-                            {"c": campaign_id},
-                        )
-                        or 0
-                    )
-                if sent >= events:
-                    break
-                await asyncio.sleep(1)
+            },
+        )
+        campaign_id = created["CampaignResponse"]["Id"]
+        await asyncio.sleep(3)  # the worker starts and the campaign workflow begins waiting for events
+        print(f"firing {rate} events/s for {seconds:.0f}s...", flush=True)
+        events = await fire(state, app_id, rate, seconds)
+        deadline = time.monotonic() + 120
+        sent = 0
+        while time.monotonic() < deadline:
             async with db.connect() as conn:
-                latencies = [
-                    float(r[0])
-                    for r in await conn.execute(
-                        text(
-                            "SELECT extract(epoch FROM m.sent_at - e.received_at) FROM messages m "
-                            "JOIN events e ON e.app_id = m.app_id AND e.endpoint_id = m.endpoint_id "
-                            "AND e.event_type = 'buy' WHERE m.campaign_id = :c AND m.status = 'sent' ORDER BY 1"
-                        ),
+                sent = int(
+                    await conn.scalar(
+                        text("SELECT count(*) FROM messages WHERE campaign_id = :c AND status = 'sent'"),
                         {"c": campaign_id},
                     )
-                ]
-            await db.dispose()
-            if not latencies:
-                return f"events={events} sent=0"
-            p50 = latencies[len(latencies) // 2]
-            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-            print(
-                f"{events} events, {sent} sent; event to send p50 {p50:.2f}s p99 {p99:.2f}s max {latencies[-1]:.2f}s"
-            )
-            return f"events={events} sent={sent} p50_s={p50:.2f} p99_s={p99:.2f} max_s={latencies[-1]:.2f}"
-        finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(30)
-            temporal.stop()
-            pg.stop()
+                    or 0
+                )
+            if sent >= events:
+                break
+            await asyncio.sleep(1)
+        async with db.connect() as conn:
+            latencies = [
+                float(r[0])
+                for r in await conn.execute(
+                    text(
+                        "SELECT extract(epoch FROM m.sent_at - e.received_at) FROM messages m "
+                        "JOIN events e ON e.app_id = m.app_id AND e.endpoint_id = m.endpoint_id "
+                        "AND e.event_type = 'buy' WHERE m.campaign_id = :c AND m.status = 'sent' ORDER BY 1"
+                    ),
+                    {"c": campaign_id},
+                )
+            ]
+        if not latencies:
+            return f"events={events} sent=0"
+        p50 = latencies[len(latencies) // 2]
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(
+            f"{events} events, {sent} sent; event to send p50 {p50:.2f}s p99 {p99:.2f}s max {latencies[-1]:.2f}s"
+        )
+        return f"events={events} sent={sent} p50_s={p50:.2f} p99_s={p99:.2f} max_s={latencies[-1]:.2f}"
 
 
 if __name__ == "__main__":
