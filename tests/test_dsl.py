@@ -198,3 +198,5 @@ def test_custom_and_contact_center_steps() -> None:
     assert dims["Attributes"] == {"answer": {"AttributeType": "INCLUSIVE", "Values": ["yes"]}}
     assert "ContactCenter" in body["Activities"][split["TrueActivity"]]
     assert graph_problems(definition) == []
+    templated = custom("crm_sync", template="promo", template_version="2").body
+    assert templated == {"DeliveryUri": "crm_sync", "TemplateName": "promo", "TemplateVersion": "2"}

@@ -115,6 +115,8 @@ def custom(
     data: str | None = None,
     endpoint_types: list[str] | None = None,
     name: str | None = None,
+    template: str | None = None,
+    template_version: str | None = None,
 ) -> Step:
     """Deliver the participant's endpoints to a webhook or a custom activity (CUSTOM activity).
 
@@ -123,8 +125,15 @@ def custom(
         data: ``MessageConfig.Data``: the message the hook gets.
         endpoint_types: Endpoint channel types delivered to the hook (default CUSTOM); others pass through.
         name: The activity id to use (default: derived from the URI), to name it in a later ``split_on``.
+        template: A message template of any type (push, SMS, voice, email) rendered for each endpoint into the
+            call's ``Messages``.
+        template_version: The template's version (default: its active version).
     """
     body: dict[str, Any] = {"DeliveryUri": delivery_uri}
+    if template is not None:
+        body["TemplateName"] = template
+    if template_version is not None:
+        body["TemplateVersion"] = template_version
     if endpoint_types is not None:
         body["EndpointTypes"] = list(endpoint_types)
     if data is not None:

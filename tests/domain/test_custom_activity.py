@@ -34,10 +34,12 @@ def test_problems_and_defaults() -> None:
             "DeliveryUri": "f",
             "EndpointTypes": ["FAX"],
             "MessageConfig": {"Data": "x" * 5001},
-            "TemplateName": "t",
+            "TemplateVersion": "2",
         }
     )
     assert len(problems) == 3 and "FAX is not an endpoint channel type" in problems[0]
+    assert problems[2] == "CUSTOM.TemplateVersion needs a TemplateName"
+    assert custom_problems({"DeliveryUri": "f", "TemplateName": "t", "TemplateVersion": "2"}) == []
     spec = custom_spec({"DeliveryUri": "f", "NextActivity": "n"})
     assert (spec.kind, spec.endpoint_types, spec.data, spec.next_activity) == (
         "function",
@@ -75,3 +77,28 @@ def test_payload_and_answer() -> None:
     }
     assert response_attributes(answer, {"c1", "c3"}) == {"c1": {"answer": "yes", "score": "3"}}
     assert response_attributes(["not", "an", "object"], {"c1"}) == {}
+
+
+def test_payload_with_a_template() -> None:
+    spec = custom_spec({"DeliveryUri": "f", "TemplateName": "promo", "TemplateVersion": "3"})
+    assert (spec.template_name, spec.template_version) == ("promo", "3")
+    payload = custom_payload(
+        spec,
+        app_id="app",
+        journey_id="j",
+        activity_id="hook",
+        endpoints={"c1": {"Id": "c1"}},
+        message_ids={"c1": "m1"},
+        template=("PUSH", {"c1": {"Default": {"Body": "Hi Ann"}}}),
+    )
+    assert payload["Template"] == {"Name": "promo", "Type": "PUSH", "Version": "3"}
+    assert payload["Messages"] == {"c1": {"Default": {"Body": "Hi Ann"}}}
+    assert payload["Data"] == "" and "Template" not in custom_payload(
+        custom_spec({"DeliveryUri": "f"}),
+        app_id="app",
+        journey_id="j",
+        activity_id="hook",
+        endpoints={},
+        message_ids={},
+        template=("PUSH", {}),
+    )

@@ -11,6 +11,7 @@ from sojourn.domain.message_templates import (
     check_voice_template,
     render_push,
     render_sms,
+    render_template_fields,
 )
 from sojourn.domain.templates import build_context
 
@@ -44,3 +45,24 @@ def test_render_picks_the_service_block_over_default() -> None:
     with pytest.raises(ValueError, match="no Body"):
         render_push({"APNS": {"Body": "b"}}, "GCM", context)
     assert render_sms({"Body": "Hi {{Attributes.Name}}"}, context) == {"Body": "Hi Ada"}
+
+
+def test_every_message_field_of_any_template_renders() -> None:
+    context = build_context({"Attributes": {"name": ["<Ann>"]}}, default_substitutions=None)
+    email = {
+        "Subject": "Hi {{Attributes.name}}",
+        "HtmlPart": "<p>{{Attributes.name}}</p>",
+        "TextPart": "{{Attributes.name}}",
+        "TemplateDescription": "not a message field",
+        "DefaultSubstitutions": '{"x": "y"}',
+    }
+    assert render_template_fields(email, context) == {
+        "Subject": "Hi <Ann>",
+        "HtmlPart": "<p>&lt;Ann&gt;</p>",
+        "TextPart": "<Ann>",
+    }
+    push = {"Default": {"Body": "{{Attributes.name}}", "Action": "OPEN_APP"}, "GCM": {"Title": "t"}}
+    assert render_template_fields(push, context) == {
+        "Default": {"Body": "<Ann>", "Action": "OPEN_APP"},
+        "GCM": {"Title": "t"},
+    }

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 
+from sojourn.api.errors import BadRequestError
 from sojourn.api.state import AppState
 from sojourn.channels.email import SmtpConfig, SmtpTransport
 from sojourn.engine import names
@@ -256,3 +258,40 @@ async def test_a_custom_activity_function_and_failures(
             assert refusing.bad_signatures == 1, "a 4xx is not retried"
     finally:
         refusing.stop()
+
+
+async def test_a_template_is_rendered_for_each_endpoint_of_the_call(
+    db: AsyncEngine, time_skipping_env: WorkflowEnvironment, smtp_server: SmtpSink
+) -> None:
+    hook = WebhookSink(secret=SECRET).start()
+    try:
+        async with custom_stack(db, time_skipping_env, smtp_server) as state:
+            app_id, segment_id = await custom_audience(state, count=2)
+            name = f"crm-{uuid.uuid4().hex[:8]}"
+            await call(
+                state,
+                "CreatePushTemplate",
+                TemplateName=name,
+                PushNotificationTemplateRequest={
+                    "Default": {"Title": "Hello", "Body": "Plan {{Attributes.plan}} for {{Address}}"}
+                },
+            )
+            missing = journey(segment_id, {"DeliveryUri": hook.url, "TemplateName": "nope"}, {})
+            with pytest.raises(BadRequestError, match="CUSTOM TemplateName: no template 'nope' exists"):
+                await call(state, "CreateJourney", ApplicationId=app_id, WriteJourneyRequest=missing)
+
+            await run(
+                state,
+                time_skipping_env,
+                app_id,
+                journey(
+                    segment_id, {"DeliveryUri": hook.url, "TemplateName": name}, {"x": {"Values": ["y"]}}
+                ),
+            )
+            (payload,) = [d.payload for d in hook.deliveries.values()]
+            assert payload["Template"] == {"Name": name, "Type": "PUSH", "Version": None}
+            assert payload["Messages"] == {
+                f"c{i}": {"Default": {"Title": "Hello", "Body": f"Plan pro for crm-{i}"}} for i in (1, 2)
+            }
+    finally:
+        hook.stop()

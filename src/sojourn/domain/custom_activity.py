@@ -8,6 +8,10 @@ development) or a custom activity function registered from the deployment's ``ac
      "JourneyId": "...", "ActivityId": "...", "Endpoints": {"<endpoint id>": <EndpointResponse>, ...},
      "MessageIds": {"<endpoint id>": "<sojourn message id>", ...}}
 
+With a ``TemplateName`` (Pinpoint: "the name of an existing message template", of any type), the payload also
+carries ``"Template": {"Name", "Type", "Version"}`` and ``"Messages": {"<endpoint id>": {<the template's fields
+rendered for that endpoint>}}``. A name is looked up among the types in :data:`CUSTOM_TEMPLATE_TYPES` order.
+
 The hook may answer, per endpoint, attributes to record (sojourn's shape)::
 
     {"Endpoints": {"<endpoint id>": {"Attributes": {"answer": "yes"}}}}
@@ -28,6 +32,9 @@ from urllib.parse import urlsplit
 MAX_ENDPOINTS_PER_CALL = 50
 MAX_DATA_CHARS = 5000
 RESPONSE_EVENT = "_custom.response"
+#: The template types a CUSTOM activity's TemplateName is looked up in, first match wins (custom channels are
+#: mostly app and chat messages, closest to push and SMS).
+CUSTOM_TEMPLATE_TYPES = ("PUSH", "SMS", "VOICE", "EMAIL")
 MAX_RESPONSE_ATTRIBUTES = 40
 ENDPOINT_TYPES = (
     "PUSH",
@@ -58,6 +65,8 @@ class CustomSpec:
         endpoint_types: Endpoint ChannelTypes delivered to the hook (the others pass through).
         data: ``MessageConfig.Data`` (the message).
         next_activity: Where everyone goes next.
+        template_name: A message template of any type whose fields are rendered per endpoint (or None).
+        template_version: Its version (None: the active version).
     """
 
     kind: str
@@ -65,6 +74,8 @@ class CustomSpec:
     endpoint_types: tuple[str, ...]
     data: str
     next_activity: str | None
+    template_name: str | None = None
+    template_version: str | None = None
 
 
 def delivery_target(uri: str) -> tuple[str, str]:
@@ -112,6 +123,8 @@ def custom_spec(raw: Mapping[str, Any]) -> CustomSpec:
         endpoint_types=tuple(raw.get("EndpointTypes") or ("CUSTOM",)),
         data=str((raw.get("MessageConfig") or {}).get("Data") or ""),
         next_activity=raw.get("NextActivity"),
+        template_name=str(raw["TemplateName"]) if raw.get("TemplateName") else None,
+        template_version=str(raw["TemplateVersion"]) if raw.get("TemplateVersion") is not None else None,
     )
 
 
@@ -132,10 +145,8 @@ def custom_problems(raw: Mapping[str, Any]) -> list[str]:
     data = (raw.get("MessageConfig") or {}).get("Data")
     if data is not None and len(str(data)) > MAX_DATA_CHARS:
         problems.append(f"CUSTOM.MessageConfig.Data has at most {MAX_DATA_CHARS} characters")
-    if raw.get("TemplateName"):
-        problems.append(
-            "CUSTOM.TemplateName is not supported by sojourn yet; put the message in MessageConfig.Data"
-        )
+    if raw.get("TemplateVersion") is not None and not raw.get("TemplateName"):
+        problems.append("CUSTOM.TemplateVersion needs a TemplateName")
     return problems
 
 
@@ -147,9 +158,21 @@ def custom_payload(
     activity_id: str,
     endpoints: Mapping[str, dict[str, Any]],
     message_ids: Mapping[str, str],
+    template: tuple[str, Mapping[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """The body of one call: Pinpoint's custom-channel payload plus the message id of each endpoint."""
-    return {
+    """The body of one call: Pinpoint's custom-channel payload plus the message id of each endpoint.
+
+    Args:
+        spec: The activity.
+        app_id: The app.
+        journey_id: The journey.
+        activity_id: The CUSTOM activity.
+        endpoints: EndpointResponse of each endpoint in the call.
+        message_ids: The message id of each endpoint.
+        template: With a TemplateName: (the template's type, its fields rendered for each endpoint), added as
+            ``Template`` and ``Messages``.
+    """
+    payload: dict[str, Any] = {
         "Message": spec.data,
         "Data": spec.data,
         "ApplicationId": app_id,
@@ -158,6 +181,15 @@ def custom_payload(
         "Endpoints": dict(endpoints),
         "MessageIds": dict(message_ids),
     }
+    if template is not None and spec.template_name is not None:
+        template_type, messages = template
+        payload["Template"] = {
+            "Name": spec.template_name,
+            "Type": template_type,
+            "Version": spec.template_version,
+        }
+        payload["Messages"] = dict(messages)
+    return payload
 
 
 def response_attributes(answer: Any, endpoint_ids: set[str]) -> dict[str, dict[str, str]]:

@@ -852,6 +852,16 @@ def message_templates(definition: JourneyDefinition) -> set[tuple[str, str, str 
     return out
 
 
+def custom_templates(definition: JourneyDefinition) -> set[tuple[str, str | None]]:
+    """(TemplateName, TemplateVersion) of every CUSTOM activity that names a template (of any type)."""
+    out: set[tuple[str, str | None]] = set()
+    for act in definition.Activities.values():
+        if act.CUSTOM is not None and act.CUSTOM.get("TemplateName"):
+            version = act.CUSTOM.get("TemplateVersion")
+            out.add((str(act.CUSTOM["TemplateName"]), str(version) if version is not None else None))
+    return out
+
+
 # The zones furthest ahead of and behind UTC: a LocalTime journey starts when its start time comes first.
 _EARLIEST_ZONE = timezone(timedelta(hours=14))
 _LATEST_ZONE = timezone(timedelta(hours=-12))

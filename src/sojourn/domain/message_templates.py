@@ -157,3 +157,32 @@ def render_push(template: Mapping[str, Any], channel_type: str, context: Mapping
     if not any(merged.get(f) for f in ("Body", "Title", "RawContent")):
         raise ValueError(f"the push template has no Body, Title or RawContent for a {channel_type} endpoint")
     return {k: (_render(v, context) if k in PUSH_TEXT_FIELDS and v else v) for k, v in merged.items()}
+
+
+#: Stored template fields that describe the template rather than make up the message.
+_TEMPLATE_METADATA = frozenset(
+    {"TemplateDescription", "DefaultSubstitutions", "RecommenderId", "tags", "Headers"}
+)
+#: Fields rendered as HTML (values escaped); every other text field is rendered as plain text.
+_HTML_FIELDS = frozenset({"HtmlPart"})
+
+
+def render_template_fields(template: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Every message field of a stored template of any type, rendered with ``context``.
+
+    A CUSTOM activity may name a template of any type; the hook receives the template's own fields (an email's
+    Subject/HtmlPart/TextPart, an SMS's Body, a push template's Default/GCM/APNS blocks ...) rendered for each
+    endpoint, so it can deliver them however its channel needs.
+
+    Raises:
+        ValueError: a field does not render.
+    """
+
+    def render(key: str, value: Any) -> Any:
+        if isinstance(value, str):
+            return compile_template(value).render(context, html=key in _HTML_FIELDS)
+        if isinstance(value, Mapping):
+            return {k: render(k, v) for k, v in value.items()}
+        return value
+
+    return {k: render(k, v) for k, v in template.items() if k not in _TEMPLATE_METADATA}

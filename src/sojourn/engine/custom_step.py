@@ -26,6 +26,7 @@ from sojourn.channels.providers import classify_response, retry_delay
 from sojourn.channels.signing import signed_headers
 from sojourn.domain.app_settings import ApplicationSettings
 from sojourn.domain.custom_activity import (
+    CUSTOM_TEMPLATE_TYPES,
     MAX_ENDPOINTS_PER_CALL,
     RESPONSE_EVENT,
     CustomSpec,
@@ -35,12 +36,15 @@ from sojourn.domain.custom_activity import (
     response_attributes,
 )
 from sojourn.domain.journeys import Activity
+from sojourn.domain.message_templates import render_template_fields
+from sojourn.domain.templates import build_context
 from sojourn.engine import names
 from sojourn.engine.inputs import StepInput, StepResult
 from sojourn.engine.message_steps import StepHost, claim_lane, finish_lane, pending_rows
 from sojourn.store import message_ledger
 from sojourn.store.endpoint_rows import endpoint_response
 from sojourn.store.events_repo import EventRow, record_events
+from sojourn.store.templates_repo import load_template_of_any_type
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +137,15 @@ async def custom_step(
         problem = (
             "SOJOURN_CUSTOM_PROVIDER_SECRET is empty: custom webhook calls are always signed, set a secret"
         )
+    template: tuple[str, dict[str, Any]] | None = None
+    if spec.template_name is not None:
+        async with host.db.connect() as conn:
+            template = await load_template_of_any_type(
+                conn, spec.template_name, spec.template_version, CUSTOM_TEMPLATE_TYPES
+            )
+        if template is None:  # deleted since the journey was checked
+            version = f" version {spec.template_version}" if spec.template_version else ""
+            problem = problem or f"no template named {spec.template_name!r}{version} exists"
     per_second = int(inp.limits.get("MessagesPerSecond") or 0)
     delivered = 0
     activity.heartbeat(0)
@@ -146,7 +159,7 @@ async def custom_step(
             continue
         if per_second:
             await host._pace(f"journey:{inp.journey_id}", len(rows), per_second, delivered)
-        delivered += await deliver_batch(host, inp, spec, rows, secret, functions)
+        delivered += await deliver_batch(host, inp, spec, rows, secret, functions, template=template)
         activity.heartbeat(delivered)
     return await finish_lane(host, inp, spec.next_activity, held, f"delivered {delivered} to {spec.target}")
 
@@ -162,21 +175,55 @@ async def deliver_batch(
     event_type: str = RESPONSE_EVENT,
     extra: Mapping[str, Any] | None = None,
     failure: str = FAILURE,
+    template: tuple[str, dict[str, Any]] | None = None,
 ) -> int:
     """Make one call for ``rows``; on success mark them sent and record the answered attributes as events.
+
+    Args:
+        host: The step's resources.
+        inp: The lane's step input.
+        spec: The CUSTOM activity.
+        rows: The claimed endpoints (with their message ids).
+        secret: The webhook signing secret.
+        functions: The registered custom activity functions.
+        event_type: The event recorded for answered attributes.
+        extra: Fields added to the payload.
+        failure: The metric failed messages are counted under.
+        template: The TemplateName's (type, stored content), rendered per endpoint into the payload.
 
     Returns:
         How many messages the call delivered (all of ``rows``, or 0).
     """
     assert inp.activity_id is not None
     message_ids = {str(r["id"]): str(r["message_id"]) for r in rows}
+    endpoints = {str(r["id"]): endpoint_response(r) for r in rows}
+    rendered: tuple[str, dict[str, dict[str, Any]]] | None = None
+    if template is not None:
+        template_type, content = template
+        try:
+            rendered = (
+                template_type,
+                {
+                    endpoint_id: render_template_fields(
+                        content,
+                        build_context(endpoint, default_substitutions=content.get("DefaultSubstitutions")),
+                    )
+                    for endpoint_id, endpoint in endpoints.items()
+                },
+            )
+        except ValueError as err:
+            why = f"template {spec.template_name!r} does not render: {err}"[:300]
+            async with host.db.begin() as conn:
+                await message_ledger.mark_failed(conn, [(m, failure, why) for m in message_ids.values()])
+            return 0
     payload = dict(extra or {}) | custom_payload(
         spec,
         app_id=inp.app_id,
         journey_id=inp.journey_id,
         activity_id=inp.activity_id,
-        endpoints={str(r["id"]): endpoint_response(r) for r in rows},
+        endpoints=endpoints,
         message_ids=message_ids,
+        template=rendered,
     )
     if spec.kind == "webhook":
         ok, answer, why = await call_webhook(

@@ -9,7 +9,7 @@ still exists. The active version (what a send without a version uses) changes on
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, text
@@ -283,6 +283,20 @@ async def load_email_template(
         number = int(version)
     row = await get_version(conn, name, number, template_type=template_type)
     return dict(row.content) if row is not None else None
+
+
+async def load_template_of_any_type(
+    conn: AsyncConnection, name: str, version: str | None, types: Sequence[str]
+) -> tuple[str, dict[str, Any]] | None:
+    """The first of ``types`` that has a template ``name`` (at ``version``): (its type, its stored content).
+
+    See :func:`load_email_template` for ``version``. None when no type has it.
+    """
+    for template_type in types:
+        content = await load_email_template(conn, name, version, template_type=template_type)
+        if content is not None:
+            return template_type, content
+    return None
 
 
 async def list_templates(

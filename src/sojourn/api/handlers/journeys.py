@@ -16,9 +16,11 @@ from sojourn.api.errors import BadRequestError, ConflictError, InternalServerErr
 from sojourn.api.handlers.apps import page_size
 from sojourn.api.server import Handler, RequestContext
 from sojourn.api.state import AppState
+from sojourn.domain.custom_activity import CUSTOM_TEMPLATE_TYPES
 from sojourn.domain.journeys import (
     JourneyDefinition,
     JourneyState,
+    custom_templates,
     graph_problems,
     message_templates,
     parse_instant,
@@ -33,7 +35,7 @@ from sojourn.store import journey_kpis
 from sojourn.store import journeys_repo as repo
 from sojourn.store.apps_repo import require_app
 from sojourn.store.segments_repo import SegmentNotFound, load_segment_clause
-from sojourn.store.templates_repo import load_email_template
+from sojourn.store.templates_repo import load_email_template, load_template_of_any_type
 
 
 def parse_definition(body: dict[str, Any]) -> JourneyDefinition:
@@ -69,6 +71,13 @@ async def check_definition(
             problems.append(
                 f"{template_type} template '{name}'{suffix} does not exist "
                 f"(create it with Create{template_type.title()}Template)"
+            )
+    for name, version in sorted(custom_templates(definition), key=lambda t: (t[0], t[1] or "")):
+        if await load_template_of_any_type(conn, name, version, CUSTOM_TEMPLATE_TYPES) is None:
+            suffix = f" version {version}" if version else ""
+            problems.append(
+                f"CUSTOM TemplateName: no template '{name}'{suffix} exists "
+                f"(of type {', '.join(CUSTOM_TEMPLATE_TYPES)})"
             )
     cond = definition.StartCondition
     if cond is not None and cond.SegmentStartCondition is not None:
