@@ -88,6 +88,8 @@ endpoints = Table(
     PrimaryKeyConstraint("app_id", "id"),
     Index("ix_endpoints_user", "app_id", "user_id", postgresql_where=text("user_id IS NOT NULL")),
     Index("ix_endpoints_address", "app_id", "address"),
+    # Unsubscribes, bounces and consent find an address's endpoints in every app the way suppression compares it.
+    Index("ix_endpoints_normalized_address", text("lower(btrim(address))")),
     Index("ix_endpoints_last_active", "app_id", "last_active_at"),
     Index(
         "ix_endpoints_attributes",
