@@ -1,6 +1,6 @@
 """Index endpoints by normalised address (unsubscribe-all, bounces and consent look addresses up across apps)
 
-Revision ID: 0510
+Revision ID: 0505
 Revises: 0500
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0510"
+revision = "0505"
 down_revision = "0500"
 branch_labels = None
 depends_on = None
