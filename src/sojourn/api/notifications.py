@@ -29,7 +29,9 @@ from sojourn.channels.feedback import (
     parse_sns,
     parse_webhook,
     signature_matches,
+    sns_envelope,
 )
+from sojourn.channels.sns_signature import SigningCertCache, SnsSignatureError
 from sojourn.store.feedback_repo import FeedbackOutcome, apply_feedback
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,13 @@ async def _body(request: Request) -> bytes | None:
 
 
 def notification_routes(state: AppState) -> list[Route]:
-    """``POST /notifications/ses`` (SNS HTTP subscription) and ``POST /notifications/webhook`` (signed JSON)."""
+    """``POST /notifications/ses`` (SNS HTTP subscription) and ``POST /notifications/webhook`` (signed JSON).
+
+    Every SNS message to ``/notifications/ses`` must carry a valid SNS signature (``channels/sns_signature.py``)
+    unless ``SOJOURN_SNS_VERIFY_SIGNATURES=false``; a message that fails gets 403 and changes nothing.
+    """
     settings = state.settings
+    cert_cache = SigningCertCache(settings.sns_cert_url_pattern)
 
     async def ses(request: Request) -> Response:
         secret = settings.feedback_secret
@@ -81,7 +88,20 @@ def notification_routes(state: AppState) -> list[Route]:
         if body is None:
             return _error(413, f"the notification is larger than {MAX_NOTIFICATION_BYTES} bytes")
         try:
+            envelope = sns_envelope(body)
+            if settings.sns_verify_signatures:
+                if envelope is None and not secret:
+                    return _error(
+                        403,
+                        "SNS raw message delivery carries no signature: turn raw delivery off, or set "
+                        "SOJOURN_FEEDBACK_SECRET and subscribe .../notifications/ses?token=<secret>",
+                    )
+                if envelope is not None:
+                    await cert_cache.verify(envelope)
             parsed = parse_sns(body)
+        except SnsSignatureError as err:
+            log.warning("refused an SNS message: %s", err)
+            return _error(403, f"the SNS message is not genuine: {err}")
         except FeedbackError as err:
             return _error(400, str(err))
         if isinstance(parsed, SubscriptionConfirmation):
