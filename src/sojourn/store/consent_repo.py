@@ -192,13 +192,27 @@ async def require_consent(conn: AsyncConnection, app_id: str, required: bool) ->
     )
 
 
-async def endpoint_ids_for_address(conn: AsyncConnection, app_id: str, address: str) -> list[str]:
-    """The app's endpoints whose address is ``address`` (case-insensitively)."""
+async def endpoint_ids_for_address(
+    conn: AsyncConnection, app_id: str, address: str, channel: str | None = None
+) -> list[str]:
+    """The app's endpoints whose address is ``address`` (case-insensitively), of ``channel`` when given."""
     rows = await conn.execute(
-        text("SELECT id FROM endpoints WHERE app_id = :a AND lower(btrim(address)) = :x ORDER BY id"),
-        {"a": app_id, "x": normalize_address(address)},
+        text(
+            "SELECT id FROM endpoints WHERE app_id = :a AND lower(btrim(address)) = :x "
+            "AND (CAST(:c AS text) IS NULL OR channel_type = :c) ORDER BY id"
+        ),
+        {"a": app_id, "x": normalize_address(address), "c": channel},
     )
     return [str(r[0]) for r in rows]
+
+
+async def endpoint_channel(conn: AsyncConnection, app_id: str, endpoint_id: str) -> str | None:
+    """The endpoint's ChannelType (None: no such endpoint, or none set)."""
+    value = await conn.scalar(
+        text("SELECT channel_type FROM endpoints WHERE app_id = :a AND id = :e"),
+        {"a": app_id, "e": endpoint_id},
+    )
+    return str(value) if value is not None else None
 
 
 async def contact_records(conn: AsyncConnection, app_id: str, address: str) -> list[dict[str, Any]]:
@@ -285,29 +299,31 @@ async def start_pending_optin(
     consent_text: str,
     ip: str | None,
     user_agent: str | None,
+    channel: str = "EMAIL",
 ) -> PendingOptIn:
-    """Create or update the sign-up's endpoint and mark its EMAIL permission pending (double opt-in).
+    """Create or update the sign-up's endpoint and mark its permission for ``channel`` pending (double opt-in).
 
-    An endpoint already granted for EMAIL stays as it is (nothing to confirm again). Otherwise the
+    An endpoint already granted for the channel stays as it is (nothing to confirm again). Otherwise the
     endpoint is upserted with ``endpoint_body`` (OptOut NONE: the form is a fresh request) and a
     ``pending`` consent row records the form's text, ip and user agent.
 
     Args:
         conn: A connection inside a transaction; the app must exist.
         app_id: The app.
-        address: The email address.
+        address: The email address (EMAIL) or E.164 phone number (SMS).
         endpoint_id: The id to use when the app has no EMAIL endpoint with the address.
         endpoint_body: EndpointRequest fields from the form (User, Attributes).
         consent_text: What the contact agrees to, as shown on the form.
         ip: The form submitter's IP address.
         user_agent: The form submitter's user agent.
+        channel: The endpoint's ChannelType: EMAIL or SMS.
     """
-    existing = await endpoint_ids_for_address(conn, app_id, address)
+    existing = await endpoint_ids_for_address(conn, app_id, address, channel)
     if existing:
         endpoint_id = existing[0]
-        if await permission(conn, app_id, endpoint_id, "EMAIL") == "granted":
+        if await permission(conn, app_id, endpoint_id, channel) == "granted":
             return PendingOptIn(endpoint_id, already_granted=True)
-    body = {**endpoint_body, "ChannelType": "EMAIL", "Address": address.strip(), "OptOut": "NONE"}
+    body = {**endpoint_body, "ChannelType": channel, "Address": address.strip(), "OptOut": "NONE"}
     await name_consent_source(conn, "none")  # the pending row below says it all
     await upsert_endpoints(conn, app_id, [(endpoint_id, body)], request_id=None)
     await record(
@@ -316,7 +332,7 @@ async def start_pending_optin(
             app_id=app_id,
             endpoint_id=endpoint_id,
             address=address,
-            channel="EMAIL",
+            channel=channel,
             status="pending",
             source="form",
             method="double_opt_in",
