@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -345,14 +346,31 @@ async def start_pending_optin(
 
 
 IMPORT_STATUSES = ("granted", "withdrawn")
+#: Permissions are kept per endpoint ChannelType (what the reachability rule compares), so imports name one.
+IMPORT_CHANNELS = (
+    "EMAIL", "SMS", "VOICE", "GCM", "APNS", "APNS_SANDBOX", "APNS_VOIP", "APNS_VOIP_SANDBOX", "ADM", "BAIDU",
+    "CUSTOM",
+)  # fmt: skip
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def check_import_address(channel: str, address: str) -> str | None:
+    """Why ``address`` cannot be a contact's address on ``channel`` (None: it can)."""
+    if channel == "EMAIL" and "@" not in address:
+        return f"address {address!r} is not an email address"
+    if channel in ("SMS", "VOICE") and not _E164.fullmatch(address):
+        return f"address {address!r} is not an E.164 phone number (e.g. +12065550100)"
+    if not address:
+        return "address is required"
+    return None
 
 
 def parse_import(rows: Sequence[dict[str, Any]], app_id: str) -> list[tuple[ConsentEvent, datetime | None]]:
     """Consent records to import (from a CSV or JSON export of another system), checked, oldest first.
 
-    Each row: ``address`` (required), ``status`` granted|withdrawn (required), and optionally ``channel``
-    (default EMAIL), ``recorded_at`` (ISO 8601), ``method``, ``ip``, ``user_agent``, ``consent_text``,
-    ``endpoint_id``.
+    Each row: ``address`` (required: an email address, or an E.164 number for SMS and VOICE), ``status``
+    granted|withdrawn (required), and optionally ``channel`` (an endpoint ChannelType, default EMAIL),
+    ``recorded_at`` (ISO 8601), ``method``, ``ip``, ``user_agent``, ``consent_text``, ``endpoint_id``.
 
     Raises:
         ValueError: naming the first bad row (1-based, as a person counts data rows) and field.
@@ -360,8 +378,14 @@ def parse_import(rows: Sequence[dict[str, Any]], app_id: str) -> list[tuple[Cons
     out: list[tuple[ConsentEvent, datetime | None]] = []
     for i, row in enumerate(rows, start=1):
         address = str(row.get("address") or "").strip()
-        if "@" not in address:
-            raise ValueError(f"row {i}: address {address!r} is not an email address")
+        channel = str(row.get("channel") or "EMAIL").strip().upper()
+        if channel not in IMPORT_CHANNELS:
+            raise ValueError(
+                f"row {i}: channel {channel!r} is not an endpoint ChannelType ({', '.join(IMPORT_CHANNELS)})"
+            )
+        problem = check_import_address(channel, address)
+        if problem is not None:
+            raise ValueError(f"row {i}: {problem}")
         status = str(row.get("status") or "")
         if status not in IMPORT_STATUSES:
             raise ValueError(f"row {i}: status {status!r} must be granted or withdrawn")
@@ -378,7 +402,7 @@ def parse_import(rows: Sequence[dict[str, Any]], app_id: str) -> list[tuple[Cons
                 app_id=app_id,
                 endpoint_id=str(row["endpoint_id"]) if row.get("endpoint_id") else None,
                 address=address,
-                channel=str(row.get("channel") or "EMAIL").upper(),
+                channel=channel,
                 status=status,
                 source="import",
                 method=str(row["method"]) if row.get("method") else None,
@@ -398,7 +422,8 @@ async def import_records(
 ) -> int:
     """Record imported consent, in the caller's transaction (all or nothing).
 
-    Rows without an endpoint id go to the app's endpoint with the address, when there is one. An imported
+    Rows without an endpoint id go to the app's endpoint of the row's channel with the address, when there is
+    one. An imported
     row sets the endpoint's current permission only when it is newer than the permission's last change.
 
     Returns:
@@ -406,7 +431,7 @@ async def import_records(
     """
     for event, when in events:
         if event.endpoint_id is None and event.address is not None:
-            ids = await endpoint_ids_for_address(conn, event.app_id, event.address)
+            ids = await endpoint_ids_for_address(conn, event.app_id, event.address, event.channel)
             if ids:
                 event = replace(event, endpoint_id=ids[0])
         await record(conn, event, at=when)
