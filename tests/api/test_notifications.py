@@ -134,7 +134,18 @@ async def test_sns_hard_bounce_suppresses_and_fails_the_message(
         confirm = await client.post(
             f"{api}/notifications/ses?token={SECRET}", content=json.dumps(signer.sign(confirmation))
         )
+        # Verified, but its SubscribeURL is not SNS's: sojourn does not visit it; an operator may.
         assert confirm.json() == {"subscription": "pending", "subscribe_url": "https://sns.example/c"}
+        ours = {**confirmation, "SubscribeURL": f"{signer.base_url}/confirm?Token=t-1"}
+        confirmed = await client.post(
+            f"{api}/notifications/ses?token={SECRET}", content=json.dumps(signer.sign(ours))
+        )
+        assert confirmed.json() == {"subscription": "confirmed"}
+        assert signer.confirmed == ["/confirm?Token=t-1"]
+        # A tampered confirmation is refused and visits nothing.
+        forged = {**signer.sign(ours), "SubscribeURL": f"{signer.base_url}/confirm?Token=forged"}
+        refused = await client.post(f"{api}/notifications/ses?token={SECRET}", content=json.dumps(forged))
+        assert refused.status_code == 403 and signer.confirmed == ["/confirm?Token=t-1"]
 
     events, (status, why) = await _state(db, app_id, message_id)
     assert events == ["_email.hardbounce"]

@@ -51,6 +51,7 @@ class SnsSigner:
 
     base_url: str = ""
     fetches: int = 0
+    confirmed: list[str] = field(default_factory=list)
     key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
     pem: bytes = b""
 
@@ -102,6 +103,12 @@ def sns_signer() -> Iterator[SnsSigner]:
             pass
 
         def do_GET(self) -> None:
+            if self.path.startswith("/confirm"):
+                signer.confirmed.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             signer.fetches += 1
             self.send_response(200)
             self.send_header("Content-Type", "application/x-pem-file")

@@ -36,7 +36,7 @@ from sojourn.channels.feedback import (
 )
 from sojourn.channels.list_unsubscribe import mailto_unsubscribe_token
 from sojourn.channels.page_tokens import PageTokenError, verify_page_token
-from sojourn.channels.sns_signature import SigningCertCache, SnsSignatureError
+from sojourn.channels.sns_signature import SigningCertCache, SnsSignatureError, confirm_subscription
 from sojourn.domain.subscription_events import MAILTO
 from sojourn.store.feedback_repo import FeedbackOutcome, apply_feedback
 
@@ -111,7 +111,16 @@ def notification_routes(state: AppState) -> list[Route]:
         except FeedbackError as err:
             return _error(400, str(err))
         if isinstance(parsed, SubscriptionConfirmation):
-            # Not fetched by us (no outbound requests to URLs from the network): an operator confirms it.
+            if settings.sns_verify_signatures and envelope is not None:
+                # Genuine (verified) and the URL is SNS's own: confirm it, as SNS expects of a subscriber.
+                try:
+                    await confirm_subscription(parsed.subscribe_url, settings.sns_cert_url_pattern)
+                except SnsSignatureError as err:
+                    log.warning("SNS subscription to %s not confirmed: %s", parsed.topic_arn, err)
+                else:
+                    log.info("SNS subscription to %s confirmed", parsed.topic_arn)
+                    return JSONResponse({"subscription": "confirmed"})
+            # Otherwise an operator confirms it.
             log.warning(
                 "SNS subscription to %s waits for confirmation: open %s",
                 parsed.topic_arn,

@@ -72,12 +72,14 @@ def canonical_string(message: Mapping[str, Any]) -> bytes:
     return "".join(parts).encode()
 
 
-def check_cert_url(url: str, extra_pattern: str | None = None) -> None:
-    """Refuse a SigningCertURL that is not AWS's (https, host ``sns.<region>.amazonaws.com[.cn]``).
+def check_cert_url(url: str, extra_pattern: str | None = None, *, what: str = "SigningCertURL") -> None:
+    """Refuse a SigningCertURL (or SubscribeURL) that is not AWS's (https, host
+    ``sns.<region>.amazonaws.com[.cn]``).
 
     Args:
         url: The message's SigningCertURL.
         extra_pattern: A regex that a whole URL may match instead (the operator's own SNS-compatible sender).
+        what: The field's name, for the message.
 
     Raises:
         SnsSignatureError: naming the rule the URL breaks.
@@ -86,13 +88,32 @@ def check_cert_url(url: str, extra_pattern: str | None = None) -> None:
         return
     parts = urlsplit(url)
     if parts.scheme != "https":
-        raise SnsSignatureError(f"SigningCertURL {url!r} is not https")
+        raise SnsSignatureError(f"{what} {url!r} is not https")
     host = parts.hostname or ""
     if parts.port not in (None, 443) or not AWS_CERT_HOST.fullmatch(host):
         raise SnsSignatureError(
-            f"SigningCertURL host {host!r} is not an SNS host (sns.<region>.amazonaws.com); "
+            f"{what} host {host!r} is not an SNS host (sns.<region>.amazonaws.com); "
             "set SOJOURN_SNS_CERT_URL_PATTERN to allow another sender"
         )
+
+
+async def confirm_subscription(url: str, extra_pattern: str | None = None) -> None:
+    """Confirm an SNS subscription by visiting the SubscribeURL of a verified SubscriptionConfirmation.
+
+    Only SNS's own URLs (or the operator's pattern) are visited, so a message cannot make sojourn request an
+    arbitrary address.
+
+    Raises:
+        SnsSignatureError: the URL is refused, or SNS did not answer 200.
+    """
+    check_cert_url(url, extra_pattern, what="SubscribeURL")
+    try:
+        async with httpx.AsyncClient(timeout=CERT_FETCH_TIMEOUT_SECONDS, follow_redirects=False) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as err:
+        raise SnsSignatureError(f"could not visit the SubscribeURL: {err}") from None
+    if response.status_code != 200:
+        raise SnsSignatureError(f"the SubscribeURL answered HTTP {response.status_code}")
 
 
 def verify_with_certificate(message: Mapping[str, Any], cert_pem: bytes) -> None:
