@@ -6,6 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sojourn.channels.sns_signature import (
+    SigningCertCache,
     SnsSignatureError,
     canonical_string,
     check_cert_url,
@@ -73,6 +74,11 @@ def test_aws_cert_urls_are_allowed(url: str) -> None:
 def test_other_cert_urls_are_refused(url: str, why: str) -> None:
     with pytest.raises(SnsSignatureError, match=why):
         check_cert_url(url)
+
+
+def test_a_bad_extra_pattern_is_refused_at_startup() -> None:
+    with pytest.raises(ValueError, match="SOJOURN_SNS_CERT_URL_PATTERN"):
+        SigningCertCache("https://[")
 
 
 def test_an_extra_pattern_allows_the_operators_sender() -> None:

@@ -153,6 +153,12 @@ class SigningCertCache:
     """
 
     def __init__(self, extra_pattern: str | None = None) -> None:
+        """Raises ValueError at startup when ``extra_pattern`` is not a regular expression."""
+        if extra_pattern:
+            try:
+                re.compile(extra_pattern)
+            except re.error as err:
+                raise ValueError(f"SOJOURN_SNS_CERT_URL_PATTERN is not a regular expression: {err}") from None
         self.extra_pattern = extra_pattern
         self._pems: dict[str, bytes] = {}
         self._lock = asyncio.Lock()
