@@ -57,6 +57,8 @@ async def event_types(db: AsyncEngine, app_id: str) -> list[str]:
         ("info?", "HELP"),
         ("Yes!", "YES"),
         ("y", "YES"),
+        ("Start", "START"),
+        ("unstop", "START"),
         ("Stop sending me deals please", None),
         ("yes please", None),
         ("", None),
@@ -113,6 +115,19 @@ async def test_stop_opts_the_number_out(stack: DirectStack, db: AsyncEngine) -> 
     )["MessageResponse"]["Result"][number]
     assert direct["DeliveryStatus"] == "OPT_OUT"
     assert stack.webhook.delivered_to(number) == []
+
+    # START undoes the STOP: the endpoint and the bare number are reachable again.
+    start = inbound(stack, message(number, "START")).json()["Results"][0]
+    assert (start["Keyword"], start["Action"]) == ("START", "OPTED_IN")
+    assert send_sms(pinpoint, app_id, endpoint_id)["DeliveryStatus"] == "SUCCESSFUL"
+    async with db.connect() as conn:
+        assert await consent_repo.permission(conn, app_id, endpoint_id, "SMS") == "granted"
+        records = await consent_repo.contact_records(conn, app_id, number)
+    assert [(r["status"], r["source"]) for r in records] == [
+        ("withdrawn", "unsubscribe"),
+        ("granted", "keyword"),
+    ]
+    assert inbound(stack, message(number, "START")).json()["Results"][0]["Action"] == "NONE"
 
 
 async def test_help_and_other_texts_change_nothing(stack: DirectStack, db: AsyncEngine) -> None:

@@ -21,9 +21,10 @@ contacts send to the app's number::
 
 Each is recorded as ``_SMS.RECEIVED`` on every SMS endpoint with the sender's number. A message that is only
 a keyword acts: STOP (STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT) opts the number out
-(``_SMS.OPTOUT``, OptOut ALL, withdrawn consent); YES (Y) confirms a pending SMS double opt-in; HELP (INFO)
-changes nothing (the provider sends the help text). Answer: ``200 {"Accepted": n, "Results": [{"MessageId",
-"Keyword", "Action": OPTED_OUT|CONFIRMED|NOTHING_TO_CONFIRM|HELP|NONE|UNKNOWN_NUMBER, "Endpoints": n}]}``.
+(``_SMS.OPTOUT``, OptOut ALL, withdrawn consent); START (UNSTOP) undoes a STOP; YES (Y) confirms a pending
+SMS double opt-in; HELP (INFO) changes nothing (the provider sends the help text). Answer: ``200 {"Accepted": n,
+"Results": [{"MessageId", "Keyword", "Action": OPTED_OUT|OPTED_IN|CONFIRMED|NOTHING_TO_CONFIRM|HELP|NONE|
+UNKNOWN_NUMBER, "Endpoints": n}]}``.
 """
 
 from __future__ import annotations
@@ -208,6 +209,7 @@ STOP_KEYWORDS = frozenset(
 )
 HELP_KEYWORDS = frozenset({"HELP", "INFO"})
 CONFIRM_KEYWORDS = frozenset({"YES", "Y"})
+START_KEYWORDS = frozenset({"START", "UNSTOP"})
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
@@ -223,7 +225,7 @@ class InboundSms:
 
 
 def inbound_keyword(body: str) -> str | None:
-    """STOP, HELP or YES when the whole message is one of their keywords (any case, punctuation around it
+    """STOP, HELP, YES or START when the whole message is one of their keywords (any case, punctuation around it
     ignored), else None: "Stop sending me deals?" is a message, not a keyword."""
     words = " ".join(re.sub(r"[^A-Za-z ]", " ", body).upper().split())
     if words in STOP_KEYWORDS:
@@ -232,6 +234,8 @@ def inbound_keyword(body: str) -> str | None:
         return "HELP"
     if words in CONFIRM_KEYWORDS:
         return "YES"
+    if words in START_KEYWORDS:
+        return "START"
     return None
 
 
@@ -290,6 +294,7 @@ async def apply_inbound(conn: AsyncConnection, messages: list[InboundSms]) -> In
 
     Every message is recorded as ``_SMS.RECEIVED`` on those endpoints (once per provider message id).
     STOP opts the number out (OptOut ALL, ``address_opt_outs``, a withdrawn consent row; ``_SMS.OPTOUT``);
+    START undoes a STOP (OptOut NONE, a granted consent row, source ``keyword``);
     YES confirms a pending SMS double opt-in (the caller signals its workflow after commit); HELP changes
     nothing (the provider answers it).
     """
@@ -340,6 +345,12 @@ async def apply_inbound(conn: AsyncConnection, messages: list[InboundSms]) -> In
             for app_id in sorted({r.app_id for r in rows}):
                 await direct_ledger.opt_out(conn, app_id, "SMS", message.from_number, "")
             action = "OPTED_OUT"
+        elif keyword == "START" and rows:
+            await consent_repo.name_consent_source(conn, "keyword")
+            changed = 0
+            for app_id in sorted({r.app_id for r in rows}):
+                changed += await direct_ledger.opt_in_again(conn, app_id, "SMS", message.from_number)
+            action = "OPTED_IN" if changed else "NONE"
         elif keyword == "YES" and rows:
             action = "CONFIRMED" if confirmed else "NOTHING_TO_CONFIRM"
         elif keyword == "HELP" and rows:

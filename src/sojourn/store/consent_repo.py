@@ -25,7 +25,7 @@ from sojourn.store.suppression_repo import normalize_address
 from sojourn.store.suppression_tables import app_privacy, channel_permissions, consent, consent_erasures
 
 STATUSES = ("granted", "withdrawn", "pending", "expired")
-SOURCES = ("form", "import", "api", "confirmation", "sunset", "feedback", "unsubscribe")
+SOURCES = ("form", "import", "api", "confirmation", "sunset", "feedback", "unsubscribe", "keyword")
 METHODS = ("single_opt_in", "double_opt_in")
 
 EXPORT_COLUMNS = (
