@@ -233,6 +233,12 @@ def bounce_listener(state: AppState) -> tuple[Hook, Hook]:
 
     async def start() -> None:
         if settings.bounce_smtp_port is None:
+            if settings.list_unsubscribe_mailto:
+                log.warning(
+                    "SOJOURN_LIST_UNSUBSCRIBE_MAILTO is set but SOJOURN_BOUNCE_SMTP_PORT is not: list mail offers "
+                    "mailto:%s, and nothing here reads what arrives there",
+                    settings.list_unsubscribe_mailto,
+                )
             return
         handler = BounceMailboxHandler(state, settings.bounce_mailbox, settings.list_unsubscribe_mailto)
         factory: Any = partial(SMTP, handler, hostname="sojourn-bounces", data_size_limit=10 * 1024 * 1024)
