@@ -196,3 +196,51 @@ async def test_hygiene_report_and_enable(
         assert disabled.returncode == 0 and "disabled" in disabled.stdout
     finally:
         await handle.terminate("test over")
+
+
+async def test_consent_subscriptions_prints_a_lists_subscription_events(
+    database_url: str, db: AsyncEngine
+) -> None:
+    from sojourn.domain.lists import topics_from_json
+    from sojourn.domain.subscription_events import ONE_CLICK, ContactSubscription
+    from sojourn.store import lists_repo, subscription_repo
+
+    name, address = f"cli-{uuid.uuid4().hex[:8]}", f"{uuid.uuid4().hex[:10]}@example.com"
+    async with db.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO contact_lists (name, topics) VALUES (:n, CAST(:t AS jsonb))"),
+            {
+                "n": name,
+                "t": json.dumps(
+                    [{"TopicName": "weekly", "DisplayName": "Weekly", "DefaultSubscriptionStatus": "OPT_IN"}]
+                ),
+            },
+        )
+        row = await lists_repo.get_list(conn, name)
+        before = await subscription_repo.current(conn, name, address)
+        await lists_repo.unsubscribe(conn, name, address, "weekly")
+        await subscription_repo.record_change(
+            conn,
+            list_name=name,
+            email=address,
+            source=ONE_CLICK,
+            old=before,
+            topics=topics_from_json(row.topics),
+        )
+    assert before == ContactSubscription()
+
+    result = sojourn(database_url, "consent", "subscriptions", "--list", name, "--address", address.upper())
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    event = json.loads(line)
+    assert event["eventType"] == "Subscription" and event["emailAddress"] == address
+    assert event["subscription"]["source"] == "UnsubscribeFromOneClick"
+    assert event["subscription"]["newTopicPreferences"]["topicSubscriptionStatus"] == [
+        {"topicName": "weekly", "subscriptionStatus": "OptOut"}
+    ]
+    later = sojourn(
+        database_url, "consent", "subscriptions", "--list", name, "--since", "2999-01-01T00:00:00Z"
+    )
+    assert later.returncode == 0 and later.stdout == ""
+    bad = sojourn(database_url, "consent", "subscriptions", "--list", name, "--since", "yesterday")
+    assert bad.returncode == 2 and "ISO 8601" in bad.stderr

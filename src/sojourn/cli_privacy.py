@@ -59,6 +59,19 @@ def add_privacy_commands(sub: Any) -> None:
     imp.add_argument("--app", required=True, help="application id")
     imp.add_argument("file", type=Path, help="a .csv (with a header row) or .json (an array of objects) file")
     imp.set_defaults(run=cmd_consent_import)
+    subs = consent_sub.add_parser(
+        "subscriptions",
+        help="print the SES Subscription events of a contact list (JSON lines)",
+        description="Every change of a contact's subscription to the list (one-click, preference page, mailto, "
+        "CreateContact/UpdateContact), oldest first, one JSON object per line: "
+        '{"eventType": "Subscription", "emailAddress", "subscription": {contactList, timestamp, source, '
+        "newTopicPreferences, oldTopicPreferences}}.",
+    )
+    subs.add_argument("--list", required=True, dest="list_name", help="contact list name")
+    subs.add_argument("--address", help="only this contact's events")
+    subs.add_argument("--since", help="only events from this time on (ISO 8601 with zone)")
+    subs.add_argument("--limit", type=int, default=10000, help="at most this many events (default 10000)")
+    subs.set_defaults(run=cmd_consent_subscriptions)
     key = consent_sub.add_parser(
         "form-key",
         help="print the app's public opt-in form key (for POST /optin/{app})",
@@ -150,6 +163,45 @@ def cmd_consent_export(args: argparse.Namespace, settings: Settings) -> int:
             print(f"wrote {len(records)} consent records to {args.output}", file=sys.stderr)
         else:
             print(out, end="" if out.endswith("\n") else "\n")
+        return 0
+
+    return _with_db(settings, work)
+
+
+def cmd_consent_subscriptions(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a contact list's Subscription events as JSON lines."""
+    import json
+
+    from sojourn.domain.lists import ListRuleError, normalize_email
+    from sojourn.store import subscription_repo
+
+    try:
+        email = normalize_email(args.address) if args.address else None
+    except ListRuleError as err:
+        print(f"--address: {err}", file=sys.stderr)
+        return 2
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            print(f"--since {args.since!r} is not ISO 8601 (e.g. 2026-11-01T00:00:00Z)", file=sys.stderr)
+            return 2
+        if since.tzinfo is None:
+            print(f"--since {args.since!r} needs a time zone (e.g. Z)", file=sys.stderr)
+            return 2
+
+    async def work(db: Any) -> int:
+        async with db.connect() as conn:
+            events = await subscription_repo.list_events(
+                conn,
+                list_name=args.list_name,
+                email=email,
+                since=since,
+                limit=args.limit,
+            )
+        for event in events:
+            print(json.dumps(event, separators=(",", ":")))
         return 0
 
     return _with_db(settings, work)

@@ -120,6 +120,16 @@ class Settings(BaseSettings):
         description="HMAC-SHA256 secret of POST /notifications/webhook (X-Sojourn-Signature); when set, "
         "POST /notifications/ses also needs ?token=<this secret>.",
     )
+    sns_verify_signatures: bool = Field(
+        default=True,
+        description="Verify the signature of every SNS message to POST /notifications/ses (SNS raw message "
+        "delivery carries none: it is then accepted only with the ?token= of SOJOURN_FEEDBACK_SECRET).",
+    )
+    sns_cert_url_pattern: str | None = Field(
+        default=None,
+        description="Regex a whole SigningCertURL may match besides AWS's own (https://sns.<region>.amazonaws.com/...), "
+        "for self-hosted SNS-compatible senders, e.g. ^https://sns\\.internal\\.example/.",
+    )
     bounce_smtp_port: int | None = Field(
         default=None,
         description="Set: the API process also listens for DSN bounce emails over SMTP on this port.",

@@ -21,6 +21,7 @@ from sojourn.store import suppression_repo
 from sojourn.store.db import create_engine
 from tests.support.api_server import serve
 from tests.support.helpers import free_port
+from tests.support.sns import SnsSigner, sns_signer
 
 SECRET = "feedback-secret"
 
@@ -31,10 +32,17 @@ def bounce_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def api(database_url: str, bounce_port: int) -> Iterator[str]:
+def signer() -> Iterator[SnsSigner]:
+    with sns_signer() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def api(database_url: str, bounce_port: int, signer: SnsSigner) -> Iterator[str]:
     settings = Settings(
         database_url=database_url,
         feedback_secret=SECRET,
+        sns_cert_url_pattern=signer.url_pattern,
         bounce_smtp_port=bounce_port,
         bounce_mailbox="bounces@sojourn.test",
     )
@@ -81,11 +89,13 @@ async def _state(db: AsyncEngine, app_id: str, message_id: str) -> tuple[list[st
     return events, (row.status, row.status_message)
 
 
-def _sns(notification: dict[str, Any]) -> str:
-    return json.dumps({"Type": "Notification", "Message": json.dumps(notification)})
+def _sns(signer: SnsSigner, notification: dict[str, Any]) -> str:
+    return json.dumps(signer.notification(notification))
 
 
-async def test_sns_hard_bounce_suppresses_and_fails_the_message(api: str, db: AsyncEngine) -> None:
+async def test_sns_hard_bounce_suppresses_and_fails_the_message(
+    api: str, db: AsyncEngine, signer: SnsSigner
+) -> None:
     app_id, _, address, message_id = await _sent_message(db)
     bounce = {
         "notificationType": "Bounce",
@@ -101,20 +111,41 @@ async def test_sns_hard_bounce_suppresses_and_fails_the_message(api: str, db: As
         },
     }
     async with httpx.AsyncClient() as client:
-        response = await client.post(f"{api}/notifications/ses?token={SECRET}", content=_sns(bounce))
+        response = await client.post(f"{api}/notifications/ses?token={SECRET}", content=_sns(signer, bounce))
         assert response.status_code == 200, response.text
         assert response.json()["events"] == 1 and response.json()["suppressed"] == 1
         # SNS redelivers: the same notification again records no second event.
-        again = await client.post(f"{api}/notifications/ses?token={SECRET}", content=_sns(bounce))
+        again = await client.post(f"{api}/notifications/ses?token={SECRET}", content=_sns(signer, bounce))
         assert again.json()["events"] == 0
-        assert (await client.post(f"{api}/notifications/ses", content=_sns(bounce))).status_code == 401
+        assert (
+            await client.post(f"{api}/notifications/ses", content=_sns(signer, bounce))
+        ).status_code == 401
         bad = await client.post(f"{api}/notifications/ses?token={SECRET}", content="{}")
         assert bad.status_code == 400 and "SNS" in bad.json()["message"]
+        confirmation = {
+            "Type": "SubscriptionConfirmation",
+            "MessageId": "m-1",
+            "Token": "t-1",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+            "Message": "You have chosen to subscribe to the topic.",
+            "SubscribeURL": "https://sns.example/c",
+            "Timestamp": "2026-11-23T12:00:00.000Z",
+        }
         confirm = await client.post(
-            f"{api}/notifications/ses?token={SECRET}",
-            content=json.dumps({"Type": "SubscriptionConfirmation", "SubscribeURL": "https://sns.example/c"}),
+            f"{api}/notifications/ses?token={SECRET}", content=json.dumps(signer.sign(confirmation))
         )
+        # Verified, but its SubscribeURL is not SNS's: sojourn does not visit it; an operator may.
         assert confirm.json() == {"subscription": "pending", "subscribe_url": "https://sns.example/c"}
+        ours = {**confirmation, "SubscribeURL": f"{signer.base_url}/confirm?Token=t-1"}
+        confirmed = await client.post(
+            f"{api}/notifications/ses?token={SECRET}", content=json.dumps(signer.sign(ours))
+        )
+        assert confirmed.json() == {"subscription": "confirmed"}
+        assert signer.confirmed == ["/confirm?Token=t-1"]
+        # A tampered confirmation is refused and visits nothing.
+        forged = {**signer.sign(ours), "SubscribeURL": f"{signer.base_url}/confirm?Token=forged"}
+        refused = await client.post(f"{api}/notifications/ses?token={SECRET}", content=json.dumps(forged))
+        assert refused.status_code == 403 and signer.confirmed == ["/confirm?Token=t-1"]
 
     events, (status, why) = await _state(db, app_id, message_id)
     assert events == ["_email.hardbounce"]
@@ -125,7 +156,9 @@ async def test_sns_hard_bounce_suppresses_and_fails_the_message(api: str, db: As
     assert entry.feedback_id == "fb-1"
 
 
-async def test_sns_delivery_and_soft_bounce_do_not_suppress(api: str, db: AsyncEngine) -> None:
+async def test_sns_delivery_and_soft_bounce_do_not_suppress(
+    api: str, db: AsyncEngine, signer: SnsSigner
+) -> None:
     app_id, _, address, message_id = await _sent_message(db)
     mail = {"commonHeaders": {"messageId": f"<{message_id}@sojourn.test>"}}
     async with httpx.AsyncClient() as client:
@@ -138,7 +171,7 @@ async def test_sns_delivery_and_soft_bounce_do_not_suppress(api: str, db: AsyncE
             },
         ):
             response = await client.post(
-                f"{api}/notifications/ses?token={SECRET}", content=_sns(notification)
+                f"{api}/notifications/ses?token={SECRET}", content=_sns(signer, notification)
             )
             assert response.status_code == 200 and response.json()["suppressed"] == 0
     events, (status, why) = await _state(db, app_id, message_id)
@@ -250,3 +283,73 @@ async def test_dsn_email_to_the_bounce_mailbox(db: AsyncEngine, bounce_port: int
     async with db.connect() as conn:
         entry = await suppression_repo.get(conn, address)
     assert entry is not None and entry.reason == "BOUNCE"
+
+
+def _bounce_for(address: str, feedback_id: str) -> dict[str, Any]:
+    return {
+        "notificationType": "Bounce",
+        "mail": {"messageId": "ses-x"},
+        "bounce": {
+            "bounceType": "Permanent",
+            "feedbackId": feedback_id,
+            "bouncedRecipients": [{"emailAddress": address}],
+        },
+    }
+
+
+async def test_sns_signatures_are_verified(api: str, db: AsyncEngine, signer: SnsSigner) -> None:
+    address = f"{uuid.uuid4().hex[:10]}@example.com"
+    url = f"{api}/notifications/ses?token={SECRET}"
+    genuine = signer.notification(_bounce_for(address, "fb-sig"))
+    tampered = {**genuine, "Message": json.dumps(_bounce_for(f"x{address}", "fb-sig"))}
+    unknown_version = {**genuine, "SignatureVersion": "3"}
+    # Signed with SHA1 but claiming SHA256: the signature does not match.
+    sha1 = signer.notification(_bounce_for(address, "fb-sig"), version="1")
+    mislabelled = {**sha1, "SignatureVersion": "2"}
+    foreign_host = signer.sign(
+        {
+            **signer.notification(_bounce_for(address, "fb-sig")),
+            "SigningCertURL": "https://sns.attacker.example/c.pem",
+        }
+    )
+    unsigned = {k: v for k, v in genuine.items() if k != "Signature"}
+    async with httpx.AsyncClient() as client:
+        for bad, why in (
+            (tampered, "does not match"),
+            (unknown_version, "SignatureVersion"),
+            (mislabelled, "does not match"),
+            (foreign_host, "not an SNS host"),
+            (unsigned, "no Signature"),
+        ):
+            response = await client.post(url, content=json.dumps(bad))
+            assert response.status_code == 403, response.text
+            assert why in response.json()["message"]
+        async with db.connect() as conn:
+            assert await suppression_repo.get(conn, address) is None
+            assert await suppression_repo.get(conn, f"x{address}") is None
+        fetches = signer.fetches
+        for good in (genuine, sha1):
+            response = await client.post(url, content=json.dumps(good))
+            assert response.status_code == 200, response.text
+        # The certificate is cached per URL: the two genuine messages fetched it no more.
+        assert signer.fetches == fetches
+        # SNS raw message delivery has no signature: accepted here because the token authenticates it.
+        raw = await client.post(url, content=json.dumps(_bounce_for(f"raw{address}", "fb-raw")))
+        assert raw.status_code == 200 and raw.json()["suppressed"] == 1
+    async with db.connect() as conn:
+        entry = await suppression_repo.get(conn, address)
+    assert entry is not None and entry.reason == "BOUNCE"
+
+
+async def test_sns_without_a_feedback_secret_needs_signatures(database_url: str, signer: SnsSigner) -> None:
+    settings = Settings(database_url=database_url, sns_cert_url_pattern=signer.url_pattern)
+    state = AppState(db=create_engine(database_url, pool_size=1), settings=settings)
+    address = f"{uuid.uuid4().hex[:10]}@example.com"
+    with serve(create_app(settings, state)) as url:
+        async with httpx.AsyncClient() as client:
+            raw = await client.post(f"{url}/notifications/ses", content=json.dumps(_bounce_for(address, "r")))
+            assert raw.status_code == 403 and "raw message delivery" in raw.json()["message"]
+            signed = signer.notification(_bounce_for(address, "s"))
+            ok = await client.post(f"{url}/notifications/ses", content=json.dumps(signed))
+            assert ok.status_code == 200 and ok.json()["suppressed"] == 1
+    await state.db.dispose()

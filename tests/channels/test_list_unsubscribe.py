@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from sojourn.channels.list_unsubscribe import list_unsubscribe, replace_unsubscribe_placeholder
+from sojourn.channels.list_unsubscribe import (
+    list_unsubscribe,
+    mailto_unsubscribe_token,
+    replace_unsubscribe_placeholder,
+)
 from sojourn.channels.page_tokens import verify_page_token
 
 SECRET = b"s" * 32
@@ -25,10 +29,12 @@ def test_headers_and_urls_bind_list_topic_and_contact() -> None:
     )
     assert links.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     match = re.fullmatch(
-        r"<https://mail\.example\.com/u/([^>]+)>, <mailto:leave@example\.com\?subject=unsubscribe%20news/weekly>",
+        r"<https://mail\.example\.com/u/([^>]+)>, <mailto:leave@example\.com\?subject=unsubscribe%20([^>]+)>",
         links.headers["List-Unsubscribe"],
     )
     assert match is not None and links.one_click_url.endswith(match.group(1))
+    # The mailto subject carries the same one-click token.
+    assert match.group(2) == match.group(1)
     one_click = verify_page_token(match.group(1), purpose="unsubscribe", now=NOW, secret=SECRET)
     assert (one_click.list_name, one_click.email_address, one_click.topic) == (
         "news",
@@ -63,3 +69,12 @@ def test_placeholder_replaced_at_most_twice() -> None:
     text = "{{amazonSESUnsubscribeUrl}} {{amazonSESUnsubscribeUrl}} {{amazonSESUnsubscribeUrl}}"
     assert replace_unsubscribe_placeholder(text, "U") == "U U {{amazonSESUnsubscribeUrl}}"
     assert replace_unsubscribe_placeholder(None, "U") is None
+
+
+def test_the_token_comes_back_from_the_subject_or_the_body() -> None:
+    token = "eyJrIjoidSJ9.c2lnbmF0dXJl-_x"
+    assert mailto_unsubscribe_token(f"Subject: unsubscribe {token}\r\n\r\n".encode()) == token
+    assert mailto_unsubscribe_token(f"Subject: Re: Unsubscribe {token}\r\n\r\nthanks".encode()) == token
+    assert mailto_unsubscribe_token(f"Subject: leave\r\n\r\nplease unsubscribe {token}\r\n".encode()) == token
+    assert mailto_unsubscribe_token(b"Subject: unsubscribe me\r\n\r\nplease\r\n") is None
+    assert mailto_unsubscribe_token(b"\r\n") is None

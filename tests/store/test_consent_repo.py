@@ -146,6 +146,32 @@ def test_parse_import_checks_rows_and_orders_oldest_first() -> None:
         ({"address": "a@x.io", "status": "pending"}, "row 1: status 'pending' must be granted or withdrawn"),
         ({"address": "a@x.io", "status": "granted", "recorded_at": "2024-01-01"}, "needs a time zone"),
         ({"address": "a@x.io", "status": "granted", "method": "fax"}, "row 1: consent method 'fax'"),
+        ({"address": "2065550100", "status": "granted", "channel": "sms"}, "row 1: address .* E.164"),
+        ({"address": "+12065550100", "status": "granted", "channel": "PUSH"}, "row 1: channel 'PUSH'"),
     ):
         with pytest.raises(ValueError, match=message):
             consent_repo.parse_import([row], "app")
+
+
+async def test_imported_sms_consent_sets_the_sms_endpoints_permission(db: AsyncEngine) -> None:
+    state = AppState(db=db, settings=Settings())
+    app_id = await _app(state)
+    number = "+1206" + str(uuid.uuid4().int)[:7]
+    # The same address on an EMAIL-less CUSTOM endpoint must not take the SMS permission.
+    for endpoint_id, channel in (("custom", "CUSTOM"), ("phone", "SMS")):
+        await call(
+            state,
+            "UpdateEndpoint",
+            ApplicationId=app_id,
+            EndpointId=endpoint_id,
+            EndpointRequest={"ChannelType": channel, "Address": number},
+        )
+    events = consent_repo.parse_import(
+        [{"address": number, "status": "withdrawn", "channel": "sms", "recorded_at": "2030-01-01T00:00:00Z"}],
+        app_id,
+    )
+    async with db.begin() as conn:
+        assert await consent_repo.import_records(conn, events) == 1
+    async with db.connect() as conn:
+        assert await consent_repo.permission(conn, app_id, "phone", "SMS") == "withdrawn"
+        assert await consent_repo.permission(conn, app_id, "custom", "SMS") is None

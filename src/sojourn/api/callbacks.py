@@ -12,14 +12,29 @@ A provider reports what became of messages it accepted. The request is signed li
 ``failed``), records the standard event through the event path (so event-triggered journeys see it), and an
 OPTOUT sets the endpoint's OptOut to ALL. Reports are idempotent: the same event for the same message is
 recorded once. Answer: ``200 {"Accepted": n, "Unknown": [ids not found]}``; 401 on a bad signature.
+
+``POST /callbacks/sms/inbound`` (signed the same way with ``SOJOURN_SMS_PROVIDER_SECRET``) takes the messages
+contacts send to the app's number::
+
+    {"Messages": [{"From": "+12065550100", "To": "+12065550199", "Body": "STOP",
+                   "MessageId": "<the provider's id>", "Timestamp": "2026-11-23T12:00:00Z"}]}
+
+Each is recorded as ``_SMS.RECEIVED`` on every SMS endpoint with the sender's number. A message that is only
+a keyword acts: STOP (STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT) opts the number out
+(``_SMS.OPTOUT``, OptOut ALL, withdrawn consent); START (UNSTOP) undoes a STOP; YES (Y) confirms a pending
+SMS double opt-in; HELP (INFO) changes nothing (the provider sends the help text). Answer: ``200 {"Accepted": n,
+"Results": [{"MessageId", "Keyword", "Action": OPTED_OUT|OPTED_IN|CONFIRMED|NOTHING_TO_CONFIRM|HELP|NONE|
+UNKNOWN_NUMBER, "Endpoints": n}]}``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +43,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from temporalio.service import RPCError
 
 from sojourn.api.handlers.events import ring_doorbells
 from sojourn.api.state import AppState
 from sojourn.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from sojourn.domain.journeys import parse_instant
-from sojourn.store import direct_ledger
+from sojourn.domain.optin import optin_workflow_id
+from sojourn.engine.optin_workflow import DoubleOptInWorkflow
+from sojourn.engine.privacy_inputs import Confirmation
+from sojourn.store import consent_repo, direct_ledger
 from sojourn.store.events_repo import EventRow, record_events
 
 log = logging.getLogger(__name__)
@@ -184,8 +203,203 @@ def _event(row: Mapping[str, Any], event_type: str, report: Mapping[str, Any], r
     )
 
 
+#: Keywords (the whole message, any case) of an inbound SMS, as carriers and CTIA define them.
+STOP_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"}
+)
+HELP_KEYWORDS = frozenset({"HELP", "INFO"})
+CONFIRM_KEYWORDS = frozenset({"YES", "Y"})
+START_KEYWORDS = frozenset({"START", "UNSTOP"})
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """One message a contact sent to the app's number, as the provider reports it."""
+
+    from_number: str
+    to_number: str
+    body: str
+    provider_message_id: str
+    occurred_at: datetime
+
+
+def inbound_keyword(body: str) -> str | None:
+    """STOP, HELP, YES or START when the whole message is one of their keywords (any case, punctuation around it
+    ignored), else None: "Stop sending me deals?" is a message, not a keyword."""
+    words = " ".join(re.sub(r"[^A-Za-z ]", " ", body).upper().split())
+    if words in STOP_KEYWORDS:
+        return "STOP"
+    if words in HELP_KEYWORDS:
+        return "HELP"
+    if words in CONFIRM_KEYWORDS:
+        return "YES"
+    if words in START_KEYWORDS:
+        return "START"
+    return None
+
+
+def parse_inbound(body: bytes, *, now: datetime) -> list[InboundSms]:
+    """The messages of an inbound SMS callback: ``{"Messages": [...]}`` or one message object, each
+    ``{"From": E.164, "To": E.164 or short code, "Body": text, "MessageId": the provider's id, "Timestamp"?}``.
+
+    Raises:
+        ReportError: Not JSON, too many messages, or a message without From, Body or MessageId.
+    """
+    try:
+        parsed = json.loads(body)
+    except ValueError as err:
+        raise ReportError(f"the body is not JSON: {err}") from err
+    if not isinstance(parsed, dict):
+        raise ReportError('the body must be an object: {"Messages": [...]}')
+    messages = parsed.get("Messages", [parsed])
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise ReportError("Messages must be a list of objects")
+    if len(messages) > MAX_REPORTS:
+        raise ReportError(f"{len(messages)} messages; at most {MAX_REPORTS} per request")
+    out: list[InboundSms] = []
+    for i, m in enumerate(messages):
+        sender = str(m.get("From") or "").strip()
+        if not _E164.fullmatch(sender):
+            raise ReportError(
+                f"Messages[{i}].From {sender!r} is not an E.164 phone number (e.g. +12065550100)"
+            )
+        if not isinstance(m.get("Body"), str):
+            raise ReportError(f"Messages[{i}].Body is required: the text the contact sent")
+        if not m.get("MessageId"):
+            raise ReportError(
+                f"Messages[{i}].MessageId is required: the provider's id of the inbound message"
+            )
+        occurred = now
+        if isinstance(m.get("Timestamp"), str):
+            try:
+                occurred = parse_instant(m["Timestamp"])
+            except ValueError:
+                raise ReportError(f"Messages[{i}].Timestamp {m['Timestamp']!r} is not ISO 8601") from None
+        out.append(InboundSms(sender, str(m.get("To") or ""), m["Body"], str(m["MessageId"]), occurred))
+    return out
+
+
+@dataclass
+class InboundOutcome:
+    """What the inbound messages did: per message, its keyword and action; the opt-ins to confirm."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    confirm: list[tuple[str, str]] = field(default_factory=list)  # (app id, phone number)
+    journeys: dict[str, set[str]] = field(default_factory=dict)
+
+
+async def apply_inbound(conn: AsyncConnection, messages: list[InboundSms]) -> InboundOutcome:
+    """Apply inbound SMS in the caller's transaction, for every app with an SMS endpoint of the sender.
+
+    Every message is recorded as ``_SMS.RECEIVED`` on those endpoints (once per provider message id).
+    STOP opts the number out (OptOut ALL, ``address_opt_outs``, a withdrawn consent row; ``_SMS.OPTOUT``);
+    START undoes a STOP (OptOut NONE, a granted consent row, source ``keyword``);
+    YES confirms a pending SMS double opt-in (the caller signals its workflow after commit); HELP changes
+    nothing (the provider answers it).
+    """
+    outcome = InboundOutcome()
+    for message in messages:
+        keyword = inbound_keyword(message.body)
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT e.app_id, e.id, p.status AS permission FROM endpoints e "
+                    "LEFT JOIN channel_permissions p ON p.app_id = e.app_id AND p.endpoint_id = e.id "
+                    "AND p.channel = 'SMS' WHERE e.channel_type = 'SMS' AND e.address = :x ORDER BY e.app_id, e.id"
+                ),
+                {"x": message.from_number},
+            )
+        ).all()
+        action = "NONE" if rows else "UNKNOWN_NUMBER"
+        events: list[EventRow] = []
+        confirmed = 0
+        for app_id, endpoint_id, permission in rows:
+            event_id = f"_SMS.RECEIVED:{message.provider_message_id}"
+            if await _inbound_recorded(conn, app_id, endpoint_id, event_id):
+                continue
+            attributes = {
+                "origination_number": message.from_number,
+                "destination_number": message.to_number,
+                "message_body": message.body[:200],
+                "provider_message_id": message.provider_message_id,
+                **({"keyword": keyword} if keyword else {}),
+            }
+            events.append(_inbound_event(app_id, endpoint_id, "_SMS.RECEIVED", event_id, message, attributes))
+            if keyword == "STOP":
+                events.append(
+                    _inbound_event(
+                        app_id,
+                        endpoint_id,
+                        "_SMS.OPTOUT",
+                        f"_SMS.OPTOUT:{message.provider_message_id}",
+                        message,
+                        attributes,
+                    )
+                )
+            if keyword == "YES" and permission == "pending":
+                outcome.confirm.append((app_id, message.from_number))
+                confirmed += 1
+        if keyword == "STOP" and rows:
+            await consent_repo.name_consent_source(conn, "unsubscribe")
+            for app_id in sorted({r.app_id for r in rows}):
+                await direct_ledger.opt_out(conn, app_id, "SMS", message.from_number, "")
+            action = "OPTED_OUT"
+        elif keyword == "START" and rows:
+            await consent_repo.name_consent_source(conn, "keyword")
+            changed = 0
+            for app_id in sorted({r.app_id for r in rows}):
+                changed += await direct_ledger.opt_in_again(conn, app_id, "SMS", message.from_number)
+            action = "OPTED_IN" if changed else "NONE"
+        elif keyword == "YES" and rows:
+            action = "CONFIRMED" if confirmed else "NOTHING_TO_CONFIRM"
+        elif keyword == "HELP" and rows:
+            action = "HELP"
+        for app_id in sorted({e.app_id for e in events}):
+            started = await record_events(conn, [e for e in events if e.app_id == app_id])
+            outcome.journeys.setdefault(app_id, set()).update(started)
+        outcome.results.append(
+            {
+                "MessageId": message.provider_message_id,
+                "Keyword": keyword,
+                "Action": action,
+                "Endpoints": len(rows),
+            }
+        )
+    return outcome
+
+
+async def _inbound_recorded(conn: AsyncConnection, app_id: str, endpoint_id: str, event_id: str) -> bool:
+    row = await conn.execute(
+        text(
+            "SELECT 1 FROM events WHERE app_id = :a AND endpoint_id = :e AND event_type = '_SMS.RECEIVED' "
+            "AND event_id = :i LIMIT 1"
+        ),
+        {"a": app_id, "e": endpoint_id, "i": event_id},
+    )
+    return row.first() is not None
+
+
+def _inbound_event(
+    app_id: str,
+    endpoint_id: str,
+    event_type: str,
+    event_id: str,
+    message: InboundSms,
+    attributes: dict[str, str],
+) -> EventRow:
+    return EventRow(
+        app_id=app_id,
+        endpoint_id=endpoint_id,
+        event_id=event_id,
+        event_type=event_type,
+        occurred_at=message.occurred_at,
+        attributes=attributes,
+    )
+
+
 def callback_routes(state: AppState) -> list[Route]:
-    """The ``POST /callbacks/{channel}`` route."""
+    """The ``POST /callbacks/{channel}`` and ``POST /callbacks/sms/inbound`` routes."""
 
     async def callback(request: Request) -> Response:
         channel = _CHANNELS.get(request.path_params["channel"].lower())
@@ -222,4 +436,57 @@ def callback_routes(state: AppState) -> list[Route]:
             return JSONResponse({"Message": str(err)}, status_code=400)
         return JSONResponse({"Accepted": accepted, "Unknown": unknown})
 
-    return [Route("/callbacks/{channel}", callback, methods=["POST"])]
+    async def inbound(request: Request) -> Response:
+        _url, secret = state.settings.provider_setting("SMS")
+        if not secret:
+            return JSONResponse(
+                {"Message": "SMS callbacks are not configured: set SOJOURN_SMS_PROVIDER_SECRET"},
+                status_code=404,
+            )
+        body = await request.body()
+        try:
+            verify(
+                secret,
+                timestamp=request.headers.get(TIMESTAMP_HEADER),
+                signature=request.headers.get(SIGNATURE_HEADER),
+                body=body,
+                now=time.time(),
+            )
+        except SignatureError as err:
+            return JSONResponse({"Message": str(err)}, status_code=401)
+        try:
+            messages = parse_inbound(body, now=datetime.now(UTC))
+        except ReportError as err:
+            return JSONResponse({"Message": str(err)}, status_code=400)
+        async with state.db.begin() as conn:
+            outcome = await apply_inbound(conn, messages)
+        try:
+            await _confirm_optins(state, outcome.confirm)
+        except Exception:
+            # Committed already (events, opt-outs are idempotent): the provider's retry confirms then.
+            log.exception("could not deliver SMS opt-in confirmations %s", outcome.confirm)
+            return JSONResponse(
+                {"Message": "the reply could not be passed on right now; retry the callback"}, status_code=503
+            )
+        for app_id, journeys in outcome.journeys.items():
+            await ring_doorbells(state, app_id, journeys)
+        return JSONResponse({"Accepted": len(messages), "Results": outcome.results})
+
+    return [
+        Route("/callbacks/sms/inbound", inbound, methods=["POST"]),
+        Route("/callbacks/{channel}", callback, methods=["POST"]),
+    ]
+
+
+async def _confirm_optins(state: AppState, confirmations: list[tuple[str, str]]) -> None:
+    """Signal the DoubleOptInWorkflow of each (app, number) whose contact replied YES."""
+    if not confirmations:
+        return
+    client = await state.temporal()
+    for app_id, number in confirmations:
+        handle = client.get_workflow_handle(optin_workflow_id(app_id, number))
+        try:
+            await handle.signal(DoubleOptInWorkflow.confirm, Confirmation())
+        except RPCError as err:
+            # The opt-in is no longer waiting (expired and finished): nothing to confirm.
+            log.info("SMS confirmation for %s not delivered: %s", handle.id, err)

@@ -1,6 +1,10 @@
 """Double opt-in over HTTP: the sign-up form API (``POST /optin/{app_id}``) and the confirmation page
 (``GET``/``POST /confirm/{token}``).
 
+EMAIL sign-ups are confirmed by the link in a confirmation email; SMS sign-ups (``"channel": "SMS"``, an E.164
+address) by replying YES to a confirmation SMS, which reaches sojourn through the SMS provider's inbound
+callback (``POST /callbacks/sms/inbound``, ``api/callbacks.py``).
+
 The form API is called from public web pages, so it cannot carry SigV4 credentials: it is authenticated by
 the app's public form key (``sojourn consent form-key --app A``; field ``form_key`` or header
 ``X-Sojourn-Form-Key``), which says "a form of this app", nothing more. Confirmation links carry an
@@ -17,6 +21,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -37,7 +42,7 @@ from sojourn.domain.optin import (
 from sojourn.engine import names
 from sojourn.engine.optin_workflow import DoubleOptInWorkflow
 from sojourn.engine.privacy_inputs import Confirmation, OptInInput
-from sojourn.store import consent_repo
+from sojourn.store import channels_repo, consent_repo
 from sojourn.store.apps_repo import require_app
 from sojourn.store.endpoint_rows import validate_endpoint_request
 from sojourn.store.templates_repo import email_channel
@@ -46,6 +51,7 @@ log = logging.getLogger(__name__)
 
 FORM_KEY_HEADER = "X-Sojourn-Form-Key"
 _ADDRESS = re.compile(r"[^@\s<>(),;:\"]+@[^@\s<>(),;:\"]+\.[^@\s<>(),;:\"]+")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _MAX_FORM_BYTES = 64 * 1024
 
 
@@ -137,6 +143,22 @@ async def _start_optin(
     )
 
 
+async def _require_confirmation_channel(conn: AsyncConnection, app_id: str, channel: str) -> None:
+    """Refuse a sign-up whose confirmation the app cannot send (no email channel; no enabled SMS channel)."""
+    if channel == "SMS":
+        row = await channels_repo.channel_row(conn, app_id, "SMS")
+        if row is None or not row.enabled:
+            raise BadRequestError(
+                f"application {app_id} has no enabled SMS channel to send the confirmation from; "
+                "set it up with UpdateSmsChannel (Enabled: true)"
+            )
+    elif await email_channel(conn, app_id) is None:
+        raise BadRequestError(
+            f"application {app_id} has no email channel to send the confirmation from; "
+            "create it with UpdateEmailChannel"
+        )
+
+
 def optin_routes(state: AppState) -> list[Route]:
     """The opt-in form API and the confirmation page."""
     settings = state.settings
@@ -151,22 +173,29 @@ def optin_routes(state: AppState) -> list[Route]:
                     f"form_key is missing or wrong for app {app_id}; get it with `sojourn consent form-key --app {app_id}`"
                 )
             address = str(fields.get("address") or "").strip()
-            if not _ADDRESS.fullmatch(address):
-                raise BadRequestError(f"address {address!r} is not an email address")
             channel = str(fields.get("channel") or "EMAIL").upper()
-            if channel != "EMAIL":
-                raise BadRequestError(f"channel {channel!r} is not supported; double opt-in is for EMAIL")
+            if channel not in ("EMAIL", "SMS"):
+                raise BadRequestError(
+                    f"channel {channel!r} is not supported; double opt-in is for EMAIL and SMS"
+                )
+            if channel == "EMAIL" and not _ADDRESS.fullmatch(address):
+                raise BadRequestError(f"address {address!r} is not an email address")
+            if channel == "SMS" and not _E164.fullmatch(address):
+                raise BadRequestError(
+                    f"address {address!r} is not an E.164 phone number (+ and country code, e.g. +12065550100)"
+                )
+            if channel == "SMS" and not (settings.sms_provider_url and settings.sms_provider_secret):
+                raise BadRequestError(
+                    "SMS double opt-in needs an SMS provider that sends the confirmation and reports the reply: "
+                    "set SOJOURN_SMS_PROVIDER_URL and SOJOURN_SMS_PROVIDER_SECRET"
+                )
             consent_text = str(fields.get("consent_text") or "").strip()
             if not consent_text:
                 raise BadRequestError("consent_text is required: the words the contact agreed to on the form")
             body = _endpoint_body(fields)
             async with state.db.begin() as conn:
                 await require_app(conn, app_id)
-                if await email_channel(conn, app_id) is None:
-                    raise BadRequestError(
-                        f"application {app_id} has no email channel to send the confirmation from; "
-                        "create it with UpdateEmailChannel"
-                    )
+                await _require_confirmation_channel(conn, app_id, channel)
                 pending = await consent_repo.start_pending_optin(
                     conn,
                     app_id,
@@ -176,6 +205,7 @@ def optin_routes(state: AppState) -> list[Route]:
                     consent_text=consent_text[:2000],
                     ip=_client_ip(request),
                     user_agent=(request.headers.get("user-agent") or "")[:500] or None,
+                    channel=channel,
                 )
         except ApiError as err:
             if _is_html_form(request):
@@ -195,6 +225,12 @@ def optin_routes(state: AppState) -> list[Route]:
                 return _page("Please try again", f"<p>{message}</p>", 503)
             return JSONResponse({"message": message, "code": "ServiceUnavailable"}, status_code=503)
         if _is_html_form(request):
+            if channel == "SMS":
+                return _page(
+                    "Check your phone",
+                    "<p>We sent you a text message. Reply YES to it to confirm your subscription.</p>",
+                    202,
+                )
             return _page(
                 "Check your inbox",
                 "<p>We sent you an email with a link. Open it to confirm your subscription.</p>",

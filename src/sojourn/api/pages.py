@@ -17,12 +17,15 @@ import html
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs
 
+from sqlalchemy import Row
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from sojourn.api.handlers.events import ring_doorbells
 from sojourn.api.state import AppState
 from sojourn.channels.page_tokens import (
     ExpiredPageTokenError,
@@ -33,7 +36,8 @@ from sojourn.channels.page_tokens import (
     verify_page_token,
 )
 from sojourn.domain import lists as rules
-from sojourn.store import lists_repo, unsubscribes
+from sojourn.domain.subscription_events import ONE_CLICK, PREFERENCE_PAGE
+from sojourn.store import lists_repo, subscription_repo, unsubscribes
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +139,9 @@ def page_routes(state: AppState) -> list[Route]:
             claim = verify(request.path_params["token"], "unsubscribe")
         except PageTokenError as err:
             return _refusal(err)
-        async with state.db.begin() as conn:
-            row = await lists_repo.get_list(conn, claim.list_name)
-            if row is None:
-                return _list_gone()
-            await lists_repo.unsubscribe(conn, claim.list_name, claim.email_address, claim.topic)
-            if claim.topic is None:
-                await unsubscribes.unsubscribed_from_all(
-                    conn, claim.list_name, claim.email_address, **_who(request)
-                )
+        row = await unsubscribe_by_claim(state, claim, ONE_CLICK, **_who(request))
+        if row is None:
+            return _list_gone()
         topics = rules.topics_from_json(row.topics)
         body = (
             f"<p>You will get no more {html.escape(what(claim, topics))} at "
@@ -185,6 +183,7 @@ def page_routes(state: AppState) -> list[Route]:
                 return _list_gone()
             topics = rules.topics_from_json(row.topics)
             preferences = {t.name: rules.OPT_IN if t.name in chosen else rules.OPT_OUT for t in topics}
+            before = await subscription_repo.current(conn, claim.list_name, claim.email_address)
             await lists_repo.save_preferences(
                 conn,
                 claim.list_name,
@@ -198,6 +197,15 @@ def page_routes(state: AppState) -> list[Route]:
                 )
             else:
                 await unsubscribes.subscribed_again(conn, claim.email_address)
+            journeys = await subscription_repo.record_change(
+                conn,
+                list_name=claim.list_name,
+                email=claim.email_address,
+                source=PREFERENCE_PAGE,
+                old=before,
+                topics=topics,
+            )
+        await ring_all_doorbells(state, journeys)
         if unsubscribe_all:
             summary = "<p>You are unsubscribed from all email from this list.</p>"
         else:
@@ -254,6 +262,48 @@ def _preferences_body(
         '<label for="unsubscribe-all">Unsubscribe from all email from this list</label></div>\n'
         '<button type="submit">Save preferences</button>\n</form>'
     )
+
+
+async def ring_all_doorbells(state: AppState, journeys: dict[str, set[str]]) -> None:
+    """Ring the doorbells of the event-triggered journeys that Subscription events started, per app."""
+    for app_id, journey_ids in journeys.items():
+        await ring_doorbells(state, app_id, journey_ids)
+
+
+async def unsubscribe_by_claim(
+    state: AppState,
+    claim: PageClaim,
+    source: str,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> Row[Any] | None:
+    """What one-click unsubscribe does (the ``POST /u/{token}`` page and the mailto address alike): out of
+    the claim's topic, or of the whole list (then suppressed too), with its Subscription event. Idempotent.
+
+    Returns:
+        The contact list's row, or None when the list no longer exists (nothing changed).
+    """
+    async with state.db.begin() as conn:
+        row = await lists_repo.get_list(conn, claim.list_name)
+        if row is None:
+            return None
+        before = await subscription_repo.current(conn, claim.list_name, claim.email_address)
+        await lists_repo.unsubscribe(conn, claim.list_name, claim.email_address, claim.topic)
+        if claim.topic is None:
+            await unsubscribes.unsubscribed_from_all(
+                conn, claim.list_name, claim.email_address, ip=ip, user_agent=user_agent
+            )
+        journeys = await subscription_repo.record_change(
+            conn,
+            list_name=claim.list_name,
+            email=claim.email_address,
+            source=source,
+            old=before,
+            topics=rules.topics_from_json(row.topics),
+        )
+    await ring_all_doorbells(state, journeys)
+    return row
 
 
 def _who(request: Request) -> dict[str, str | None]:

@@ -165,6 +165,25 @@ def parse_ses_notification(notification: dict[str, Any]) -> list[Feedback]:
     return []
 
 
+def sns_envelope(body: bytes) -> dict[str, Any] | None:
+    """The SNS message object of an SNS HTTP(S) delivery, or None for SES's JSON itself (raw delivery).
+
+    Raises:
+        FeedbackError: the body is not JSON, or is neither an SNS message nor an SES notification.
+    """
+    try:
+        envelope = json.loads(body)
+    except ValueError as err:
+        raise FeedbackError(f"the body is not JSON: {err}") from None
+    if not isinstance(envelope, dict):
+        raise FeedbackError("the body is not an SNS message (no Type)")
+    if "Type" in envelope:
+        return envelope
+    if "notificationType" in envelope or "eventType" in envelope:
+        return None
+    raise FeedbackError("the body is not an SNS message (no Type)")
+
+
 def parse_sns(body: bytes) -> SubscriptionConfirmation | list[Feedback]:
     """An SNS HTTP(S) delivery: a SubscriptionConfirmation, or a Notification whose Message is SES's JSON
     (or, with raw message delivery, SES's JSON itself).

@@ -9,10 +9,15 @@ campaigns that name a list) calls :func:`list_unsubscribe` for each recipient an
 
 The one-click URL (``POST /u/{token}``) opts the contact out of the topic, or of the whole list when there is
 no topic; the preferences URL (``/preferences/{token}``) opens the page where the contact chooses per topic.
+With ``SOJOURN_LIST_UNSUBSCRIBE_MAILTO`` set, the header also offers ``mailto:<address>?subject=unsubscribe
+<one-click token>`` (RFC 2369); the SMTP listener reads the token back with :func:`mailto_unsubscribe_token`.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -20,6 +25,8 @@ from urllib.parse import quote
 from sojourn.channels.page_tokens import make_page_token
 
 UNSUBSCRIBE_PLACEHOLDER = "{{amazonSESUnsubscribeUrl}}"
+MAILTO_SUBJECT_PREFIX = "unsubscribe "
+_MAILTO_TOKEN = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)", re.IGNORECASE)
 MAX_PLACEHOLDER_REPLACEMENTS = 2
 
 
@@ -93,8 +100,8 @@ def list_unsubscribe(
     one_click_url = f"{base}/u/{one_click}"
     value = f"<{one_click_url}>"
     if mailto:
-        subject = quote(f"unsubscribe {list_name}{'/' + topic if topic else ''}")
-        value += f", <mailto:{mailto}?subject={subject}>"
+        # The one-click token in the subject: a mail to the address does what the one-click POST does.
+        value += f", <mailto:{mailto}?subject={quote(MAILTO_SUBJECT_PREFIX + one_click)}>"
     return ListUnsubscribe(
         one_click_url=one_click_url,
         preferences_url=f"{base}/preferences/{preferences}" if preferences else "",
@@ -107,3 +114,21 @@ def replace_unsubscribe_placeholder(content: str | None, url: str) -> str | None
     if content is None:
         return None
     return content.replace(UNSUBSCRIBE_PLACEHOLDER, url, MAX_PLACEHOLDER_REPLACEMENTS)
+
+
+def mailto_unsubscribe_token(raw: bytes) -> str | None:
+    """The one-click token of a mail sent to the List-Unsubscribe mailto address, or None if it has none.
+
+    The token is in the subject (``unsubscribe <token>``, as the header's mailto URI sets it; replies and
+    forwards keep it after a ``Re:``); a client that dropped the subject may have put it in the body.
+    """
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    match = _MAILTO_TOKEN.search(str(message.get("Subject") or ""))
+    if match is None:
+        body = message.get_body(preferencelist=("plain",)) if message.is_multipart() else message
+        try:
+            text = body.get_content() if body is not None else ""
+        except (KeyError, LookupError, ValueError):
+            text = ""
+        match = _MAILTO_TOKEN.search(text if isinstance(text, str) else "")
+    return match.group(1) if match else None

@@ -14,10 +14,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from sojourn.channels.email import EmailTransport, OutgoingEmail
+from sojourn.channels.priority import Lane
+from sojourn.channels.providers import OutgoingMessage, ProviderNotConfiguredError
+from sojourn.channels.senders import SendLanes
 from sojourn.domain.optin import ConfirmToken, address_key, make_confirm_token
+from sojourn.engine.message_steps import sms_settings
 from sojourn.engine.privacy_inputs import ConfirmationEmail, OptInOutcome, SunsetInput, SunsetResult
 from sojourn.settings import Settings
-from sojourn.store import consent_repo, hygiene_repo, message_ledger
+from sojourn.store import channels_repo, consent_repo, hygiene_repo, message_ledger
 from sojourn.store.templates_repo import email_channel
 
 log = logging.getLogger(__name__)
@@ -51,13 +55,25 @@ def confirmation_email(
     )
 
 
-class PrivacyActivities:
-    """Opt-in and unengaged-removal activities, bound to the database and the email transport."""
+def confirmation_sms(consent_text: str, days: int) -> str:
+    """The confirmation SMS of an SMS double opt-in: what the contact agrees to and how to confirm."""
+    return (
+        f"Reply YES to confirm you want: {consent_text[:300]} "
+        f"Valid for {days} days. Not you? Ignore this message. Reply STOP to opt out, HELP for help."
+    )
 
-    def __init__(self, db: AsyncEngine, settings: Settings, transport: EmailTransport) -> None:
+
+class PrivacyActivities:
+    """Opt-in and unengaged-removal activities, bound to the database and the email transport (and, for SMS
+    opt-ins, the process's send lanes)."""
+
+    def __init__(
+        self, db: AsyncEngine, settings: Settings, transport: EmailTransport, lanes: SendLanes | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
         self.transport = transport
+        self.lanes = lanes or SendLanes(settings)
 
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
@@ -67,23 +83,39 @@ class PrivacyActivities:
     async def send_optin_confirmation(self, inp: ConfirmationEmail) -> str:
         """Send the confirmation email exactly once (message ledger + the transport's two-phase commit).
 
+        An SMS endpoint's opt-in gets a confirmation SMS instead (:meth:`_send_confirmation_sms`).
+
         Returns:
             The ledger status of the message: sent, failed or skipped.
         """
         async with self.db.begin() as conn:
+            channel_type = await consent_repo.endpoint_channel(conn, inp.app_id, inp.endpoint_id)
             await conn.execute(
                 text(
                     "INSERT INTO messages (message_id, app_id, activity_id, endpoint_id, channel, address, status) "
-                    "VALUES (:m, :a, :act, :e, 'EMAIL', :x, 'pending') ON CONFLICT (message_id) DO NOTHING"
+                    "VALUES (:m, :a, :act, :e, :c, :x, 'pending') ON CONFLICT (message_id) DO NOTHING"
                 ),
                 {
                     "m": inp.message_id,
                     "a": inp.app_id,
                     "act": CONFIRMATION_ACTIVITY,
                     "e": inp.endpoint_id,
+                    "c": "SMS" if channel_type == "SMS" else "EMAIL",
                     "x": inp.address,
                 },
             )
+            if channel_type == "SMS":
+                status = await conn.scalar(
+                    text("SELECT status FROM messages WHERE message_id = :m"), {"m": inp.message_id}
+                )
+                sms_channel = await channels_repo.channel_row(conn, inp.app_id, "SMS")
+        if channel_type == "SMS":
+            if status != "pending":
+                return str(status)
+            return await self._send_confirmation_sms(
+                inp, dict(sms_channel.settings or {}) if sms_channel else {}
+            )
+        async with self.db.begin() as conn:
             status = await conn.scalar(
                 text("SELECT status FROM messages WHERE message_id = :m"), {"m": inp.message_id}
             )
@@ -139,11 +171,49 @@ class PrivacyActivities:
             )
         return "failed"
 
+    async def _send_confirmation_sms(self, inp: ConfirmationEmail, channel: dict[str, Any]) -> str:
+        """Send the SMS opt-in's confirmation through the SMS provider, exactly once (the ledger id is the
+        provider's Idempotency-Key); the contact confirms by replying YES (``POST /callbacks/sms/inbound``)."""
+        message = OutgoingMessage(
+            message_id=inp.message_id,
+            app_id=inp.app_id,
+            channel="SMS",
+            channel_type="SMS",
+            address=inp.address,
+            endpoint_id=inp.endpoint_id,
+            content={
+                "Body": confirmation_sms(inp.consent_text, inp.confirm_days),
+                **sms_settings({"MessageType": "TRANSACTIONAL"}, channel),
+            },
+        )
+
+        async def commit(ids: Sequence[str]) -> None:
+            async with self.db.begin() as conn:
+                await message_ledger.mark_sent(conn, ids)
+
+        try:
+            provider = self.lanes.provider("SMS", Lane.TRANSACTIONAL)
+        except ProviderNotConfiguredError as err:
+            async with self.db.begin() as conn:
+                await message_ledger.mark_failed(conn, [(inp.message_id, "UNSUPPORTED_CHANNEL", str(err))])
+            return "failed"
+        result = (await provider.send_batch([message], commit))[inp.message_id]
+        if result.ok:
+            return "sent"
+        if result.retryable:
+            raise ApplicationError(f"the SMS provider deferred the confirmation: {result.status_message}")
+        async with self.db.begin() as conn:
+            await message_ledger.mark_failed(
+                conn, [(inp.message_id, result.delivery_status, result.status_message[:500])]
+            )
+        return "failed"
+
     @activity.defn(name="finish_optin")
     async def finish_optin(self, inp: OptInOutcome) -> bool:
         """Record the opt-in's outcome in the consent ledger. False when a retry finds it already recorded."""
         async with self.db.begin() as conn:
-            current = await consent_repo.permission(conn, inp.app_id, inp.endpoint_id, "EMAIL")
+            channel = await consent_repo.endpoint_channel(conn, inp.app_id, inp.endpoint_id) or "EMAIL"
+            current = await consent_repo.permission(conn, inp.app_id, inp.endpoint_id, channel)
             if current != "pending":
                 return False
             confirmation = inp.confirmation
@@ -153,14 +223,14 @@ class PrivacyActivities:
                     app_id=inp.app_id,
                     endpoint_id=inp.endpoint_id,
                     address=inp.address,
-                    channel="EMAIL",
+                    channel=channel,
                     status=inp.status,
                     source="confirmation" if inp.status == "granted" else "form",
                     method="double_opt_in",
                     ip=confirmation.ip if confirmation else None,
                     user_agent=confirmation.user_agent if confirmation else None,
                     consent_text=inp.consent_text,
-                    reason=None
+                    reason=("confirmed by an SMS reply YES" if channel == "SMS" else None)
                     if inp.status == "granted"
                     else f"not confirmed within {inp.confirm_days} days",
                 ),

@@ -67,7 +67,7 @@ def build_worker(
     transport = transport or lanes.email(Lane.TRANSACTIONAL)
     functions = named_functions(extra_activities)
     steps = StepActivities(db, settings, transport, lanes=lanes, custom_functions=functions)
-    privacy = PrivacyActivities(db, settings, transport)
+    privacy = PrivacyActivities(db, settings, transport, lanes=lanes)
     campaigns = CampaignActivities(db, settings, bulk, hook_functions=functions)
     return Worker(
         client,

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,7 +25,7 @@ from sojourn.store.suppression_repo import normalize_address
 from sojourn.store.suppression_tables import app_privacy, channel_permissions, consent, consent_erasures
 
 STATUSES = ("granted", "withdrawn", "pending", "expired")
-SOURCES = ("form", "import", "api", "confirmation", "sunset", "feedback", "unsubscribe")
+SOURCES = ("form", "import", "api", "confirmation", "sunset", "feedback", "unsubscribe", "keyword")
 METHODS = ("single_opt_in", "double_opt_in")
 
 EXPORT_COLUMNS = (
@@ -192,13 +193,27 @@ async def require_consent(conn: AsyncConnection, app_id: str, required: bool) ->
     )
 
 
-async def endpoint_ids_for_address(conn: AsyncConnection, app_id: str, address: str) -> list[str]:
-    """The app's endpoints whose address is ``address`` (case-insensitively)."""
+async def endpoint_ids_for_address(
+    conn: AsyncConnection, app_id: str, address: str, channel: str | None = None
+) -> list[str]:
+    """The app's endpoints whose address is ``address`` (case-insensitively), of ``channel`` when given."""
     rows = await conn.execute(
-        text("SELECT id FROM endpoints WHERE app_id = :a AND lower(btrim(address)) = :x ORDER BY id"),
-        {"a": app_id, "x": normalize_address(address)},
+        text(
+            "SELECT id FROM endpoints WHERE app_id = :a AND lower(btrim(address)) = :x "
+            "AND (CAST(:c AS text) IS NULL OR channel_type = :c) ORDER BY id"
+        ),
+        {"a": app_id, "x": normalize_address(address), "c": channel},
     )
     return [str(r[0]) for r in rows]
+
+
+async def endpoint_channel(conn: AsyncConnection, app_id: str, endpoint_id: str) -> str | None:
+    """The endpoint's ChannelType (None: no such endpoint, or none set)."""
+    value = await conn.scalar(
+        text("SELECT channel_type FROM endpoints WHERE app_id = :a AND id = :e"),
+        {"a": app_id, "e": endpoint_id},
+    )
+    return str(value) if value is not None else None
 
 
 async def contact_records(conn: AsyncConnection, app_id: str, address: str) -> list[dict[str, Any]]:
@@ -285,29 +300,31 @@ async def start_pending_optin(
     consent_text: str,
     ip: str | None,
     user_agent: str | None,
+    channel: str = "EMAIL",
 ) -> PendingOptIn:
-    """Create or update the sign-up's endpoint and mark its EMAIL permission pending (double opt-in).
+    """Create or update the sign-up's endpoint and mark its permission for ``channel`` pending (double opt-in).
 
-    An endpoint already granted for EMAIL stays as it is (nothing to confirm again). Otherwise the
+    An endpoint already granted for the channel stays as it is (nothing to confirm again). Otherwise the
     endpoint is upserted with ``endpoint_body`` (OptOut NONE: the form is a fresh request) and a
     ``pending`` consent row records the form's text, ip and user agent.
 
     Args:
         conn: A connection inside a transaction; the app must exist.
         app_id: The app.
-        address: The email address.
+        address: The email address (EMAIL) or E.164 phone number (SMS).
         endpoint_id: The id to use when the app has no EMAIL endpoint with the address.
         endpoint_body: EndpointRequest fields from the form (User, Attributes).
         consent_text: What the contact agrees to, as shown on the form.
         ip: The form submitter's IP address.
         user_agent: The form submitter's user agent.
+        channel: The endpoint's ChannelType: EMAIL or SMS.
     """
-    existing = await endpoint_ids_for_address(conn, app_id, address)
+    existing = await endpoint_ids_for_address(conn, app_id, address, channel)
     if existing:
         endpoint_id = existing[0]
-        if await permission(conn, app_id, endpoint_id, "EMAIL") == "granted":
+        if await permission(conn, app_id, endpoint_id, channel) == "granted":
             return PendingOptIn(endpoint_id, already_granted=True)
-    body = {**endpoint_body, "ChannelType": "EMAIL", "Address": address.strip(), "OptOut": "NONE"}
+    body = {**endpoint_body, "ChannelType": channel, "Address": address.strip(), "OptOut": "NONE"}
     await name_consent_source(conn, "none")  # the pending row below says it all
     await upsert_endpoints(conn, app_id, [(endpoint_id, body)], request_id=None)
     await record(
@@ -316,7 +333,7 @@ async def start_pending_optin(
             app_id=app_id,
             endpoint_id=endpoint_id,
             address=address,
-            channel="EMAIL",
+            channel=channel,
             status="pending",
             source="form",
             method="double_opt_in",
@@ -329,14 +346,31 @@ async def start_pending_optin(
 
 
 IMPORT_STATUSES = ("granted", "withdrawn")
+#: Permissions are kept per endpoint ChannelType (what the reachability rule compares), so imports name one.
+IMPORT_CHANNELS = (
+    "EMAIL", "SMS", "VOICE", "GCM", "APNS", "APNS_SANDBOX", "APNS_VOIP", "APNS_VOIP_SANDBOX", "ADM", "BAIDU",
+    "CUSTOM",
+)  # fmt: skip
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def check_import_address(channel: str, address: str) -> str | None:
+    """Why ``address`` cannot be a contact's address on ``channel`` (None: it can)."""
+    if channel == "EMAIL" and "@" not in address:
+        return f"address {address!r} is not an email address"
+    if channel in ("SMS", "VOICE") and not _E164.fullmatch(address):
+        return f"address {address!r} is not an E.164 phone number (e.g. +12065550100)"
+    if not address:
+        return "address is required"
+    return None
 
 
 def parse_import(rows: Sequence[dict[str, Any]], app_id: str) -> list[tuple[ConsentEvent, datetime | None]]:
     """Consent records to import (from a CSV or JSON export of another system), checked, oldest first.
 
-    Each row: ``address`` (required), ``status`` granted|withdrawn (required), and optionally ``channel``
-    (default EMAIL), ``recorded_at`` (ISO 8601), ``method``, ``ip``, ``user_agent``, ``consent_text``,
-    ``endpoint_id``.
+    Each row: ``address`` (required: an email address, or an E.164 number for SMS and VOICE), ``status``
+    granted|withdrawn (required), and optionally ``channel`` (an endpoint ChannelType, default EMAIL),
+    ``recorded_at`` (ISO 8601), ``method``, ``ip``, ``user_agent``, ``consent_text``, ``endpoint_id``.
 
     Raises:
         ValueError: naming the first bad row (1-based, as a person counts data rows) and field.
@@ -344,8 +378,14 @@ def parse_import(rows: Sequence[dict[str, Any]], app_id: str) -> list[tuple[Cons
     out: list[tuple[ConsentEvent, datetime | None]] = []
     for i, row in enumerate(rows, start=1):
         address = str(row.get("address") or "").strip()
-        if "@" not in address:
-            raise ValueError(f"row {i}: address {address!r} is not an email address")
+        channel = str(row.get("channel") or "EMAIL").strip().upper()
+        if channel not in IMPORT_CHANNELS:
+            raise ValueError(
+                f"row {i}: channel {channel!r} is not an endpoint ChannelType ({', '.join(IMPORT_CHANNELS)})"
+            )
+        problem = check_import_address(channel, address)
+        if problem is not None:
+            raise ValueError(f"row {i}: {problem}")
         status = str(row.get("status") or "")
         if status not in IMPORT_STATUSES:
             raise ValueError(f"row {i}: status {status!r} must be granted or withdrawn")
@@ -362,7 +402,7 @@ def parse_import(rows: Sequence[dict[str, Any]], app_id: str) -> list[tuple[Cons
                 app_id=app_id,
                 endpoint_id=str(row["endpoint_id"]) if row.get("endpoint_id") else None,
                 address=address,
-                channel=str(row.get("channel") or "EMAIL").upper(),
+                channel=channel,
                 status=status,
                 source="import",
                 method=str(row["method"]) if row.get("method") else None,
@@ -382,7 +422,8 @@ async def import_records(
 ) -> int:
     """Record imported consent, in the caller's transaction (all or nothing).
 
-    Rows without an endpoint id go to the app's endpoint with the address, when there is one. An imported
+    Rows without an endpoint id go to the app's endpoint of the row's channel with the address, when there is
+    one. An imported
     row sets the endpoint's current permission only when it is newer than the permission's last change.
 
     Returns:
@@ -390,7 +431,7 @@ async def import_records(
     """
     for event, when in events:
         if event.endpoint_id is None and event.address is not None:
-            ids = await endpoint_ids_for_address(conn, event.app_id, event.address)
+            ids = await endpoint_ids_for_address(conn, event.app_id, event.address, event.channel)
             if ids:
                 event = replace(event, endpoint_id=ids[0])
         await record(conn, event, at=when)

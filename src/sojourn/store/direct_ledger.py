@@ -309,3 +309,26 @@ async def opt_out(conn: AsyncConnection, app_id: str, channel: str, address: str
         {"a": app_id, "e": endpoint_id, "ad": address, "c": channel},
     )
     return int(result.rowcount or 0)
+
+
+async def opt_in_again(conn: AsyncConnection, app_id: str, channel: str, address: str) -> int:
+    """An opt-in after an opt-out (SMS START): the address's endpoints of ``channel`` get OptOut NONE again and
+    the address leaves ``address_opt_outs``; the undoing of :func:`opt_out`.
+
+    Returns:
+        How many endpoints changed.
+    """
+    await conn.execute(
+        text("DELETE FROM address_opt_outs WHERE app_id = :a AND channel = :c AND address = :ad"),
+        {"a": app_id, "c": channel, "ad": address},
+    )
+    result = await conn.execute(
+        text(
+            """
+            UPDATE endpoints SET opt_out = 'NONE', effective_date = now()
+            WHERE app_id = :a AND opt_out = 'ALL' AND address = :ad AND channel_type = :c
+            """
+        ),
+        {"a": app_id, "ad": address, "c": channel},
+    )
+    return int(result.rowcount or 0)

@@ -312,4 +312,5 @@ messages = Table(
 from sojourn.store import campaigns_tables as campaigns_tables  # noqa: E402
 from sojourn.store import direct_tables as direct_tables  # noqa: E402
 from sojourn.store import lists_tables as lists_tables  # noqa: E402
+from sojourn.store import subscription_tables as subscription_tables  # noqa: E402
 from sojourn.store import suppression_tables as suppression_tables  # noqa: E402

@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sojourn.api.errors import AlreadyExistsError, BadRequestError, LimitExceededError, NotFoundError
+from sojourn.api.handlers.events import ring_doorbells
 from sojourn.api.server import Handler, RequestContext
 from sojourn.domain import lists as rules
 from sojourn.domain.lists import ListRuleError, TooManyTopicsError
-from sojourn.store import lists_repo, unsubscribes
+from sojourn.domain.subscription_events import CREATE_CONTACT, UPDATE_CONTACT
+from sojourn.store import lists_repo, subscription_repo, unsubscribes
 
 MAX_TAGS = 50
 LIST_PAGE_DEFAULT = 100
@@ -156,6 +158,7 @@ async def create_contact(ctx: RequestContext, params: dict[str, Any]) -> dict[st
     list_name, email = params["ContactListName"], _email(params["EmailAddress"])
     async with ctx.state.db.begin() as conn:
         topics = await load_topics(conn, list_name)
+        before = await subscription_repo.current(conn, list_name, email)
         created = await lists_repo.create_contact(
             conn,
             list_name,
@@ -164,8 +167,15 @@ async def create_contact(ctx: RequestContext, params: dict[str, Any]) -> dict[st
             unsubscribe_all=bool(params.get("UnsubscribeAll")),
             attributes_data=params.get("AttributesData"),
         )
+        journeys: dict[str, set[str]] = {}
         if created and params.get("UnsubscribeAll"):
             await unsubscribes.unsubscribed_from_all(conn, list_name, email)
+        if created:
+            journeys = await subscription_repo.record_change(
+                conn, list_name=list_name, email=email, source=CREATE_CONTACT, old=before, topics=topics
+            )
+    for app_id, journey_ids in journeys.items():
+        await ring_doorbells(ctx.state, app_id, journey_ids)
     if not created:
         raise AlreadyExistsError(
             f"Contact {email} already exists in contact list {list_name!r}; change it with UpdateContact"
@@ -211,6 +221,7 @@ async def update_contact(ctx: RequestContext, params: dict[str, Any]) -> dict[st
     list_name, email = params["ContactListName"], _email(params["EmailAddress"])
     async with ctx.state.db.begin() as conn:
         topics = await load_topics(conn, list_name)
+        before = await subscription_repo.current(conn, list_name, email)
         updated = await lists_repo.update_contact(
             conn,
             list_name,
@@ -223,6 +234,13 @@ async def update_contact(ctx: RequestContext, params: dict[str, Any]) -> dict[st
             await unsubscribes.unsubscribed_from_all(conn, list_name, email)
         elif updated and params.get("UnsubscribeAll") is False:
             await unsubscribes.subscribed_again(conn, email)
+        journeys: dict[str, set[str]] = {}
+        if updated:
+            journeys = await subscription_repo.record_change(
+                conn, list_name=list_name, email=email, source=UPDATE_CONTACT, old=before, topics=topics
+            )
+    for app_id, journey_ids in journeys.items():
+        await ring_doorbells(ctx.state, app_id, journey_ids)
     if not updated:
         raise _contact_not_found(list_name, email)
     return {}
