@@ -25,7 +25,7 @@ from sojourn.domain.campaigns import (
     CampaignDefinition,
     CampaignStatus,
     campaign_problems,
-    email_content,
+    treatment_channels,
 )
 from sojourn.engine import names
 from sojourn.engine.campaign_inputs import CampaignInput
@@ -34,9 +34,15 @@ from sojourn.store import campaigns_repo as repo
 from sojourn.store.apps_repo import require_app
 from sojourn.store.endpoint_rows import iso_timestamp
 from sojourn.store.segments_repo import SegmentNotFound, load_segment_clause
-from sojourn.store.templates_repo import load_email_template
+from sojourn.store.templates_repo import load_email_template, type_word
 
 MAX_EVENT_CAMPAIGNS = 25
+_CREATE_TEMPLATE = {
+    "EMAIL": "CreateEmailTemplate",
+    "SMS": "CreateSmsTemplate",
+    "PUSH": "CreatePushTemplate",
+    "VOICE": "CreateVoiceTemplate",
+}
 DEFAULT_KPI_DAYS = 7
 
 
@@ -90,19 +96,18 @@ async def check_definition(
             problems.append(f"an application has at most {MAX_EVENT_CAMPAIGNS} EVENT campaigns")
     if definition.IsPaused and definition.Schedule is not None and definition.Schedule.StartTime == IMMEDIATE:
         problems.append("a campaign that starts IMMEDIATE cannot be paused")
-    treatments = [(definition.MessageConfiguration, definition.TemplateConfiguration)] + [
-        (
-            t.MessageConfiguration or definition.MessageConfiguration,
-            t.TemplateConfiguration or definition.TemplateConfiguration,
-        )
-        for t in definition.AdditionalTreatments
-    ]
-    for message, templates in treatments:
-        ref, _ = email_content(message, templates)
-        if ref is not None and await load_email_template(conn, ref.Name or "", ref.Version) is None:
+    for treatment_id in range(len(definition.AdditionalTreatments) + 1):
+        for channel, source in treatment_channels(*definition.treatment_content(treatment_id)).items():
+            ref = source.template
+            if ref is None or await load_email_template(
+                conn, ref.Name or "", ref.Version, template_type=channel
+            ):
+                continue
             suffix = f" version {ref.Version}" if ref.Version else ""
             problems.append(
-                f"email template '{ref.Name}'{suffix} does not exist (create it with CreateEmailTemplate)"
+                f"{'email' if channel == 'EMAIL' else type_word(channel)} template '{ref.Name}'{suffix} does not "
+                f"exist (create it with "
+                f"{_CREATE_TEMPLATE[channel]})"
             )
     if problems:
         raise BadRequestError("Invalid campaign: " + "; ".join(dict.fromkeys(problems)))
@@ -260,7 +265,8 @@ async def update_campaign(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         await check_definition(conn, app_id, merged, campaign_id=campaign_id)
         if merged.IsPaused:
             status = CampaignStatus.PAUSED
-        elif row.state in (CampaignStatus.PAUSED, CampaignStatus.COMPLETED):
+        elif row.state in (CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.INVALID):
+            # An INVALID campaign that passes the checks again is runnable; its workflow reloads it.
             status = CampaignStatus.SCHEDULED
         else:
             status = row.state
