@@ -248,9 +248,29 @@ async def test_an_immediate_campaign_runs_and_reports_activities_and_kpis(
 
 
 INVALID: dict[str, tuple[dict[str, Any], str]] = {
-    "sms campaign": (
-        {"MessageConfiguration": {"SMSMessage": {"Body": "hi"}}},
-        "SMS, push, voice, in-app and custom channel campaigns are not supported by sojourn yet",
+    "custom message without its delivery": (
+        {"TemplateConfiguration": {}, "MessageConfiguration": {"CustomMessage": {"Data": "x"}}},
+        "CustomMessage needs CustomDeliveryConfiguration",
+    ),
+    "sms message without a body": (
+        {"TemplateConfiguration": {}, "MessageConfiguration": {"SMSMessage": {"SenderId": "ACME"}}},
+        "SMSMessage needs a Body",
+    ),
+    "unknown sms template": (
+        {"TemplateConfiguration": {"SMSTemplate": {"Name": "no-such-sms"}}},
+        "SMS template 'no-such-sms' does not exist .create it with CreateSmsTemplate.",
+    ),
+    "unknown push template": (
+        {"TemplateConfiguration": {"PushTemplate": {"Name": "no-such-push"}}},
+        "Push template 'no-such-push' does not exist",
+    ),
+    "in-app campaign": (
+        {"MessageConfiguration": {"InAppMessage": {"Body": "hi"}}},
+        "in-app campaigns are not supported by sojourn yet",
+    ),
+    "treatment before the campaign": (
+        {"AdditionalTreatments": [{"SizePercent": 10, "Schedule": {"StartTime": later(1)}}]},
+        "StartTime must not be before the campaign's Schedule.StartTime",
     ),
     "too many treatments": ({"AdditionalTreatments": [{"SizePercent": 10}] * 5}, "at most 5 treatments"),
     "shares over 100": ({"HoldoutPercent": 60, "AdditionalTreatments": [{"SizePercent": 50}]}, "at most 100"),
@@ -318,3 +338,42 @@ async def test_sojourn_deploy_creates_then_updates_campaigns_by_name(
     assert "created campaign news" in out and "updated campaign news" in out and "version 2" in out
     (campaign,) = pinpoint.get_campaigns(ApplicationId=audience.app_id)["CampaignsResponse"]["Item"]
     assert campaign["HoldoutPercent"] == 5 and campaign["Version"] == 2
+
+
+async def test_sms_push_and_custom_campaign_round_trips(pinpoint: Any, worker: AppState) -> None:
+    audience = await zoned_audience(worker, [None])
+    pinpoint.create_sms_template(TemplateName="boto-sms", SMSTemplateRequest={"Body": "Hi {{Address}}"})
+    body = request(
+        audience.segment_id,
+        TemplateConfiguration={"SMSTemplate": {"Name": "boto-sms"}},
+        MessageConfiguration={
+            "GCMMessage": {"Title": "Sale", "Body": "Now", "TimeToLive": 60},
+            "CustomMessage": {"Data": '{"offer": 1}'},
+        },
+        CustomDeliveryConfiguration={
+            "DeliveryUri": "https://crm.example.com/hook",
+            "EndpointTypes": ["CUSTOM"],
+        },
+        AdditionalTreatments=[
+            {
+                "SizePercent": 20,
+                "MessageConfiguration": {"SMSMessage": {"Body": "B", "MessageType": "PROMOTIONAL"}},
+                "Schedule": {"StartTime": later(30)},
+            }
+        ],
+    )
+    created = pinpoint.create_campaign(ApplicationId=audience.app_id, WriteCampaignRequest=body)[
+        "CampaignResponse"
+    ]
+    got = pinpoint.get_campaign(ApplicationId=audience.app_id, CampaignId=created["Id"])["CampaignResponse"]
+    assert got["TemplateConfiguration"] == {"SMSTemplate": {"Name": "boto-sms"}}
+    assert got["MessageConfiguration"]["GCMMessage"] == {"Title": "Sale", "Body": "Now", "TimeToLive": 60}
+    assert got["CustomDeliveryConfiguration"] == {
+        "DeliveryUri": "https://crm.example.com/hook",
+        "EndpointTypes": ["CUSTOM"],
+    }
+    assert (
+        got["AdditionalTreatments"][0]["MessageConfiguration"]["SMSMessage"]["MessageType"] == "PROMOTIONAL"
+    )
+    assert got["State"]["CampaignStatus"] in ("SCHEDULED", "PENDING_NEXT_RUN")
+    pinpoint.delete_campaign(ApplicationId=audience.app_id, CampaignId=created["Id"])
