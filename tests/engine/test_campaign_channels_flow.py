@@ -283,3 +283,31 @@ async def test_a_campaign_whose_template_is_deleted_is_invalid_and_sends_nothing
         await record_histories(
             time_skipping_env.client, [names.campaign_workflow_id(app_id, campaign_id)], "invalid_state"
         )
+
+
+async def test_an_sms_campaign_whose_channel_is_disabled_is_invalid(
+    db: AsyncEngine, time_skipping_env: WorkflowEnvironment, smtp_server: SmtpSink, tmp_path: Path
+) -> None:
+    async with channel_stack(
+        db, time_skipping_env, smtp_server, sms_provider_url=f"file://{tmp_path / 'sms.jsonl'}"
+    ) as state:
+        audience = await zoned_audience(state, [], extra=members(s1=("SMS", "+15550100001")))
+        app_id = audience.app_id
+        await call(state, "UpdateSmsChannel", ApplicationId=app_id, SMSChannelRequest={"Enabled": False})
+        body = email_campaign(
+            audience.segment_id,
+            {"StartTime": iso(START)},
+            TemplateConfiguration=None,
+            MessageConfiguration={"SMSMessage": {"Body": "Hi"}},
+        )
+        body.pop("TemplateConfiguration")
+        campaign_id = await create_campaign(state, app_id, body)
+
+        async def invalid() -> None:
+            assert await campaign_state(state, app_id, campaign_id) == "INVALID"
+
+        async with time_skipping_env.time_skipping_unlocked():
+            await assert_eventually(invalid, timeout=60)
+        assert await campaign_messages(db, campaign_id) == []
+        assert not (tmp_path / "sms.jsonl").exists()
+        await call(state, "DeleteCampaign", ApplicationId=app_id, CampaignId=campaign_id)
