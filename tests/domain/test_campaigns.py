@@ -14,6 +14,7 @@ from sojourn.domain.campaigns import (
     campaign_event_matches,
     campaign_problems,
     endpoint_channel,
+    in_app_message,
     schedule_rule,
     treatment_channels,
     treatment_delays,
@@ -39,6 +40,8 @@ def problems(body: dict[str, Any]) -> list[str]:
     return campaign_problems(CampaignDefinition.model_validate(body), creating=True)
 
 
+EVENT = {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"Values": ["level.up"]}}}
+
 INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "sms without body": (
         {"MessageConfiguration": {"SMSMessage": {"SenderId": "ACME"}}, "TemplateConfiguration": None},
@@ -56,9 +59,56 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"MessageConfiguration": {"DefaultMessage": {"Body": "hi"}}, "TemplateConfiguration": None},
         "DefaultMessage alone names no channel",
     ),
-    "in-app": (
+    "in-app message on a scheduled campaign": (
         {"MessageConfiguration": {"InAppMessage": {"Body": "hi"}}},
-        "in-app campaigns are not supported by sojourn yet",
+        "InAppMessage is only for Schedule.Frequency IN_APP_EVENT",
+    ),
+    "in-app template": (
+        {"TemplateConfiguration": {"InAppTemplate": {"Name": "banner"}}},
+        "TemplateConfiguration.InAppTemplate is not supported",
+    ),
+    "in-app without content": (
+        {
+            "Schedule": {
+                "StartTime": "2030-01-01T09:00:00Z",
+                "Frequency": "IN_APP_EVENT",
+                "EventFilter": EVENT,
+            },
+            "TemplateConfiguration": None,
+            "MessageConfiguration": {"InAppMessage": {"Layout": "TOP_BANNER"}},
+        },
+        "needs MessageConfiguration.InAppMessage.Content",
+    ),
+    "in-app bad layout": (
+        {
+            "Schedule": {
+                "StartTime": "2030-01-01T09:00:00Z",
+                "Frequency": "IN_APP_EVENT",
+                "EventFilter": EVENT,
+            },
+            "TemplateConfiguration": None,
+            "MessageConfiguration": {"InAppMessage": {"Layout": "POPUP", "Content": [{"ImageUrl": "x"}]}},
+        },
+        "InAppMessage.Layout must be one of BOTTOM_BANNER",
+    ),
+    "in-app with an email": (
+        {
+            "Schedule": {
+                "StartTime": "2030-01-01T09:00:00Z",
+                "Frequency": "IN_APP_EVENT",
+                "EventFilter": EVENT,
+            },
+            "TemplateConfiguration": None,
+            "MessageConfiguration": {
+                "InAppMessage": {"Layout": "TOP_BANNER", "Content": [{"ImageUrl": "x"}]},
+                "EmailMessage": {"Title": "t", "Body": "b"},
+            },
+        },
+        "sends only InAppMessage, not EmailMessage",
+    ),
+    "in-app without event filter": (
+        {"Schedule": {"StartTime": "2030-01-01T09:00:00Z", "Frequency": "IN_APP_EVENT"}},
+        "an IN_APP_EVENT campaign needs an EventFilter",
     ),
     "custom message without delivery": (
         {"MessageConfiguration": {"CustomMessage": {"Data": "x"}}, "TemplateConfiguration": None},
@@ -345,3 +395,27 @@ def test_treatment_slices_send_each_zone_once_per_distinct_delay() -> None:
         (timedelta(hours=2, minutes=30), ("Europe/Paris",), (1,), False),
     ]
     assert treatment_slices(slices, []) == [TreatmentSlice(s.at, s.zones, None) for s in slices]
+
+
+def test_a_valid_in_app_campaign_and_its_message() -> None:
+    body = campaign(
+        Schedule={"StartTime": "2030-01-01T09:00:00Z", "Frequency": "IN_APP_EVENT", "EventFilter": EVENT},
+        TemplateConfiguration=None,
+        MessageConfiguration={
+            "InAppMessage": {
+                "Layout": "MIDDLE_BANNER",
+                "Content": [
+                    {"BodyConfig": {"Body": "Level up!", "Alignment": "CENTER", "TextColor": "#000"}}
+                ],
+                "CustomConfig": {"k": "v"},
+            }
+        },
+        Limits={"Session": 2, "Daily": 3},
+    )
+    assert problems(body) == []
+    definition = CampaignDefinition.model_validate(body)
+    assert in_app_message(definition, 0) == {
+        "Layout": "MIDDLE_BANNER",
+        "Content": [{"BodyConfig": {"Body": "Level up!", "Alignment": "CENTER", "TextColor": "#000"}}],
+        "CustomConfig": {"k": "v"},
+    }

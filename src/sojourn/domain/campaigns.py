@@ -8,7 +8,8 @@ EmailMessage), SMS (SMSTemplate or SMSMessage), PUSH (PushTemplate or APNSMessag
 BaiduMessage, over DefaultMessage), VOICE (VoiceTemplate; beyond Pinpoint, whose campaigns have no voice) and
 CUSTOM (CustomMessage with CustomDeliveryConfiguration). Each segment member gets the message of its own
 channel (:func:`endpoint_channel`); members on other channels are skipped as ENDPOINT_MISSING_CHANNEL.
-In-app campaigns are refused.
+In-app campaigns (Frequency IN_APP_EVENT, an inline InAppMessage) send nothing: apps fetch their messages
+with GetInAppMessages (:func:`in_app_message`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from sojourn.domain.journeys import (
 from sojourn.domain.local_time import wall_to_utc, zone_named
 
 MAX_TREATMENTS = 5
+MAX_IN_APP_MESSAGES = 5
+IN_APP_LAYOUTS = ("BOTTOM_BANNER", "TOP_BANNER", "OVERLAYS", "MOBILE_FEED", "MIDDLE_BANNER", "CAROUSEL")
 IMMEDIATE = "IMMEDIATE"
 #: MessageConfiguration's push messages and the PushNotificationTemplate block each one fills.
 PUSH_MESSAGES = {"APNSMessage": "APNS", "GCMMessage": "GCM", "ADMMessage": "ADM", "BaiduMessage": "Baidu"}
@@ -164,6 +167,11 @@ class CampaignDefinition(WireModel):
     def is_event(self) -> bool:
         """Whether the campaign is event-triggered."""
         return self.Schedule is not None and self.Schedule.frequency in EVENT_FREQUENCIES
+
+    @property
+    def is_in_app(self) -> bool:
+        """Whether this is an in-app campaign (Schedule.Frequency IN_APP_EVENT)."""
+        return self.Schedule is not None and self.Schedule.frequency == "IN_APP_EVENT"
 
     def treatment_content(
         self, treatment_id: int
@@ -337,18 +345,46 @@ def _custom_problems(
     return found
 
 
+def in_app_problems(where: str, message: MessageConfigurationSpec | None) -> list[str]:
+    """What is wrong with an in-app treatment's ``MessageConfiguration.InAppMessage`` (empty when nothing)."""
+    in_app = (message.InAppMessage if message is not None else None) or {}
+    found: list[str] = []
+    content = in_app.get("Content")
+    if not content:
+        found.append(f"{where}: an IN_APP_EVENT campaign needs MessageConfiguration.InAppMessage.Content")
+    elif len(content) > MAX_IN_APP_MESSAGES:
+        found.append(f"{where}: InAppMessage.Content has at most {MAX_IN_APP_MESSAGES} messages")
+    if in_app.get("Layout") not in IN_APP_LAYOUTS:
+        found.append(f"{where}: InAppMessage.Layout must be one of {', '.join(IN_APP_LAYOUTS)}")
+    others = [
+        name
+        for name in ("EmailMessage", "SMSMessage", *PUSH_MESSAGES, "CustomMessage")
+        if message is not None and getattr(message, name) is not None
+    ]
+    if others:
+        found.append(f"{where}: an IN_APP_EVENT campaign sends only InAppMessage, not {', '.join(others)}")
+    return found
+
+
 def _channel_problems(
     where: str,
     message: MessageConfigurationSpec | None,
     templates: TemplateConfigurationSpec | None,
     custom: Mapping[str, Any] | None = None,
+    *,
+    in_app: bool = False,
 ) -> list[str]:
     found: list[str] = []
-    if (message is not None and message.InAppMessage is not None) or (
-        templates is not None and templates.InAppTemplate is not None
-    ):
+    if templates is not None and templates.InAppTemplate is not None:
         found.append(
-            f"{where}: InAppMessage/InAppTemplate: in-app campaigns are not supported by sojourn yet"
+            f"{where}: TemplateConfiguration.InAppTemplate is not supported (sojourn stores no in-app "
+            "templates); put the message in MessageConfiguration.InAppMessage"
+        )
+    if in_app:
+        return found + in_app_problems(where, message)
+    if message is not None and message.InAppMessage is not None:
+        found.append(
+            f"{where}: MessageConfiguration.InAppMessage is only for Schedule.Frequency IN_APP_EVENT"
         )
     sources = treatment_channels(message, templates, custom)
     if not sources:
@@ -384,8 +420,6 @@ def schedule_problems(where: str, schedule: CampaignSchedule) -> list[str]:
     frequency = schedule.frequency
     if frequency not in FREQUENCIES:
         found.append(f"{where}.Frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}")
-    if frequency == "IN_APP_EVENT":
-        found.append(f"{where}.Frequency IN_APP_EVENT: in-app campaigns are not supported by sojourn yet")
     start: datetime | None = None
     if schedule.StartTime == IMMEDIATE:
         if frequency != "ONCE":
@@ -416,10 +450,10 @@ def schedule_problems(where: str, schedule: CampaignSchedule) -> list[str]:
                 found.append(str(err))
         if bool(quiet.Start) != bool(quiet.End):
             found.append(f"{where}.QuietTime needs both Start and End (HH:MM), or neither")
-    if frequency == "EVENT" and schedule.EventFilter is None:
-        found.append(f"{where}: an EVENT campaign needs an EventFilter (Dimensions.EventType)")
-    if frequency != "EVENT" and schedule.EventFilter is not None:
-        found.append(f"{where}.EventFilter is only for Frequency EVENT")
+    if frequency in EVENT_FREQUENCIES and schedule.EventFilter is None:
+        found.append(f"{where}: an {frequency} campaign needs an EventFilter (Dimensions.EventType)")
+    if frequency not in EVENT_FREQUENCIES and schedule.EventFilter is not None:
+        found.append(f"{where}.EventFilter is only for Frequency EVENT or IN_APP_EVENT")
     return found
 
 
@@ -447,6 +481,7 @@ def campaign_problems(definition: CampaignDefinition, *, creating: bool) -> list
             definition.MessageConfiguration,
             definition.TemplateConfiguration,
             definition.CustomDeliveryConfiguration,
+            in_app=definition.is_in_app,
         )
     treatments = definition.AdditionalTreatments
     if len(treatments) + 1 > MAX_TREATMENTS:
@@ -462,7 +497,7 @@ def campaign_problems(definition: CampaignDefinition, *, creating: bool) -> list
         if not 0 <= treatment.SizePercent <= 100:
             found.append(f"{where}.SizePercent must be a whole number 0-100, not {treatment.SizePercent}")
         message, templates, custom = definition.treatment_content(i + 1)
-        found += _channel_problems(where, message, templates, custom)
+        found += _channel_problems(where, message, templates, custom, in_app=definition.is_in_app)
         if treatment.Schedule is not None:
             found += schedule_problems(f"{where}.Schedule", treatment.Schedule)
             found += _treatment_schedule_problems(where, definition.Schedule, treatment.Schedule)
@@ -592,3 +627,12 @@ def campaign_event_matches(
             return False
     spec = EventFilterSpec.model_validate(schedule.EventFilter.model_dump(exclude_none=True))
     return event_matches(spec, event_type, attributes, metrics)
+
+
+def in_app_message(definition: CampaignDefinition, treatment_id: int) -> dict[str, Any] | None:
+    """A treatment's in-app message as GetInAppMessages returns it (``Content``, ``CustomConfig``, ``Layout``)."""
+    message, _, _ = definition.treatment_content(treatment_id)
+    raw = (message.InAppMessage if message is not None else None) or None
+    if raw is None:
+        return None
+    return {k: raw[k] for k in ("Content", "CustomConfig", "Layout") if raw.get(k) is not None}

@@ -264,9 +264,9 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"TemplateConfiguration": {"PushTemplate": {"Name": "no-such-push"}}},
         "Push template 'no-such-push' does not exist",
     ),
-    "in-app campaign": (
+    "in-app message on a daily campaign": (
         {"MessageConfiguration": {"InAppMessage": {"Body": "hi"}}},
-        "in-app campaigns are not supported by sojourn yet",
+        "InAppMessage is only for Schedule.Frequency IN_APP_EVENT",
     ),
     "treatment before the campaign": (
         {"AdditionalTreatments": [{"SizePercent": 10, "Schedule": {"StartTime": later(1)}}]},
@@ -377,3 +377,60 @@ async def test_sms_push_and_custom_campaign_round_trips(pinpoint: Any, worker: A
     )
     assert got["State"]["CampaignStatus"] in ("SCHEDULED", "PENDING_NEXT_RUN")
     pinpoint.delete_campaign(ApplicationId=audience.app_id, CampaignId=created["Id"])
+
+
+def in_app_campaign(segment_id: str, **changes: Any) -> dict[str, Any]:
+    body = request(
+        segment_id,
+        Schedule={
+            "StartTime": (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+            "EndTime": later(10),
+            "Frequency": "IN_APP_EVENT",
+            "EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"Values": ["level.up"]}}},
+        },
+        MessageConfiguration={
+            "InAppMessage": {
+                "Layout": "BOTTOM_BANNER",
+                "Content": [
+                    {"BodyConfig": {"Alignment": "LEFT", "Body": "Level up!", "TextColor": "#111111"}}
+                ],
+            }
+        },
+        Limits={"Daily": 2, "Total": 5, "Session": 1},
+        Priority=3,
+    )
+    body.pop("TemplateConfiguration")
+    body.update(changes)
+    return body
+
+
+async def test_get_in_app_messages_returns_the_endpoints_running_in_app_campaigns(
+    pinpoint: Any, worker: AppState
+) -> None:
+    audience = await zoned_audience(worker, [None])
+    await asyncio.to_thread(
+        pinpoint.update_endpoint,
+        ApplicationId=audience.app_id,
+        EndpointId="outsider",
+        EndpointRequest={"ChannelType": "IN_APP", "Address": "device-1", "Attributes": {"plan": ["free"]}},
+    )
+    shown = pinpoint.create_campaign(
+        ApplicationId=audience.app_id, WriteCampaignRequest=in_app_campaign(audience.segment_id)
+    )["CampaignResponse"]
+    pinpoint.create_campaign(
+        ApplicationId=audience.app_id,
+        WriteCampaignRequest=in_app_campaign(
+            audience.segment_id, Name="everyone-held-out", HoldoutPercent=100
+        ),
+    )
+    got = pinpoint.get_in_app_messages(ApplicationId=audience.app_id, EndpointId="ep0")
+    (entry,) = got["InAppMessagesResponse"]["InAppMessageCampaigns"]
+    assert entry["CampaignId"] == shown["Id"] and entry["TreatmentId"] == "0"
+    assert entry["InAppMessage"]["Layout"] == "BOTTOM_BANNER"
+    assert entry["InAppMessage"]["Content"][0]["BodyConfig"]["Body"] == "Level up!"
+    assert (entry["DailyCap"], entry["TotalCap"], entry["SessionCap"], entry["Priority"]) == (2, 5, 1, 3)
+    assert entry["Schedule"]["EventFilter"]["Dimensions"]["EventType"]["Values"] == ["level.up"]
+    outsider = pinpoint.get_in_app_messages(ApplicationId=audience.app_id, EndpointId="outsider")
+    assert outsider["InAppMessagesResponse"]["InAppMessageCampaigns"] == []
+    with pytest.raises(pinpoint.exceptions.NotFoundException, match="Endpoint nobody not found"):
+        pinpoint.get_in_app_messages(ApplicationId=audience.app_id, EndpointId="nobody")
