@@ -136,6 +136,20 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"AdditionalTreatments": [{"SizePercent": 10, "Schedule": {"StartTime": "2030-01-02T09:00:00Z"}}]},
         "must be less than one DAILY period after",
     ),
+    "treatment with its own quiet time": (
+        {
+            "AdditionalTreatments": [
+                {
+                    "SizePercent": 10,
+                    "Schedule": {
+                        "StartTime": "2030-01-01T10:00:00Z",
+                        "QuietTime": {"Start": "22:00", "End": "07:00"},
+                    },
+                }
+            ]
+        },
+        "Schedule.QuietTime must be the campaign's or left out",
+    ),
     "treatment with another frequency": (
         {
             "AdditionalTreatments": [

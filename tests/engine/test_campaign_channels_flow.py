@@ -228,6 +228,8 @@ async def test_each_treatment_is_sent_at_its_own_schedule(
         assert {at for t, at in sent_at if t == "0"} == {START}
         assert {at for t, at in sent_at if t == "1"} == {later}
         runs = {r["TreatmentId"]: r for r in await activities(state, app_id, campaign_id)}
+        assert runs["0"]["ScheduledStart"] == "2027-09-01T09:00:00.000Z"
+        assert runs["1"]["ScheduledStart"] == "2027-09-01T12:00:00.000Z"
         held_out = 200 - len(rows)
         assert int(runs["0"]["ExecutionMetrics"]["HOLDOUT"]) == held_out > 0
         assert runs["0"]["SuccessfulEndpointCount"] + runs["1"]["SuccessfulEndpointCount"] == len(rows)

@@ -530,7 +530,7 @@ def _treatment_schedule_problems(
             f"{where}.Schedule.Frequency must be the campaign's ({campaign.frequency}) or left out: a treatment's "
             "schedule sets only when its share of each run goes out"
         )
-    for name in ("IsLocalTime", "Timezone", "EndTime"):
+    for name in ("IsLocalTime", "Timezone", "EndTime", "QuietTime"):
         value = getattr(own, name)
         if value is not None and value != getattr(campaign, name):
             found.append(f"{where}.Schedule.{name} must be the campaign's or left out")

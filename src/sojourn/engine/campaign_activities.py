@@ -7,6 +7,10 @@ time is quiet; the FILTER hook may drop more; the claim writes every message int
 reason (unreachable endpoint, quiet time, caps) under the deterministic message id; then the pending ones are
 rendered and sent in one batch. Every step is idempotent: a retried activity claims nothing twice and sends
 only what is still pending.
+
+Each member is claimed on the channel its treatment has for the endpoint's type (EMAIL, SMS, PUSH, VOICE,
+CUSTOM; none: ENDPOINT_MISSING_CHANNEL); the EMAIL rows go through :class:`EmailBatchSender`, the others through
+:mod:`sojourn.engine.campaign_channels`.
 """
 
 from __future__ import annotations
@@ -254,6 +258,10 @@ class CampaignActivities:
                 timezones_total=inp.timezones_total,
                 metrics={"MISSED_RUNS_SKIPPED": inp.missed} if inp.missed else None,
             )
+            if inp.plan.treatment_delays:
+                await repo.shift_treatment_starts(
+                    conn, inp.plan.campaign_id, inp.run_key, inp.plan.treatment_delays
+                )
             await repo.set_state(
                 conn, inp.plan.app_id, inp.plan.campaign_id, "EXECUTING", unless=("PAUSED", "DELETED")
             )

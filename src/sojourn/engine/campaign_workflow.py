@@ -6,6 +6,12 @@ instead take the endpoints PutEvents queued (a ``doorbell`` signal wakes the wor
 ``updated`` (UpdateCampaign) makes it reload the campaign before its next run; a pause holds the next runs
 (runs that fall due during the pause are skipped); DeleteCampaign cancels it. Missed runs after downtime
 follow :func:`sojourn.domain.campaign_schedule.due_run`. It continues-as-new every few runs.
+
+Behind workflow patches (running campaigns replay unchanged): a campaign the plan says is INVALID (a template it
+uses is gone, its channel is missing or disabled) records INVALID and runs nothing until an update or an hourly
+reload finds it runnable (runs that fell due meanwhile are skipped, as after a pause); an A/B treatment with its
+own Schedule.StartTime sends its share of each run that long after the run
+(:func:`sojourn.domain.campaign_schedule.treatment_slices`).
 """
 
 from __future__ import annotations

@@ -193,6 +193,27 @@ async def start_run(
         )
 
 
+async def shift_treatment_starts(
+    conn: AsyncConnection, campaign_id: str, run_key: str, delays: Sequence[int]
+) -> None:
+    """Give each treatment's row of a run its own ScheduledStart: the run's plus the treatment's delay (seconds).
+
+    Idempotent: only rows still at the run's own start (that of treatment 0, whose delay is always 0) move.
+    """
+    for treatment_id, delay in enumerate(delays):
+        if not delay:
+            continue
+        await conn.execute(
+            text(
+                "UPDATE campaign_runs r SET scheduled_start = d.scheduled_start + make_interval(secs => :s) "
+                "FROM campaign_runs d WHERE r.campaign_id = :c AND r.run_key = :k AND r.treatment_id = :t "
+                "AND d.campaign_id = :c AND d.run_key = :k AND d.treatment_id = 0 "
+                "AND r.scheduled_start = d.scheduled_start"
+            ),
+            {"c": campaign_id, "k": run_key, "t": treatment_id, "s": delay},
+        )
+
+
 async def finish_run(
     conn: AsyncConnection,
     *,
