@@ -16,6 +16,7 @@ from sojourn.domain.direct_messages import (
     provider_content,
     result_entry,
     skip_result,
+    template_message,
 )
 
 
@@ -33,7 +34,7 @@ def test_check_request_accepts_a_good_request() -> None:
     ({}, None, {" ": {"ChannelType": "SMS"}}, 1, "empty address key"),
     ({}, None, {"x": {}}, 1, "ChannelType is required"),
     ({}, None, {"x": {"ChannelType": "IN_APP"}}, 1, "cannot be sent to directly"),
-    ({}, {"PushTemplate": {"Name": "t"}}, {"x": {"ChannelType": "GCM"}}, 1, "PushTemplate"),
+    ({}, {"InAppTemplate": {"Name": "t"}}, {"x": {"ChannelType": "GCM"}}, 1, "InAppTemplate: in-app messages"),
     ({"EmailMessage": {"RawEmail": {"Data": "eA=="}}}, None, {"x": {"ChannelType": "EMAIL"}}, 1, "RawEmail"),
 ])  # fmt: skip
 def test_check_request_errors(
@@ -149,3 +150,32 @@ def test_result_entry() -> None:
         "StatusCode": 400,
         "StatusMessage": "no",
     }
+
+
+def test_a_channel_template_is_the_base_the_request_message_overrides() -> None:
+    push = {
+        "Default": {"Title": "Hi {{name}}", "Body": "default"},
+        "APNS": {"Body": "apple", "Sound": "ping"},
+    }
+    assert template_message("APNS_SANDBOX", push) == {
+        "Title": "Hi {{name}}",
+        "Body": "apple",
+        "Sound": "ping",
+    }
+    assert template_message("GCM", push) == {"Title": "Hi {{name}}", "Body": "default"}
+    assert template_message("VOICE", {"Body": "b", "LanguageCode": "en-US", "VoiceId": "Joanna"}) == {
+        "Body": "b",
+        "LanguageCode": "en-US",
+        "VoiceId": "Joanna",
+    }
+    recipient = Recipient("+1555", "SMS", "+1555", None, {"Substitutions": {"name": ["Ann"]}})
+    content = provider_content(
+        recipient,
+        {"SMSMessage": {"SenderId": "ACME"}},
+        template={"Body": "Hi {{name}} {{code}}", "DefaultSubstitutions": '{"code": "0", "name": "x"}'},
+    )
+    assert content == {"Body": "Hi Ann 0", "SenderId": "ACME"}
+    overridden = provider_content(
+        recipient, {"SMSMessage": {"Body": "own {{name}}"}}, template={"Body": "template"}
+    )
+    assert overridden == {"Body": "own Ann"}

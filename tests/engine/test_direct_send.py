@@ -7,8 +7,10 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sojourn.api.errors import NotFoundError
 from sojourn.api.state import AppState
 from sojourn.channels.email import OutgoingEmail
 from sojourn.channels.priority import Lane
@@ -189,3 +191,98 @@ async def test_sms_push_and_voice_through_the_file_provider(db: AsyncEngine, tmp
         [line] = [json.loads(x) for x in (tmp_path / name).read_text().splitlines()]
         assert line["Address"] == address and line["Message"] == message
         assert line["MessageId"] == results[address]["MessageId"]
+
+
+async def test_sms_push_and_voice_templates_in_send_messages(db: AsyncEngine, tmp_path: Path) -> None:
+    import json
+
+    settings = Settings(
+        data_dir=tmp_path,
+        sms_provider_url="file://",
+        push_provider_url="file://",
+        voice_provider_url="file://",
+    )
+    state = AppState(db=db, settings=settings)
+    app_id = await new_app(state)
+    await call(state, "UpdateSmsChannel", ApplicationId=app_id, SMSChannelRequest={"Enabled": True})
+    await call(state, "UpdateVoiceChannel", ApplicationId=app_id, VoiceChannelRequest={"Enabled": True})
+    await call(state, "UpdateGcmChannel", ApplicationId=app_id, GCMChannelRequest={"ApiKey": "k"})
+    names = {kind: f"direct-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("sms", "push", "voice")}
+    await call(
+        state,
+        "CreateSmsTemplate",
+        TemplateName=names["sms"],
+        SMSTemplateRequest={
+            "Body": "Code {{code}} for {{name}}",
+            "DefaultSubstitutions": '{"name": "friend", "code": "0000"}',
+        },
+    )
+    await call(
+        state,
+        "CreatePushTemplate",
+        TemplateName=names["push"],
+        PushNotificationTemplateRequest={
+            "Default": {"Title": "Hello {{name}}", "Body": "default"},
+            "GCM": {"Body": "Android {{code}}"},
+        },
+    )
+    await call(
+        state,
+        "CreateVoiceTemplate",
+        TemplateName=names["voice"],
+        VoiceTemplateRequest={"Body": "Your code is {{code}}", "LanguageCode": "en-US", "VoiceId": "Joanna"},
+    )
+
+    response = await call(
+        state,
+        "SendMessages",
+        ApplicationId=app_id,
+        MessageRequest={
+            "Addresses": {
+                "+12065550123": {"ChannelType": "SMS", "Substitutions": {"code": ["4242"]}},
+                "gcm-token": {"ChannelType": "GCM", "Substitutions": {"code": ["77"], "name": ["Ann"]}},
+                "+12065550124": {"ChannelType": "VOICE", "Substitutions": {"code": ["9"]}},
+            },
+            "MessageConfiguration": {"SMSMessage": {"MessageType": "TRANSACTIONAL"}},
+            "TemplateConfiguration": {
+                "SMSTemplate": {"Name": names["sms"]},
+                "PushTemplate": {"Name": names["push"]},
+                "VoiceTemplate": {"Name": names["voice"], "Version": "1"},
+            },
+        },
+    )
+
+    results = response["MessageResponse"]["Result"]
+    assert {r["DeliveryStatus"] for r in results.values()} == {"SUCCESSFUL"}, results
+    for name, address, message in (
+        (
+            "sms-messages.jsonl",
+            "+12065550123",
+            {"Body": "Code 4242 for friend", "MessageType": "TRANSACTIONAL"},
+        ),
+        ("push-messages.jsonl", "gcm-token", {"Title": "Hello Ann", "Body": "Android 77"}),
+        (
+            "voice-messages.jsonl",
+            "+12065550124",
+            {"Body": "Your code is 9", "LanguageCode": "en-US", "VoiceId": "Joanna"},
+        ),
+    ):
+        [line] = [json.loads(x) for x in (tmp_path / name).read_text().splitlines()]
+        assert line["Address"] == address and line["Message"] == message
+
+
+async def test_an_unknown_sms_template_is_not_found(db: AsyncEngine, tmp_path: Path) -> None:
+    state = AppState(db=db, settings=Settings(data_dir=tmp_path, sms_provider_url="file://"))
+    app_id = await new_app(state)
+    with pytest.raises(
+        NotFoundError, match="SMS template 'no-such-sms' not found; create it with CreateSmsTemplate"
+    ):
+        await call(
+            state,
+            "SendMessages",
+            ApplicationId=app_id,
+            MessageRequest={
+                "Addresses": {"+12065550123": {"ChannelType": "SMS"}},
+                "TemplateConfiguration": {"SMSTemplate": {"Name": "no-such-sms"}},
+            },
+        )

@@ -1,6 +1,6 @@
 """Replay recorded histories of every workflow type: a change to workflow code must not break running journeys.
 
-Histories are recorded from the journey tests with ``SOJOURN_RECORD_HISTORIES=1 pytest tests/engine``. Keep old
+Histories are recorded from the journey and campaign tests with ``SOJOURN_RECORD_HISTORIES=1 pytest tests/engine``. Keep old
 files when workflow code changes: each one is a journey that may still be running somewhere.
 """
 
@@ -20,7 +20,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_every_workflow_type_has_a_recorded_history() -> None:
     recorded = {path.stem.rsplit("_", 1)[-1] for path in HISTORIES}
-    assert recorded == {"journey", "cohort"}
+    assert recorded == {"journey", "cohort", "campaign"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -46,15 +46,15 @@ async def assert_eventually(
 async def skip_time_until_done(env: Any, handle: Any) -> Any:
     """Await a workflow's result on the time-skipping server, letting its timers jump ahead meanwhile.
 
-    (Handles that ``get_workflow_handle`` returns do not unlock time skipping by themselves.)
+    (Handles that ``get_workflow_handle`` returns do not unlock time skipping by themselves.) The test server
+    ends a long poll for the result with an empty page after a while, which the SDK reports as "No completion
+    event found": on a loaded machine a long activity outlasts it, so the wait is simply repeated.
     """
     async with env.time_skipping_unlocked():
         while True:
             try:
                 return await handle.result()
             except RuntimeError as err:
-                # The test server ends a long poll for the result after a while with an empty page, which
-                # the client reports so; a run that takes longer on a busy machine is simply awaited again.
                 if "No completion event found" not in str(err):
                     raise
 
@@ -69,5 +69,11 @@ async def record_histories(client: Any, workflow_ids: list[str], name: str) -> N
     HISTORIES.mkdir(exist_ok=True)
     for workflow_id in workflow_ids:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
-        kind = "cohort" if "/cohort/" in workflow_id else "journey"
+        kind = (
+            "cohort"
+            if "/cohort/" in workflow_id
+            else "campaign"
+            if workflow_id.startswith("campaign/")
+            else "journey"
+        )
         (HISTORIES / f"{name}_{kind}.json").write_text(history.to_json())

@@ -29,7 +29,8 @@ RECURRING = ("HOURLY", "DAILY", "WEEKLY", "MONTHLY")
 EVENT_FREQUENCIES = ("EVENT", "IN_APP_EVENT")
 FREQUENCIES = ("ONCE", *RECURRING, *EVENT_FREQUENCIES)
 COHORTS = 100
-_PERIOD = {
+#: The shortest time between two runs of each recurring frequency.
+RUN_PERIOD = {
     "HOURLY": timedelta(hours=1),
     "DAILY": timedelta(days=1),
     "WEEKLY": timedelta(days=7),
@@ -126,7 +127,7 @@ def run_times(rule: ScheduleRule, *, after: datetime | None = None) -> Iterator[
     no = 0
     if after is not None and after > rule.start:
         # Jump close to ``after`` (periods are underestimated), then step.
-        no = max(0, int((after - rule.start) / _PERIOD[rule.frequency]) - 2)
+        no = max(0, int((after - rule.start) / RUN_PERIOD[rule.frequency]) - 2)
     while True:
         at = run_at(rule, no)
         if not _within(rule, at):
@@ -200,3 +201,41 @@ def treatment_for_cohort(cohort: int, holdout_percent: int, sizes: Sequence[int]
         if cohort < edge:
             return treatment_id
     return 0
+
+
+@dataclass(frozen=True)
+class TreatmentSlice:
+    """One send of a run: at ``at``, to the members in ``zones`` (empty: all), of ``treatments`` only.
+
+    ``treatments`` None means every treatment; ``holdout`` says whether this send counts the holdout (the
+    first send of each zone slice does, so the holdout is counted once).
+    """
+
+    at: datetime
+    zones: tuple[str, ...]
+    treatments: tuple[int, ...] | None
+    holdout: bool = True
+
+
+def treatment_slices(slices: Sequence[LocalSlice], delays: Sequence[int]) -> list[TreatmentSlice]:
+    """The sends of a run when treatments have their own start: each slice once per distinct delay.
+
+    Args:
+        slices: The run's (time-zone) slices.
+        delays: Seconds after the run at which each treatment (index = treatment id) sends; empty: all at once.
+
+    Returns:
+        The sends, earliest first (a slice's treatments with the same delay go together).
+    """
+    if not any(delays):
+        return [TreatmentSlice(piece.at, piece.zones, None) for piece in slices]
+    groups: dict[int, list[int]] = {}
+    for treatment_id, delay in enumerate(delays):
+        groups.setdefault(delay, []).append(treatment_id)
+    first = min(groups)
+    sends = [
+        TreatmentSlice(piece.at + timedelta(seconds=delay), piece.zones, tuple(ids), delay == first)
+        for piece in slices
+        for delay, ids in sorted(groups.items())
+    ]
+    return sorted(sends, key=lambda s: s.at)

@@ -3,20 +3,35 @@
 Field names are the API's own (PascalCase), so a request body validates into these models unchanged and
 ``wire()`` gives back the wire form; ``sojourn.dsl.Campaign`` builds the same models.
 
-sojourn runs EMAIL campaigns (a template, ``TemplateConfiguration.EmailTemplate``, or an inline
-``MessageConfiguration.EmailMessage``). A campaign that targets another channel is refused.
+A treatment sends on every channel it has content for (:func:`treatment_channels`): EMAIL (EmailTemplate or
+EmailMessage), SMS (SMSTemplate or SMSMessage), PUSH (PushTemplate or APNSMessage/GCMMessage/ADMMessage/
+BaiduMessage, over DefaultMessage), VOICE (VoiceTemplate; beyond Pinpoint, whose campaigns have no voice) and
+CUSTOM (CustomMessage with CustomDeliveryConfiguration). Each segment member gets the message of its own
+channel (:func:`endpoint_channel`); members on other channels are skipped as ENDPOINT_MISSING_CHANNEL.
+In-app campaigns (Frequency IN_APP_EVENT, an inline InAppMessage) send nothing: apps fetch their messages
+with GetInAppMessages (:func:`in_app_message`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field
 
+from sojourn.channels.providers import provider_channel
 from sojourn.domain.app_settings import CampaignHookSpec, CampaignLimitsSpec, check_hh_mm
-from sojourn.domain.campaign_schedule import EVENT_FREQUENCIES, FREQUENCIES, RECURRING, ScheduleRule
+from sojourn.domain.campaign_schedule import (
+    EVENT_FREQUENCIES,
+    FREQUENCIES,
+    RECURRING,
+    RUN_PERIOD,
+    ScheduleRule,
+)
+from sojourn.domain.custom_activity import ENDPOINT_TYPES, MAX_DATA_CHARS, delivery_target
 from sojourn.domain.journeys import (
     EventDimensions,
     EventFilterSpec,
@@ -28,17 +43,11 @@ from sojourn.domain.journeys import (
 from sojourn.domain.local_time import wall_to_utc, zone_named
 
 MAX_TREATMENTS = 5
+MAX_IN_APP_MESSAGES = 5
+IN_APP_LAYOUTS = ("BOTTOM_BANNER", "TOP_BANNER", "OVERLAYS", "MOBILE_FEED", "MIDDLE_BANNER", "CAROUSEL")
 IMMEDIATE = "IMMEDIATE"
-_OTHER_CHANNEL_MESSAGES = (
-    "SMSMessage",
-    "APNSMessage",
-    "GCMMessage",
-    "ADMMessage",
-    "BaiduMessage",
-    "CustomMessage",
-    "InAppMessage",
-)
-_OTHER_CHANNEL_TEMPLATES = ("SMSTemplate", "PushTemplate", "VoiceTemplate", "InAppTemplate")
+#: MessageConfiguration's push messages and the PushNotificationTemplate block each one fills.
+PUSH_MESSAGES = {"APNSMessage": "APNS", "GCMMessage": "GCM", "ADMMessage": "ADM", "BaiduMessage": "Baidu"}
 
 
 class CampaignStatus(StrEnum):
@@ -159,6 +168,29 @@ class CampaignDefinition(WireModel):
         """Whether the campaign is event-triggered."""
         return self.Schedule is not None and self.Schedule.frequency in EVENT_FREQUENCIES
 
+    @property
+    def is_in_app(self) -> bool:
+        """Whether this is an in-app campaign (Schedule.Frequency IN_APP_EVENT)."""
+        return self.Schedule is not None and self.Schedule.frequency == "IN_APP_EVENT"
+
+    def treatment_content(
+        self, treatment_id: int
+    ) -> tuple[MessageConfigurationSpec | None, TemplateConfigurationSpec | None, dict[str, Any] | None]:
+        """A treatment's MessageConfiguration, TemplateConfiguration and CustomDeliveryConfiguration.
+
+        An additional treatment that leaves one out uses the default treatment's (the custom delivery only
+        when its message has a CustomMessage to deliver).
+        """
+        own = (self.MessageConfiguration, self.TemplateConfiguration, self.CustomDeliveryConfiguration)
+        if treatment_id == 0:
+            return own
+        t = self.AdditionalTreatments[treatment_id - 1]
+        message = t.MessageConfiguration or own[0]
+        custom = t.CustomDeliveryConfiguration
+        if custom is None and message is not None and message.CustomMessage is not None:
+            custom = own[2]
+        return message, t.TemplateConfiguration or own[1], custom
+
     def treatment_sizes(self) -> list[int]:
         """SizePercent of each additional treatment, in order (treatment ids 1, 2, ...)."""
         return [t.SizePercent for t in self.AdditionalTreatments]
@@ -173,19 +205,100 @@ def email_content(
     return (template if template is not None and template.Name else None), inline
 
 
-def _channel_problems(
-    where: str, message: MessageConfigurationSpec | None, templates: TemplateConfigurationSpec | None
-) -> list[str]:
-    found: list[str] = []
-    others = [n for n in _OTHER_CHANNEL_MESSAGES if message is not None and getattr(message, n) is not None]
-    others += [
-        n for n in _OTHER_CHANNEL_TEMPLATES if templates is not None and getattr(templates, n) is not None
-    ]
-    if others:
-        found.append(
-            f"{where}: {', '.join(others)}: only EMAIL campaigns are supported; "
-            "SMS, push, voice, in-app and custom channel campaigns are not supported by sojourn yet"
+@dataclass(frozen=True)
+class ChannelSource:
+    """Where one channel's message of a treatment comes from.
+
+    Attributes:
+        channel: EMAIL, SMS, PUSH, VOICE or CUSTOM.
+        template: The channel's template (TemplateConfiguration), which wins over an inline message.
+        inline: The inline message shaped as the channel's stored template is (SMS/VOICE ``{"Body"}``, PUSH
+            ``{"Default", "APNS", "GCM", "ADM", "Baidu"}``, CUSTOM ``{"Data"}``); None with a template.
+        settings: Per-message fields that are not content (SMSMessage's MessageType, OriginationNumber, ...).
+        endpoint_types: CUSTOM: the endpoint ChannelTypes delivered to DeliveryUri.
+        delivery_uri: CUSTOM: the webhook URL or custom activity name.
+    """
+
+    channel: str
+    template: Template | None = None
+    inline: dict[str, Any] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    endpoint_types: tuple[str, ...] = ()
+    delivery_uri: str = ""
+
+
+def _named(template: Template | None) -> Template | None:
+    return template if template is not None and template.Name else None
+
+
+def treatment_channels(
+    message: MessageConfigurationSpec | None,
+    templates: TemplateConfigurationSpec | None,
+    custom: Mapping[str, Any] | None,
+) -> dict[str, ChannelSource]:
+    """The channels a treatment sends on, each with where its message comes from (a pure rule).
+
+    A channel's template wins over its inline message; ``DefaultMessage`` fills the Body (and push fields) of
+    the SMS and push messages that are given but names no channel by itself. CUSTOM needs both
+    ``CustomDeliveryConfiguration`` and ``CustomMessage``.
+    """
+    found: dict[str, ChannelSource] = {}
+    default = dict((message.DefaultMessage if message is not None else None) or {})
+    email_template, inline_email = email_content(message, templates)
+    if email_template is not None or inline_email is not None:
+        found["EMAIL"] = ChannelSource("EMAIL", template=email_template)
+    sms = dict((message.SMSMessage if message is not None else None) or {})
+    sms_template = _named(templates.SMSTemplate if templates is not None else None)
+    if sms_template is not None or sms:
+        body = sms.pop("Body", None) or default.get("Body")
+        found["SMS"] = ChannelSource(
+            "SMS",
+            template=sms_template,
+            inline=None if sms_template is not None else {"Body": body},
+            settings=sms,
         )
+    push = {
+        block: dict(getattr(message, name) or {})
+        for name, block in PUSH_MESSAGES.items()
+        if message is not None and getattr(message, name) is not None
+    }
+    push_template = _named(templates.PushTemplate if templates is not None else None)
+    if push_template is not None or push:
+        found["PUSH"] = ChannelSource(
+            "PUSH",
+            template=push_template,
+            inline=None if push_template is not None else {"Default": default, **push},
+        )
+    voice_template = _named(templates.VoiceTemplate if templates is not None else None)
+    if voice_template is not None:
+        found["VOICE"] = ChannelSource("VOICE", template=voice_template)
+    data = (message.CustomMessage if message is not None else None) or None
+    if custom is not None and data is not None:
+        found["CUSTOM"] = ChannelSource(
+            "CUSTOM",
+            inline={"Data": str(data.get("Data") or "")},
+            endpoint_types=tuple(custom.get("EndpointTypes") or ("CUSTOM",)),
+            delivery_uri=str(custom.get("DeliveryUri") or ""),
+        )
+    return found
+
+
+def endpoint_channel(channel_type: str | None, sources: Mapping[str, ChannelSource]) -> str | None:
+    """The channel a treatment uses for an endpoint of ``channel_type``, or None (ENDPOINT_MISSING_CHANNEL).
+
+    An endpoint whose type the CUSTOM delivery lists goes to CUSTOM; any other gets its own channel's message
+    (GCM, APNS, ... are PUSH) when the treatment has one.
+    """
+    kind = channel_type or ""
+    custom = sources.get("CUSTOM")
+    if custom is not None and kind in custom.endpoint_types:
+        return "CUSTOM"
+    channel = provider_channel(kind)
+    return channel if channel is not None and channel != "CUSTOM" and channel in sources else None
+
+
+def _email_problems(where: str, message: MessageConfigurationSpec | None, templates: Any) -> list[str]:
+    found: list[str] = []
     template, inline = email_content(message, templates)
     if template is None and (inline is None or not (inline.HtmlBody or inline.Body)):
         found.append(
@@ -199,14 +312,114 @@ def _channel_problems(
     return found
 
 
+def _custom_problems(
+    where: str, message: MessageConfigurationSpec | None, custom: Mapping[str, Any] | None
+) -> list[str]:
+    found: list[str] = []
+    data = message.CustomMessage if message is not None else None
+    if custom is None:
+        if data is not None:
+            found.append(
+                f"{where}: MessageConfiguration.CustomMessage needs CustomDeliveryConfiguration "
+                "(DeliveryUri: an https:// webhook or a custom activity name)"
+            )
+        return found
+    if data is None:
+        found.append(f"{where}: CustomDeliveryConfiguration needs MessageConfiguration.CustomMessage (Data)")
+    elif len(str(data.get("Data") or "")) > MAX_DATA_CHARS:
+        found.append(f"{where}: CustomMessage.Data has at most {MAX_DATA_CHARS} characters")
+    uri = custom.get("DeliveryUri")
+    if not uri:
+        found.append(f"{where}: CustomDeliveryConfiguration.DeliveryUri is required")
+    else:
+        try:
+            delivery_target(str(uri))
+        except ValueError as err:
+            found.append(f"{where}: CustomDeliveryConfiguration.{err}")
+    unknown = sorted(set(custom.get("EndpointTypes") or ()) - set(ENDPOINT_TYPES))
+    if unknown:
+        found.append(
+            f"{where}: CustomDeliveryConfiguration.EndpointTypes: {', '.join(unknown)} is not an endpoint "
+            f"channel type (one of {', '.join(ENDPOINT_TYPES)})"
+        )
+    return found
+
+
+def in_app_problems(where: str, message: MessageConfigurationSpec | None) -> list[str]:
+    """What is wrong with an in-app treatment's ``MessageConfiguration.InAppMessage`` (empty when nothing)."""
+    in_app = (message.InAppMessage if message is not None else None) or {}
+    found: list[str] = []
+    content = in_app.get("Content")
+    if not content:
+        found.append(f"{where}: an IN_APP_EVENT campaign needs MessageConfiguration.InAppMessage.Content")
+    elif len(content) > MAX_IN_APP_MESSAGES:
+        found.append(f"{where}: InAppMessage.Content has at most {MAX_IN_APP_MESSAGES} messages")
+    if in_app.get("Layout") not in IN_APP_LAYOUTS:
+        found.append(f"{where}: InAppMessage.Layout must be one of {', '.join(IN_APP_LAYOUTS)}")
+    others = [
+        name
+        for name in ("EmailMessage", "SMSMessage", *PUSH_MESSAGES, "CustomMessage")
+        if message is not None and getattr(message, name) is not None
+    ]
+    if others:
+        found.append(f"{where}: an IN_APP_EVENT campaign sends only InAppMessage, not {', '.join(others)}")
+    return found
+
+
+def _channel_problems(
+    where: str,
+    message: MessageConfigurationSpec | None,
+    templates: TemplateConfigurationSpec | None,
+    custom: Mapping[str, Any] | None = None,
+    *,
+    in_app: bool = False,
+) -> list[str]:
+    found: list[str] = []
+    if templates is not None and templates.InAppTemplate is not None:
+        found.append(
+            f"{where}: TemplateConfiguration.InAppTemplate is not supported (sojourn stores no in-app "
+            "templates); put the message in MessageConfiguration.InAppMessage"
+        )
+    if in_app:
+        return found + in_app_problems(where, message)
+    if message is not None and message.InAppMessage is not None:
+        found.append(
+            f"{where}: MessageConfiguration.InAppMessage is only for Schedule.Frequency IN_APP_EVENT"
+        )
+    sources = treatment_channels(message, templates, custom)
+    if not sources:
+        found.append(
+            f"{where}: give a message for at least one channel: TemplateConfiguration.EmailTemplate.Name or "
+            "MessageConfiguration.EmailMessage with HtmlBody or Body; SMSTemplate or SMSMessage; PushTemplate "
+            "or APNSMessage/GCMMessage/ADMMessage/BaiduMessage; VoiceTemplate; or CustomMessage with "
+            "CustomDeliveryConfiguration (DefaultMessage alone names no channel)"
+        )
+        return found + _custom_problems(where, message, custom)
+    if "EMAIL" in sources:
+        found += _email_problems(where, message, templates)
+    sms = sources.get("SMS")
+    if sms is not None and sms.template is None and not (sms.inline or {}).get("Body"):
+        found.append(f"{where}: MessageConfiguration.SMSMessage needs a Body (or DefaultMessage.Body)")
+    if sms is not None and sms.settings.get("MessageType") not in (None, "TRANSACTIONAL", "PROMOTIONAL"):
+        found.append(f"{where}: SMSMessage.MessageType must be TRANSACTIONAL or PROMOTIONAL")
+    push = sources.get("PUSH")
+    if push is not None and push.template is None:
+        blocks = (push.inline or {}).values()
+        if not any(b.get(f) for b in blocks for f in ("Body", "Title", "RawContent", "SilentPush")):
+            found.append(
+                f"{where}: the push message needs a Body, Title or RawContent (in APNSMessage, GCMMessage, "
+                "ADMMessage, BaiduMessage or DefaultMessage)"
+            )
+    found += _custom_problems(where, message, custom)
+    return found
+
+
 def schedule_problems(where: str, schedule: CampaignSchedule) -> list[str]:
     """What is wrong with a Schedule (empty when nothing)."""
     found: list[str] = []
     frequency = schedule.frequency
     if frequency not in FREQUENCIES:
         found.append(f"{where}.Frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}")
-    if frequency == "IN_APP_EVENT":
-        found.append(f"{where}.Frequency IN_APP_EVENT: in-app campaigns are not supported by sojourn yet")
     start: datetime | None = None
     if schedule.StartTime == IMMEDIATE:
         if frequency != "ONCE":
@@ -237,10 +450,10 @@ def schedule_problems(where: str, schedule: CampaignSchedule) -> list[str]:
                 found.append(str(err))
         if bool(quiet.Start) != bool(quiet.End):
             found.append(f"{where}.QuietTime needs both Start and End (HH:MM), or neither")
-    if frequency == "EVENT" and schedule.EventFilter is None:
-        found.append(f"{where}: an EVENT campaign needs an EventFilter (Dimensions.EventType)")
-    if frequency != "EVENT" and schedule.EventFilter is not None:
-        found.append(f"{where}.EventFilter is only for Frequency EVENT")
+    if frequency in EVENT_FREQUENCIES and schedule.EventFilter is None:
+        found.append(f"{where}: an {frequency} campaign needs an EventFilter (Dimensions.EventType)")
+    if frequency not in EVENT_FREQUENCIES and schedule.EventFilter is not None:
+        found.append(f"{where}.EventFilter is only for Frequency EVENT or IN_APP_EVENT")
     return found
 
 
@@ -264,10 +477,12 @@ def campaign_problems(definition: CampaignDefinition, *, creating: bool) -> list
         or creating
     ):
         found += _channel_problems(
-            "the default treatment", definition.MessageConfiguration, definition.TemplateConfiguration
+            "the default treatment",
+            definition.MessageConfiguration,
+            definition.TemplateConfiguration,
+            definition.CustomDeliveryConfiguration,
+            in_app=definition.is_in_app,
         )
-    if definition.CustomDeliveryConfiguration is not None:
-        found.append("CustomDeliveryConfiguration: custom channel campaigns are not supported by sojourn yet")
     treatments = definition.AdditionalTreatments
     if len(treatments) + 1 > MAX_TREATMENTS:
         found.append(
@@ -281,17 +496,11 @@ def campaign_problems(definition: CampaignDefinition, *, creating: bool) -> list
         where = f"AdditionalTreatments[{i}]"
         if not 0 <= treatment.SizePercent <= 100:
             found.append(f"{where}.SizePercent must be a whole number 0-100, not {treatment.SizePercent}")
-        found += _channel_problems(
-            where,
-            treatment.MessageConfiguration or definition.MessageConfiguration,
-            treatment.TemplateConfiguration or definition.TemplateConfiguration,
-        )
+        message, templates, custom = definition.treatment_content(i + 1)
+        found += _channel_problems(where, message, templates, custom, in_app=definition.is_in_app)
         if treatment.Schedule is not None:
             found += schedule_problems(f"{where}.Schedule", treatment.Schedule)
-        if treatment.CustomDeliveryConfiguration is not None:
-            found.append(
-                f"{where}.CustomDeliveryConfiguration: custom channel campaigns are not supported yet"
-            )
+            found += _treatment_schedule_problems(where, definition.Schedule, treatment.Schedule)
     total = holdout + sum(t.SizePercent for t in treatments)
     if total > 100:
         found.append(
@@ -305,6 +514,67 @@ def campaign_problems(definition: CampaignDefinition, *, creating: bool) -> list
     if hook is not None and (hook.LambdaFunctionName or "").startswith("http://"):
         found.append("Hook.LambdaFunctionName must be an https:// URL or a custom activity name")
     return found
+
+
+def _treatment_schedule_problems(
+    where: str, campaign: CampaignSchedule | None, own: CampaignSchedule
+) -> list[str]:
+    """A treatment's Schedule may only move its start later than the campaign's; the rest must agree."""
+    if campaign is None:
+        return []
+    found: list[str] = []
+    if campaign.frequency in EVENT_FREQUENCIES:
+        return [f"{where}.Schedule: an EVENT campaign's treatments cannot have their own schedule"]
+    if own.Frequency is not None and own.frequency != campaign.frequency:
+        found.append(
+            f"{where}.Schedule.Frequency must be the campaign's ({campaign.frequency}) or left out: a treatment's "
+            "schedule sets only when its share of each run goes out"
+        )
+    for name in ("IsLocalTime", "Timezone", "EndTime", "QuietTime"):
+        value = getattr(own, name)
+        if value is not None and value != getattr(campaign, name):
+            found.append(f"{where}.Schedule.{name} must be the campaign's or left out")
+    if found or own.StartTime == IMMEDIATE:
+        return found
+    try:
+        delay = treatment_delay(campaign, own, datetime.now(UTC))
+    except ValueError as err:
+        return [f"{where}.Schedule: {err}"]
+    if delay < timedelta(0):
+        found.append(f"{where}.Schedule.StartTime must not be before the campaign's Schedule.StartTime")
+    period = RUN_PERIOD.get(campaign.frequency)
+    if period is not None and delay >= period:
+        found.append(
+            f"{where}.Schedule.StartTime must be less than one {campaign.frequency} period after the "
+            "campaign's StartTime (it sends the treatment's share of each run that long after the run)"
+        )
+    return found
+
+
+def treatment_delay(
+    campaign: CampaignSchedule, own: CampaignSchedule | None, written_at: datetime
+) -> timedelta:
+    """How long after each run a treatment with its own Schedule sends its share (its start minus the campaign's).
+
+    Raises:
+        ValueError: a StartTime does not parse.
+    """
+    if own is None or own.StartTime == IMMEDIATE:
+        return timedelta(0)
+    zone = zone_named(campaign.Timezone) or UTC
+    ours = schedule_rule(campaign, written_at).start
+    return _instant_in(own.StartTime, zone) - ours
+
+
+def treatment_delays(definition: CampaignDefinition, written_at: datetime) -> list[int]:
+    """Seconds after each run at which each treatment (0 = default, always 0) sends; empty when all are 0."""
+    if definition.Schedule is None or definition.is_event:
+        return []
+    delays = [0] + [
+        max(0, int(treatment_delay(definition.Schedule, t.Schedule, written_at).total_seconds()))
+        for t in definition.AdditionalTreatments
+    ]
+    return delays if any(delays) else []
 
 
 def schedule_rule(schedule: CampaignSchedule, written_at: datetime) -> ScheduleRule:
@@ -357,3 +627,12 @@ def campaign_event_matches(
             return False
     spec = EventFilterSpec.model_validate(schedule.EventFilter.model_dump(exclude_none=True))
     return event_matches(spec, event_type, attributes, metrics)
+
+
+def in_app_message(definition: CampaignDefinition, treatment_id: int) -> dict[str, Any] | None:
+    """A treatment's in-app message as GetInAppMessages returns it (``Content``, ``CustomConfig``, ``Layout``)."""
+    message, _, _ = definition.treatment_content(treatment_id)
+    raw = (message.InAppMessage if message is not None else None) or None
+    if raw is None:
+        return None
+    return {k: raw[k] for k in ("Content", "CustomConfig", "Layout") if raw.get(k) is not None}

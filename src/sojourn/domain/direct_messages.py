@@ -23,6 +23,7 @@ from sojourn.channels.providers import (
     PUSH_CHANNEL_TYPES,
     provider_channel,
 )
+from sojourn.domain.message_templates import PUSH_SERVICE_OF_CHANNEL
 from sojourn.domain.templates import TemplateSyntaxError, build_context, compile_template
 
 #: Most recipients in one request (Addresses + Endpoints, or Users), as Pinpoint's quota.
@@ -37,7 +38,9 @@ _PUSH_MESSAGE = {
     "BAIDU": "BaiduMessage",
     "ADM": "ADMMessage",
 }
-_UNSUPPORTED_TEMPLATES = ("SMSTemplate", "PushTemplate", "VoiceTemplate", "InAppTemplate")
+_UNSUPPORTED_TEMPLATES = ("InAppTemplate",)
+#: The TemplateConfiguration member of each channel's template, and the template type stored for it.
+CHANNEL_TEMPLATES = {"SMS": "SMSTemplate", "PUSH": "PushTemplate", "VOICE": "VoiceTemplate"}
 
 
 class ContentError(ValueError):
@@ -105,8 +108,8 @@ def check_request(
     for name in _UNSUPPORTED_TEMPLATES:
         if (templates or {}).get(name):
             raise BadRequestError(
-                f"TemplateConfiguration.{name}: sojourn supports only EmailTemplate for now; put the text in "
-                "MessageConfiguration (e.g. SMSMessage.Body) instead"
+                f"TemplateConfiguration.{name}: in-app messages are not sent by SendMessages; use "
+                "EmailTemplate, SMSTemplate, PushTemplate or VoiceTemplate"
             )
     email = (config or {}).get("EmailMessage") or {}
     if email.get("RawEmail"):
@@ -129,10 +132,15 @@ def _render(source: str | None, context: Mapping[str, Any]) -> str | None:
         raise ContentError(f"the message text does not compile: {err}") from err
 
 
-def render_context(recipient: Recipient, message_substitutions: Mapping[str, Any] | None) -> dict[str, Any]:
+def render_context(
+    recipient: Recipient,
+    message_substitutions: Mapping[str, Any] | None,
+    default_substitutions: str | Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The render context: the endpoint (or just the address), message Substitutions, then the recipient's.
 
-    Per-recipient ``Substitutions`` win over message-level ones (Pinpoint's precedence).
+    Per-recipient ``Substitutions`` win over message-level ones, which win over the template's
+    ``DefaultSubstitutions`` (Pinpoint's precedence).
     """
     endpoint: dict[str, Any] = dict(recipient.endpoint or {})
     if recipient.address is not None:
@@ -140,7 +148,20 @@ def render_context(recipient: Recipient, message_substitutions: Mapping[str, Any
     if recipient.channel_type is not None:
         endpoint.setdefault("ChannelType", recipient.channel_type)
     merged = {**(message_substitutions or {}), **(recipient.overrides.get("Substitutions") or {})}
-    return build_context(endpoint, default_substitutions=None, substitutions=merged)
+    return build_context(endpoint, default_substitutions=default_substitutions, substitutions=merged)
+
+
+def template_message(channel_type: str, template: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored SMS, voice or push template as the recipient's channel message (before the request's own fields).
+
+    A push template gives its ``Default`` block under the block of the endpoint's service (APNS, GCM, ...).
+    """
+    channel = provider_channel(channel_type)
+    if channel == "PUSH":
+        service = PUSH_SERVICE_OF_CHANNEL.get(channel_type)
+        return {**(template.get("Default") or {}), **((template.get(service) or {}) if service else {})}
+    keep = ("Body", "LanguageCode", "VoiceId") if channel == "VOICE" else ("Body",)
+    return {k: template[k] for k in keep if template.get(k)}
 
 
 def _pick(*values: Any) -> Any:
@@ -148,7 +169,10 @@ def _pick(*values: Any) -> Any:
 
 
 def provider_content(
-    recipient: Recipient, config: Mapping[str, Any], endpoint_view: Mapping[str, Any] | None = None
+    recipient: Recipient,
+    config: Mapping[str, Any],
+    endpoint_view: Mapping[str, Any] | None = None,
+    template: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The rendered message fields for an SMS, push, voice or custom recipient.
 
@@ -156,6 +180,8 @@ def provider_content(
         recipient: The recipient (its channel type picks the message).
         config: MessageConfiguration.
         endpoint_view: The endpoint as an EndpointResponse dict (for ``{{Attributes.x}}`` variables).
+        template: The channel's template (TemplateConfiguration.SMSTemplate/PushTemplate/VoiceTemplate),
+            whose fields the request's own message fields override.
 
     Raises:
         ContentError: The request has no body for the recipient's channel, or a variable does not compile.
@@ -180,8 +206,12 @@ def provider_content(
         message = {**(config.get("DefaultPushNotificationMessage") or {}), **specific}
     else:
         message = {}
+    if template is not None:
+        message = {**template_message(channel_type, template), **message}
     substitutions = message.pop("Substitutions", None) or default.get("Substitutions")
-    context = render_context(view, substitutions)
+    context = render_context(
+        view, substitutions, template.get("DefaultSubstitutions") if template is not None else None
+    )
     body = _pick(overrides.get("BodyOverride"), message.get("Body"), default.get("Body"))
     title = _pick(overrides.get("TitleOverride"), message.get("Title"))
     raw = _pick(overrides.get("RawContent"), message.get("RawContent"))

@@ -7,6 +7,10 @@ time is quiet; the FILTER hook may drop more; the claim writes every message int
 reason (unreachable endpoint, quiet time, caps) under the deterministic message id; then the pending ones are
 rendered and sent in one batch. Every step is idempotent: a retried activity claims nothing twice and sends
 only what is still pending.
+
+Each member is claimed on the channel its treatment has for the endpoint's type (EMAIL, SMS, PUSH, VOICE,
+CUSTOM; none: ENDPOINT_MISSING_CHANNEL); the EMAIL rows go through :class:`EmailBatchSender`, the others through
+:mod:`sojourn.engine.campaign_channels`.
 """
 
 from __future__ import annotations
@@ -18,16 +22,26 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 
 from sojourn.channels.email import EmailTransport
+from sojourn.channels.senders import SendLanes
 from sojourn.domain.campaign_schedule import COHORTS, treatment_for_cohort
-from sojourn.domain.campaigns import CampaignDefinition, email_content, schedule_rule
+from sojourn.domain.campaigns import (
+    CampaignDefinition,
+    ChannelSource,
+    email_content,
+    endpoint_channel,
+    schedule_rule,
+    treatment_channels,
+    treatment_delays,
+)
 from sojourn.domain.local_time import in_quiet_time, parse_clock, utc_to_wall, zone_named
+from sojourn.engine.campaign_channels import CampaignChannels, LoadedChannel
 from sojourn.engine.campaign_hook import CampaignHook, HookFailed, HookFunction
 from sojourn.engine.campaign_inputs import (
     CampaignPlan,
@@ -40,6 +54,7 @@ from sojourn.engine.campaign_inputs import (
     SliceInput,
     SliceResult,
 )
+from sojourn.engine.custom_step import CustomFunction
 from sojourn.engine.email_batch import EmailBatchSender, email_problem
 from sojourn.settings import Settings
 from sojourn.store import campaigns_repo as repo
@@ -91,11 +106,39 @@ class _Content:
     """What one treatment sends: the template content and the sender, or why nothing can be sent."""
 
     def __init__(
-        self, template: dict[str, Any] | None, from_address: str | None, problem: tuple[str, str] | None
+        self,
+        template: dict[str, Any] | None,
+        from_address: str | None,
+        problem: tuple[str, str] | None,
+        channels: dict[str, LoadedChannel] | None = None,
+        has_email: bool = True,
     ) -> None:
         self.template = template
         self.from_address = from_address
         self.problem = problem
+        # The treatment's other channels (SMS, PUSH, VOICE, CUSTOM); see campaign_channels.
+        self.channels = channels or {}
+        self.has_email = has_email
+
+    def channel_for(self, channel_type: str | None) -> str | None:
+        """The channel this treatment sends an endpoint of ``channel_type`` on (None: it has none for it)."""
+        sources = {name: loaded.source for name, loaded in self.channels.items()}
+        if self.has_email:
+            sources["EMAIL"] = ChannelSource("EMAIL")
+        return endpoint_channel(channel_type, sources)
+
+    def invalid(self) -> str | None:
+        """Why the treatment cannot run at all (a missing template, a disabled channel), or None."""
+        if self.has_email and self.problem is not None:
+            return self.problem[1]
+        return next(
+            (
+                f"{c.source.channel}: {c.problem[1]}"
+                for c in self.channels.values()
+                if c.invalid and c.problem
+            ),
+            None,
+        )
 
 
 class CampaignActivities:
@@ -109,12 +152,16 @@ class CampaignActivities:
         *,
         hook_functions: Mapping[str, HookFunction] | None = None,
         hook_tls: ssl.SSLContext | None = None,
+        lanes: SendLanes | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.sender = EmailBatchSender(db, settings, transport)
         self.hook_functions = dict(hook_functions or {})
         self.hook_tls = hook_tls
+        # The deployment's custom functions serve both hooks and CUSTOM deliveries (one map, see worker.py).
+        functions = cast(Mapping[str, CustomFunction], self.hook_functions)
+        self.channels = CampaignChannels(db, lanes or SendLanes(settings), functions)
 
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
@@ -146,7 +193,9 @@ class CampaignActivities:
                     start=datetime.now(UTC),
                 )
             app = await load_app_settings(conn, ref.app_id)
-        definition = CampaignDefinition.model_validate(row.definition)
+            definition = CampaignDefinition.model_validate(row.definition)
+            contents = await self._contents_of(conn, ref.app_id, definition)
+        invalid = next((f"treatment {t}: {why}" for t, c in contents.items() if (why := c.invalid())), None)
         assert definition.Schedule is not None
         rule = schedule_rule(definition.Schedule, row.created_at)
         # The project's Limits are defaults for the campaign's; its Daily is also the cap across every
@@ -180,6 +229,8 @@ class CampaignActivities:
             quiet_start=quiet.Start if quiet else None,
             quiet_end=quiet.End if quiet else None,
             hook=hook.LambdaFunctionName if hook is not None and hook.Mode == "FILTER" else None,
+            invalid=invalid,
+            treatment_delays=treatment_delays(definition, row.created_at),
         )
 
     @activity.defn(name="campaign_zones")
@@ -207,6 +258,10 @@ class CampaignActivities:
                 timezones_total=inp.timezones_total,
                 metrics={"MISSED_RUNS_SKIPPED": inp.missed} if inp.missed else None,
             )
+            if inp.plan.treatment_delays:
+                await repo.shift_treatment_starts(
+                    conn, inp.plan.campaign_id, inp.run_key, inp.plan.treatment_delays
+                )
             await repo.set_state(
                 conn, inp.plan.app_id, inp.plan.campaign_id, "EXECUTING", unless=("PAUSED", "DELETED")
             )
@@ -249,17 +304,20 @@ class CampaignActivities:
         """Each treatment's template and sender, loaded once per run (the active template version now)."""
         row = await repo.get_campaign(conn, plan.app_id, plan.campaign_id)
         assert row is not None
-        definition = CampaignDefinition.model_validate(row.definition)
-        channel = await email_channel(conn, plan.app_id)
-        sources = [(definition.MessageConfiguration, definition.TemplateConfiguration)] + [
-            (
-                t.MessageConfiguration or definition.MessageConfiguration,
-                t.TemplateConfiguration or definition.TemplateConfiguration,
-            )
-            for t in definition.AdditionalTreatments
-        ]
+        return await self._contents_of(conn, plan.app_id, CampaignDefinition.model_validate(row.definition))
+
+    async def _contents_of(
+        self, conn: AsyncConnection, app_id: str, definition: CampaignDefinition
+    ) -> dict[int, _Content]:
+        channel = await email_channel(conn, app_id)
         contents: dict[int, _Content] = {}
-        for treatment_id, (message, templates) in enumerate(sources):
+        for treatment_id in range(len(definition.AdditionalTreatments) + 1):
+            message, templates, custom = definition.treatment_content(treatment_id)
+            others = {
+                name: await self.channels.load(conn, app_id, source)
+                for name, source in treatment_channels(message, templates, custom).items()
+                if name != "EMAIL"
+            }
             ref, inline = email_content(message, templates)
             template: dict[str, Any] | None
             if ref is not None:
@@ -274,7 +332,11 @@ class CampaignActivities:
                 template, name = None, None
             from_address = (inline.FromAddress if inline else None) or (channel or {}).get("FromAddress")
             contents[treatment_id] = _Content(
-                template, from_address, email_problem(template, channel, from_address, name)
+                template,
+                from_address,
+                email_problem(template, channel, from_address, name),
+                others,
+                has_email=ref is not None or inline is not None,
             )
         return contents
 
@@ -318,7 +380,11 @@ class CampaignActivities:
             while (rows := await pages.get()) is not None:
                 if stop.is_set():
                     continue
-                page = await self._send_page(plan, inp.run_key, inp.scheduled_at, inp.send_at, rows, contents)
+                page = await self._send_page(
+                    plan, inp.run_key, inp.scheduled_at, inp.send_at, rows, contents, inp.treatments
+                )
+                if not inp.count_holdout:
+                    page.holdout = 0
                 result.targeted += page.targeted
                 result.sent += page.sent
                 result.holdout += page.holdout
@@ -342,8 +408,9 @@ class CampaignActivities:
         send_at: datetime,
         rows: Sequence[dict[str, Any]],
         contents: Mapping[int, _Content],
+        only: Sequence[int] | None = None,
     ) -> SliceResult:
-        """Assign, filter, claim and send one page of members."""
+        """Assign, filter, claim and send one page of members (of the treatments ``only`` names, if given)."""
         result = SliceResult()
         targets: list[tuple[str, int, str | None]] = []
         by_id = {row["id"]: row for row in rows}
@@ -354,6 +421,8 @@ class CampaignActivities:
             if treatment_id is None:
                 result.holdout += 1
                 continue
+            if only is not None and treatment_id not in only:
+                continue  # another treatment's share, sent at that treatment's own time
             timezone = (row.get("demographic") or {}).get("Timezone")
             targets.append(
                 (row["id"], treatment_id, quiet_reason(timezone, send_at, plan.quiet_start, plan.quiet_end))
@@ -372,6 +441,7 @@ class CampaignActivities:
                 targets=targets,
                 now=send_at,
                 caps=caps,
+                channels=[contents[t].channel_for(by_id[ep].get("channel_type")) for ep, t, _ in targets],
             )
         ids = {
             repo.campaign_message_id(plan.app_id, plan.campaign_id, run_key, t, ep): (ep, t)
@@ -391,6 +461,12 @@ class CampaignActivities:
             )
         for treatment_id, batch in sorted(per_treatment.items()):
             content = contents[treatment_id]
+            if content.channels:
+                batch = await self._send_other_channels(
+                    plan, run_key, scheduled_at, treatment_id, content, batch, result
+                )
+            if not batch:
+                continue
             if content.problem is not None:
                 async with self.db.begin() as conn:
                     await message_ledger.mark_failed(
@@ -401,6 +477,34 @@ class CampaignActivities:
             result.sent += await self.sender.send(batch, content.template, content.from_address)
         result.targeted = len(targets)
         return result
+
+    async def _send_other_channels(
+        self,
+        plan: CampaignPlan,
+        run_key: str,
+        scheduled_at: datetime,
+        treatment_id: int,
+        content: _Content,
+        batch: list[dict[str, Any]],
+        result: SliceResult,
+    ) -> list[dict[str, Any]]:
+        """Send a treatment's SMS, PUSH, VOICE and CUSTOM rows of the page; returns the EMAIL rows left."""
+        by_channel: dict[str | None, list[dict[str, Any]]] = {}
+        for row in batch:
+            by_channel.setdefault(content.channel_for(row.get("channel_type")), []).append(row)
+        for channel, rows in sorted(by_channel.items(), key=lambda item: str(item[0])):
+            if channel is None or channel == "EMAIL":
+                continue
+            result.sent += await self.channels.send(
+                content.channels[channel],
+                rows,
+                app_id=plan.app_id,
+                campaign_id=plan.campaign_id,
+                treatment_id=treatment_id,
+                activity_id=repo.activity_id_of(run_key, treatment_id),
+                scheduled_at=scheduled_at,
+            )
+        return by_channel.get("EMAIL", [])
 
     async def _filter_by_hook(
         self,

@@ -60,6 +60,10 @@ class CampaignPlan(BaseModel):
     hook: str | None = None
     # Continue-as-new after this many runs or event batches.
     runs_per_history: int = 20
+    # Why the campaign cannot run now (INVALID: a template it uses is gone, its channel is disabled); None: it can.
+    invalid: str | None = None
+    # Seconds after each run at which each treatment sends (its own Schedule.StartTime); empty: all at the run.
+    treatment_delays: list[int] = Field(default_factory=list)
 
     def rule(self) -> ScheduleRule:
         """The schedule as a pure-function rule."""
@@ -94,6 +98,10 @@ class SliceInput(BaseModel):
     send_at: datetime
     # Demographic.Timezone values of this slice ("" for none); None: every member.
     zones: list[str] | None = None
+    # Only these treatments' members (a treatment with its own schedule sends at its own time); None: all.
+    treatments: list[int] | None = None
+    # Whether this slice counts the holdout (once per zone slice when treatments send at different times).
+    count_holdout: bool = True
 
 
 class SliceResult(BaseModel):

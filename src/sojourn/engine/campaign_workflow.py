@@ -6,6 +6,12 @@ instead take the endpoints PutEvents queued (a ``doorbell`` signal wakes the wor
 ``updated`` (UpdateCampaign) makes it reload the campaign before its next run; a pause holds the next runs
 (runs that fall due during the pause are skipped); DeleteCampaign cancels it. Missed runs after downtime
 follow :func:`sojourn.domain.campaign_schedule.due_run`. It continues-as-new every few runs.
+
+Behind workflow patches (running campaigns replay unchanged): a campaign the plan says is INVALID (a template it
+uses is gone, its channel is missing or disabled) records INVALID and runs nothing until an update or an hourly
+reload finds it runnable (runs that fell due meanwhile are skipped, as after a pause); an A/B treatment with its
+own Schedule.StartTime sends its share of each run that long after the run
+(:func:`sojourn.domain.campaign_schedule.treatment_slices`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from sojourn.domain.campaign_schedule import LocalSlice, Run, due_run, local_slices, next_run
+    from sojourn.domain.campaign_schedule import (
+        LocalSlice,
+        Run,
+        TreatmentSlice,
+        due_run,
+        local_slices,
+        next_run,
+        treatment_slices,
+    )
     from sojourn.engine.campaign_inputs import (
         CampaignCarry,
         CampaignInput,
@@ -44,6 +58,10 @@ PAUSED_RELOAD = timedelta(hours=1)
 EVENT_POLL_FIRST = timedelta(seconds=30)
 EVENT_POLL_MAX = timedelta(hours=1)
 EVENT_BATCH = 500
+# Workflow patches (see tests/engine/histories): an INVALID campaign waits instead of running; treatments with
+# their own Schedule send their share of each run at their own time.
+INVALID_PATCH = "campaign-invalid-state"
+TREATMENT_SCHEDULES_PATCH = "campaign-treatment-schedules"
 
 
 @workflow.defn(name="CampaignWorkflow")
@@ -113,6 +131,9 @@ class CampaignWorkflow:
                     now = workflow.now()
                     self.last_done = max(self.last_done, now) if self.last_done else now
                 continue
+            if plan.invalid and workflow.patched(INVALID_PATCH):
+                await self._wait_while_invalid(plan)
+                continue
             if self.handled >= plan.runs_per_history:
                 await self._continue_as_new()
             if plan.frequency in ("EVENT", "IN_APP_EVENT"):
@@ -122,6 +143,24 @@ class CampaignWorkflow:
             outcome = await self._next_scheduled(plan)
             if outcome is not None:
                 return outcome
+
+    async def _wait_while_invalid(self, plan: CampaignPlan) -> None:
+        """INVALID: run nothing until an update (or an hourly reload) finds the campaign runnable again.
+
+        Runs that fall due meanwhile are skipped, as during a pause.
+        """
+        await self._set_status("INVALID")
+        self._details(f"invalid: {plan.invalid}")
+        try:
+            await workflow.wait_condition(lambda: self.changed, timeout=PAUSED_RELOAD)
+        except TimeoutError:
+            pass
+        self.changed = False
+        self.plan = await self._load()
+        if not self.plan.invalid:
+            self.status = ""
+            now = workflow.now()
+            self.last_done = max(self.last_done, now) if self.last_done else now
 
     async def _next_scheduled(self, plan: CampaignPlan) -> str | None:
         """Run what is due now, or wait for the next run (or a change). Returns the end state when over."""
@@ -202,13 +241,18 @@ class CampaignWorkflow:
         self.status = "EXECUTING"
         holdout, done = 0, 0
         stopped = missing = False
-        for piece in slices:
+        sends = [TreatmentSlice(piece.at, piece.zones, None) for piece in slices]
+        if plan.treatment_delays and workflow.patched(TREATMENT_SCHEDULES_PATCH):
+            sends = treatment_slices(slices, plan.treatment_delays)
+        for piece in sends:
             delay = piece.at - workflow.now()
             if delay > timedelta(0):
-                self._details(f"run {run.no}: next time zone at {piece.at.isoformat(timespec='seconds')}")
+                self._details(f"run {run.no}: next send at {piece.at.isoformat(timespec='seconds')}")
                 await workflow.sleep(delay)
             self._details(
-                f"run {run.no}: sending" + (f" to {', '.join(piece.zones)}" if plan.local_time else "")
+                f"run {run.no}: sending"
+                + (f" to {', '.join(piece.zones)}" if plan.local_time else "")
+                + (f" treatments {', '.join(map(str, piece.treatments))}" if piece.treatments else "")
             )
             result: SliceResult = await workflow.execute_activity(
                 "send_campaign_slice",
@@ -218,6 +262,8 @@ class CampaignWorkflow:
                     scheduled_at=run.at,
                     send_at=self._send_instant(piece.at),
                     zones=list(piece.zones) if plan.local_time else None,
+                    treatments=list(piece.treatments) if piece.treatments is not None else None,
+                    count_holdout=piece.holdout,
                 ),
                 result_type=SliceResult,
                 start_to_close_timeout=SEND_TIMEOUT,
@@ -227,7 +273,8 @@ class CampaignWorkflow:
             holdout += result.holdout
             stopped |= result.stopped
             missing |= result.segment_missing
-            done += 1
+            # A zone slice counts as done once (its first send, when treatments send at different times).
+            done += 1 if piece.holdout else 0
             if missing:
                 break
         extra = {"HOLDOUT": holdout} if holdout else {}

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from sojourn.channels.providers import classify_response, retry_delay
@@ -225,40 +226,75 @@ async def deliver_batch(
         message_ids=message_ids,
         template=rendered,
     )
+    delivered, triggered = await deliver_call(
+        host.db,
+        spec,
+        app_id=inp.app_id,
+        rows=rows,
+        payload=payload,
+        secret=secret,
+        functions=functions,
+        tie={"journey_id": inp.journey_id, "journey_activity_id": inp.activity_id},
+        event_type=event_type,
+        failure=failure,
+    )
+    await ring_doorbells(inp.app_id, triggered)
+    return delivered
+
+
+async def deliver_call(
+    db: AsyncEngine,
+    spec: CustomSpec,
+    *,
+    app_id: str,
+    rows: list[dict[str, Any]],
+    payload: dict[str, Any],
+    secret: str,
+    functions: Mapping[str, CustomFunction],
+    tie: Mapping[str, str],
+    event_type: str = RESPONSE_EVENT,
+    failure: str = FAILURE,
+) -> tuple[int, set[str]]:
+    """Make one call with ``payload`` for ``rows``; on success mark them sent and record the answered attributes.
+
+    The CUSTOM journey step and CUSTOM campaigns share it.
+
+    Args:
+        tie: Attributes that tie the response events to their sender (journey or campaign ids).
+
+    Returns:
+        (how many messages the call delivered: all of ``rows`` or 0, the event-triggered journeys the
+        response events started).
+    """
+    message_ids = {str(r["id"]): str(r["message_id"]) for r in rows}
     if spec.kind == "webhook":
         ok, answer, why = await call_webhook(
             spec.target, secret, payload, call_key(list(message_ids.values()))
         )
     else:
         ok, answer, why = await call_function(functions[spec.target], payload)
-    async with host.db.begin() as conn:
+    async with db.begin() as conn:
         if not ok:
             await message_ledger.mark_failed(conn, [(m, failure, why) for m in message_ids.values()])
-            return 0
+            return 0, set()
         await message_ledger.mark_sent(conn, list(message_ids.values()))
         now = datetime.now(UTC)
         triggered = await record_events(
             conn,
             [
                 EventRow(
-                    app_id=inp.app_id,
+                    app_id=app_id,
                     endpoint_id=endpoint_id,
                     event_id=f"{event_type}:{message_ids[endpoint_id]}",
                     event_type=event_type,
                     occurred_at=now,
-                    attributes={
-                        **attributes,
-                        "journey_id": inp.journey_id,
-                        "journey_activity_id": inp.activity_id,
-                        "message_id": message_ids[endpoint_id],
-                    },
+                    attributes={**attributes, **tie, "message_id": message_ids[endpoint_id]},
                     message_id=message_ids[endpoint_id],
                 )
                 for endpoint_id, attributes in response_attributes(answer, set(message_ids)).items()
             ],
         )
-    await ring_doorbells(inp.app_id, triggered)
-    return len(message_ids)
+    return len(message_ids), triggered
 
 
 async def ring_doorbells(app_id: str, journey_ids: set[str]) -> None:

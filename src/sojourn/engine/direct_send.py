@@ -35,6 +35,7 @@ from sojourn.channels.providers import (
 from sojourn.channels.senders import SendLanes
 from sojourn.channels.tracking import instrument_html
 from sojourn.domain.direct_messages import (
+    CHANNEL_TEMPLATES,
     ContentError,
     EmailContent,
     Recipient,
@@ -52,7 +53,7 @@ from sojourn.store import direct_ledger, message_ledger
 from sojourn.store.apps_repo import require_app
 from sojourn.store.direct_ledger import NO_ENDPOINT, Claim, DeliveryMeta, Outcome
 from sojourn.store.endpoint_rows import endpoint_response
-from sojourn.store.templates_repo import email_channel, load_email_template
+from sojourn.store.templates_repo import email_channel, load_email_template, type_word
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ class DirectSender:
             channels = await _enabled_channels(conn, app_id)
             email_channel_row = await email_channel(conn, app_id)
             email = await self._email_content(conn, config, templates)
+            channel_templates = await self._channel_templates(conn, templates)
             raw = [
                 (provider_channel(p.recipient.channel_type or "") or "", p.recipient.address or "")
                 for p in planned
@@ -200,7 +202,9 @@ class DirectSender:
         ).get("FromAddress")
         seen: set[tuple[str, str]] = set()
         for p in planned:
-            self._plan(p, meta, config, email, from_address, channels, address_reasons, seen)
+            self._plan(
+                p, meta, config, email, from_address, channels, address_reasons, seen, channel_templates
+            )
         claims = [
             Claim(
                 p.message_id,
@@ -235,6 +239,7 @@ class DirectSender:
         channels: Mapping[str, bool],
         address_reasons: Mapping[tuple[str, str], str],
         seen: set[tuple[str, str]],
+        channel_templates: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """Decide one recipient: its channel, message id, and either its outgoing message or why not."""
         r = p.recipient
@@ -274,7 +279,7 @@ class DirectSender:
                     channel=channel,
                     channel_type=r.channel_type or channel,
                     address=r.address or "",
-                    content=provider_content(r, config, view),
+                    content=provider_content(r, config, view, (channel_templates or {}).get(channel)),
                     endpoint_id=(r.endpoint or {}).get("id"),
                     context={**meta.context, **(r.overrides.get("Context") or {})},
                     trace_id=meta.trace_id,
@@ -347,6 +352,31 @@ class DirectSender:
                     + " not found; create it with CreateEmailTemplate"
                 )
         return email_content(config, template)
+
+    async def _channel_templates(
+        self, conn: AsyncConnection, templates: Mapping[str, Any]
+    ) -> dict[str, dict[str, Any]]:
+        """The request's SMS, push and voice templates (the named version, else the active one), by channel.
+
+        Raises:
+            NotFoundError: A named template (or version) does not exist.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for channel, member in CHANNEL_TEMPLATES.items():
+            named = templates.get(member) or {}
+            if not named.get("Name"):
+                continue
+            template = await load_email_template(
+                conn, named["Name"], named.get("Version"), template_type=channel
+            )
+            if template is None:
+                raise NotFoundError(
+                    f"TemplateConfiguration.{member}: {type_word(channel)} template {named['Name']!r}"
+                    + (f" version {named['Version']}" if named.get("Version") else "")
+                    + f" not found; create it with Create{type_word(channel).title()}Template"
+                )
+            found[channel] = template
+        return found
 
     async def _deliver(self, planned: Sequence[_Planned]) -> None:
         """Send every planned message on the transactional lane, one batch per channel, channels at once."""

@@ -354,40 +354,72 @@ async def _send_rows(
     rows: list[dict[str, Any]],
     channel: dict[str, Any],
 ) -> int:
+    return await send_rendered(
+        host.db,
+        provider,
+        app_id=inp.app_id,
+        channel=spec.channel,
+        rows=rows,
+        render=lambda row: render_message(spec, template, row, channel),
+        context={"journey_id": inp.journey_id, "journey_activity_id": inp.activity_id or ""},
+    )
+
+
+async def send_rendered(
+    db: AsyncEngine,
+    provider: ChannelProvider,
+    *,
+    app_id: str,
+    channel: str,
+    rows: list[dict[str, Any]],
+    render: Callable[[dict[str, Any]], dict[str, Any]],
+    context: dict[str, str],
+) -> int:
+    """Render and send claimed rows through a provider; record its answers and the failures in the ledger.
+
+    The journey SMS/PUSH steps and the campaign channels share it.
+
+    Args:
+        db: The database.
+        provider: The channel's provider.
+        app_id: The application.
+        channel: SMS, PUSH or VOICE.
+        rows: Claimed pending messages (``message_id`` plus the endpoint's columns).
+        render: The message content for one row (raises ValueError/KeyError: RENDERING_FAILURE).
+        context: Copied into the messages and their delivery events (journey or campaign ids).
+
+    Returns:
+        How many the provider accepted.
+    """
     outgoing: list[OutgoingMessage] = []
     failures: list[tuple[str, str, str]] = []
     for row in rows:
         try:
-            content = render_message(spec, template, row, channel)
+            content = render(row)
         except (ValueError, KeyError) as err:
             failures.append((row["message_id"], "RENDERING_FAILURE", str(err)))
             continue
         outgoing.append(
             OutgoingMessage(
                 message_id=row["message_id"],
-                app_id=inp.app_id,
-                channel=spec.channel,
-                channel_type=str(row.get("channel_type") or spec.channel),
+                app_id=app_id,
+                channel=channel,
+                channel_type=str(row.get("channel_type") or channel),
                 address=str(row.get("address") or ""),
                 content=content,
                 endpoint_id=str(row.get("id") or ""),
-                context={"journey_id": inp.journey_id, "journey_activity_id": inp.activity_id or ""},
+                context=context,
             )
         )
 
     async def commit(ids: Sequence[str]) -> None:
-        async with host.db.begin() as conn:
+        async with db.begin() as conn:
             await message_ledger.mark_sent(conn, ids)
 
     results = await provider.send_batch(outgoing, commit) if outgoing else {}
     failures += [(mid, r.delivery_status, r.status_message) for mid, r in results.items() if not r.ok]
-    async with host.db.begin() as conn:
-        await record_provider_answers(
-            conn,
-            spec.channel,
-            results,
-            {"journey_id": inp.journey_id, "journey_activity_id": inp.activity_id or ""},
-        )
+    async with db.begin() as conn:
+        await record_provider_answers(conn, channel, results, context)
         if failures:
             await message_ledger.mark_failed(conn, failures)
     return sum(1 for r in results.values() if r.ok)

@@ -68,7 +68,7 @@ def build_worker(
     functions = named_functions(extra_activities)
     steps = StepActivities(db, settings, transport, lanes=lanes, custom_functions=functions)
     privacy = PrivacyActivities(db, settings, transport, lanes=lanes)
-    campaigns = CampaignActivities(db, settings, bulk, hook_functions=functions)
+    campaigns = CampaignActivities(db, settings, bulk, hook_functions=functions, lanes=lanes)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sojourn.store.message_ledger import SKIP_REASON_SQL, lock_endpoints
+from sojourn.store.message_ledger import lock_endpoints, skip_reason_sql
 from sojourn.store.tables import endpoints
 
 
@@ -190,6 +190,27 @@ async def start_run(
                 "z": timezones_total,
                 "m": _json(dict(metrics or {}) if treatment_id == 0 else {}),
             },
+        )
+
+
+async def shift_treatment_starts(
+    conn: AsyncConnection, campaign_id: str, run_key: str, delays: Sequence[int]
+) -> None:
+    """Give each treatment's row of a run its own ScheduledStart: the run's plus the treatment's delay (seconds).
+
+    Idempotent: only rows still at the run's own start (that of treatment 0, whose delay is always 0) move.
+    """
+    for treatment_id, delay in enumerate(delays):
+        if not delay:
+            continue
+        await conn.execute(
+            text(
+                "UPDATE campaign_runs r SET scheduled_start = d.scheduled_start + make_interval(secs => :s) "
+                "FROM campaign_runs d WHERE r.campaign_id = :c AND r.run_key = :k AND r.treatment_id = :t "
+                "AND d.campaign_id = :c AND d.run_key = :k AND d.treatment_id = 0 "
+                "AND r.scheduled_start = d.scheduled_start"
+            ),
+            {"c": campaign_id, "k": run_key, "t": treatment_id, "s": delay},
         )
 
 
@@ -380,6 +401,15 @@ END
 """
 
 
+# The shared reachability rule for the channel each target is sent on. t.channel NULL (the treatment has no
+# message for the endpoint's channel) is ENDPOINT_MISSING_CHANNEL; PUSH and CUSTOM targets were matched to the
+# endpoint's own type (GCM, APNS, ...; CUSTOM's EndpointTypes) when they were picked.
+_REACHABLE = skip_reason_sql(
+    "(CASE WHEN t.channel IS NULL THEN '-' WHEN t.channel IN ('PUSH', 'CUSTOM') THEN e.channel_type "
+    "ELSE t.channel END)"
+)
+
+
 async def claim_campaign_emails(
     conn: AsyncConnection,
     *,
@@ -389,6 +419,7 @@ async def claim_campaign_emails(
     targets: Sequence[tuple[str, int, str | None]],
     now: datetime,
     caps: CampaignCaps,
+    channels: Sequence[str | None] | None = None,
 ) -> dict[str, str]:
     """Insert a ledger row per target; unreachable, quiet-time or capped ones as ``skipped`` with the reason.
 
@@ -399,6 +430,8 @@ async def claim_campaign_emails(
     Args:
         targets: (endpoint id, treatment id, reason decided before the claim or None).
         now: The send's scheduled instant (caps count 24 hours back from it; rows are stamped with it).
+        channels: Per target, the channel the treatment sends it on (EMAIL, SMS, PUSH, VOICE, CUSTOM), or None
+            when the treatment has nothing for the endpoint's channel (ENDPOINT_MISSING_CHANNEL); default: EMAIL.
 
     Returns:
         The new rows: message id -> ``pending`` or the skip reason (rows claimed before are left out).
@@ -415,13 +448,15 @@ async def claim_campaign_emails(
             f"""
             INSERT INTO messages (message_id, app_id, campaign_id, activity_id, endpoint_id, channel, address,
                                   status, status_message, created_at)
-            SELECT t.message_id, :app_id, :campaign_id, t.activity_id, t.endpoint_id, 'EMAIL', e.address,
+            SELECT t.message_id, :app_id, :campaign_id, t.activity_id, t.endpoint_id,
+                   COALESCE(t.channel, 'EMAIL'), e.address,
                    CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, :now
             FROM unnest(CAST(:mids AS text[]), CAST(:acts AS text[]), CAST(:eps AS text[]),
-                        CAST(:reasons AS text[])) AS t(message_id, activity_id, endpoint_id, reason)
+                        CAST(:reasons AS text[]), CAST(:channels AS text[]))
+                 AS t(message_id, activity_id, endpoint_id, reason, channel)
             LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = t.endpoint_id
             CROSS JOIN LATERAL (
-                SELECT COALESCE({SKIP_REASON_SQL}, t.reason, {_CAMPAIGN_CAP_REASON}) AS reason
+                SELECT COALESCE({_REACHABLE}, t.reason, {_CAMPAIGN_CAP_REASON}) AS reason
             ) r
             ON CONFLICT (message_id) DO NOTHING
             RETURNING message_id, COALESCE(status_message, status)
@@ -434,6 +469,7 @@ async def claim_campaign_emails(
             "acts": [activity_id_of(run_key, tr) for _, tr, _ in targets],
             "eps": ids,
             "reasons": [reason for _, _, reason in targets],
+            "channels": list(channels) if channels is not None else ["EMAIL"] * len(targets),
             "now": now,
             "daily": caps.daily,
             "total": caps.total,

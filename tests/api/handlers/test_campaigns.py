@@ -248,9 +248,29 @@ async def test_an_immediate_campaign_runs_and_reports_activities_and_kpis(
 
 
 INVALID: dict[str, tuple[dict[str, Any], str]] = {
-    "sms campaign": (
-        {"MessageConfiguration": {"SMSMessage": {"Body": "hi"}}},
-        "SMS, push, voice, in-app and custom channel campaigns are not supported by sojourn yet",
+    "custom message without its delivery": (
+        {"TemplateConfiguration": {}, "MessageConfiguration": {"CustomMessage": {"Data": "x"}}},
+        "CustomMessage needs CustomDeliveryConfiguration",
+    ),
+    "sms message without a body": (
+        {"TemplateConfiguration": {}, "MessageConfiguration": {"SMSMessage": {"SenderId": "ACME"}}},
+        "SMSMessage needs a Body",
+    ),
+    "unknown sms template": (
+        {"TemplateConfiguration": {"SMSTemplate": {"Name": "no-such-sms"}}},
+        "SMS template 'no-such-sms' does not exist .create it with CreateSmsTemplate.",
+    ),
+    "unknown push template": (
+        {"TemplateConfiguration": {"PushTemplate": {"Name": "no-such-push"}}},
+        "Push template 'no-such-push' does not exist",
+    ),
+    "in-app message on a daily campaign": (
+        {"MessageConfiguration": {"InAppMessage": {"Body": "hi"}}},
+        "InAppMessage is only for Schedule.Frequency IN_APP_EVENT",
+    ),
+    "treatment before the campaign": (
+        {"AdditionalTreatments": [{"SizePercent": 10, "Schedule": {"StartTime": later(1)}}]},
+        "StartTime must not be before the campaign's Schedule.StartTime",
     ),
     "too many treatments": ({"AdditionalTreatments": [{"SizePercent": 10}] * 5}, "at most 5 treatments"),
     "shares over 100": ({"HoldoutPercent": 60, "AdditionalTreatments": [{"SizePercent": 50}]}, "at most 100"),
@@ -318,3 +338,99 @@ async def test_sojourn_deploy_creates_then_updates_campaigns_by_name(
     assert "created campaign news" in out and "updated campaign news" in out and "version 2" in out
     (campaign,) = pinpoint.get_campaigns(ApplicationId=audience.app_id)["CampaignsResponse"]["Item"]
     assert campaign["HoldoutPercent"] == 5 and campaign["Version"] == 2
+
+
+async def test_sms_push_and_custom_campaign_round_trips(pinpoint: Any, worker: AppState) -> None:
+    audience = await zoned_audience(worker, [None])
+    pinpoint.create_sms_template(TemplateName="boto-sms", SMSTemplateRequest={"Body": "Hi {{Address}}"})
+    body = request(
+        audience.segment_id,
+        TemplateConfiguration={"SMSTemplate": {"Name": "boto-sms"}},
+        MessageConfiguration={
+            "GCMMessage": {"Title": "Sale", "Body": "Now", "TimeToLive": 60},
+            "CustomMessage": {"Data": '{"offer": 1}'},
+        },
+        CustomDeliveryConfiguration={
+            "DeliveryUri": "https://crm.example.com/hook",
+            "EndpointTypes": ["CUSTOM"],
+        },
+        AdditionalTreatments=[
+            {
+                "SizePercent": 20,
+                "MessageConfiguration": {"SMSMessage": {"Body": "B", "MessageType": "PROMOTIONAL"}},
+                "Schedule": {"StartTime": later(30)},
+            }
+        ],
+    )
+    created = pinpoint.create_campaign(ApplicationId=audience.app_id, WriteCampaignRequest=body)[
+        "CampaignResponse"
+    ]
+    got = pinpoint.get_campaign(ApplicationId=audience.app_id, CampaignId=created["Id"])["CampaignResponse"]
+    assert got["TemplateConfiguration"] == {"SMSTemplate": {"Name": "boto-sms"}}
+    assert got["MessageConfiguration"]["GCMMessage"] == {"Title": "Sale", "Body": "Now", "TimeToLive": 60}
+    assert got["CustomDeliveryConfiguration"] == {
+        "DeliveryUri": "https://crm.example.com/hook",
+        "EndpointTypes": ["CUSTOM"],
+    }
+    assert (
+        got["AdditionalTreatments"][0]["MessageConfiguration"]["SMSMessage"]["MessageType"] == "PROMOTIONAL"
+    )
+    assert got["State"]["CampaignStatus"] in ("SCHEDULED", "PENDING_NEXT_RUN")
+    pinpoint.delete_campaign(ApplicationId=audience.app_id, CampaignId=created["Id"])
+
+
+def in_app_campaign(segment_id: str, **changes: Any) -> dict[str, Any]:
+    body = request(
+        segment_id,
+        Schedule={
+            "StartTime": (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+            "EndTime": later(10),
+            "Frequency": "IN_APP_EVENT",
+            "EventFilter": {"FilterType": "ENDPOINT", "Dimensions": {"EventType": {"Values": ["level.up"]}}},
+        },
+        MessageConfiguration={
+            "InAppMessage": {
+                "Layout": "BOTTOM_BANNER",
+                "Content": [
+                    {"BodyConfig": {"Alignment": "LEFT", "Body": "Level up!", "TextColor": "#111111"}}
+                ],
+            }
+        },
+        Limits={"Daily": 2, "Total": 5, "Session": 1},
+        Priority=3,
+    )
+    body.pop("TemplateConfiguration")
+    body.update(changes)
+    return body
+
+
+async def test_get_in_app_messages_returns_the_endpoints_running_in_app_campaigns(
+    pinpoint: Any, worker: AppState
+) -> None:
+    audience = await zoned_audience(worker, [None])
+    await asyncio.to_thread(
+        pinpoint.update_endpoint,
+        ApplicationId=audience.app_id,
+        EndpointId="outsider",
+        EndpointRequest={"ChannelType": "IN_APP", "Address": "device-1", "Attributes": {"plan": ["free"]}},
+    )
+    shown = pinpoint.create_campaign(
+        ApplicationId=audience.app_id, WriteCampaignRequest=in_app_campaign(audience.segment_id)
+    )["CampaignResponse"]
+    pinpoint.create_campaign(
+        ApplicationId=audience.app_id,
+        WriteCampaignRequest=in_app_campaign(
+            audience.segment_id, Name="everyone-held-out", HoldoutPercent=100
+        ),
+    )
+    got = pinpoint.get_in_app_messages(ApplicationId=audience.app_id, EndpointId="ep0")
+    (entry,) = got["InAppMessagesResponse"]["InAppMessageCampaigns"]
+    assert entry["CampaignId"] == shown["Id"] and entry["TreatmentId"] == "0"
+    assert entry["InAppMessage"]["Layout"] == "BOTTOM_BANNER"
+    assert entry["InAppMessage"]["Content"][0]["BodyConfig"]["Body"] == "Level up!"
+    assert (entry["DailyCap"], entry["TotalCap"], entry["SessionCap"], entry["Priority"]) == (2, 5, 1, 3)
+    assert entry["Schedule"]["EventFilter"]["Dimensions"]["EventType"]["Values"] == ["level.up"]
+    outsider = pinpoint.get_in_app_messages(ApplicationId=audience.app_id, EndpointId="outsider")
+    assert outsider["InAppMessagesResponse"]["InAppMessageCampaigns"] == []
+    with pytest.raises(pinpoint.exceptions.NotFoundException, match="Endpoint nobody not found"):
+        pinpoint.get_in_app_messages(ApplicationId=audience.app_id, EndpointId="nobody")

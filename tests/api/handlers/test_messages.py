@@ -344,10 +344,19 @@ async def test_email_template_send(stack: DirectStack, pinpoint: Any) -> None:
             {
                 "Addresses": {"+15550001": {"ChannelType": "SMS"}},
                 "MessageConfiguration": {},
-                "TemplateConfiguration": {"SMSTemplate": {"Name": "otp"}},
+                "TemplateConfiguration": {"SMSTemplate": {"Name": "no-such-otp"}},
+            },
+            "NotFoundException",
+            "SMS template 'no-such-otp' not found; create it with CreateSmsTemplate",
+        ),
+        (
+            {
+                "Addresses": {"+15550001": {"ChannelType": "SMS"}},
+                "MessageConfiguration": {},
+                "TemplateConfiguration": {"InAppTemplate": {"Name": "banner"}},
             },
             "BadRequestException",
-            "supports only EmailTemplate",
+            "in-app messages are not sent by SendMessages",
         ),
         (
             {

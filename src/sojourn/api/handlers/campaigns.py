@@ -20,23 +20,33 @@ from temporalio.service import RPCError, RPCStatusCode
 from sojourn.api.errors import BadRequestError, InternalServerError, NotFoundError
 from sojourn.api.server import Handler, RequestContext
 from sojourn.api.state import AppState
+from sojourn.domain.campaign_schedule import treatment_for_cohort
 from sojourn.domain.campaigns import (
     IMMEDIATE,
     CampaignDefinition,
     CampaignStatus,
     campaign_problems,
-    email_content,
+    in_app_message,
+    schedule_rule,
+    treatment_channels,
 )
 from sojourn.engine import names
+from sojourn.engine.campaign_activities import endpoint_cohort
 from sojourn.engine.campaign_inputs import CampaignInput
 from sojourn.engine.campaign_workflow import CampaignWorkflow
 from sojourn.store import campaigns_repo as repo
 from sojourn.store.apps_repo import require_app
-from sojourn.store.endpoint_rows import iso_timestamp
+from sojourn.store.endpoint_rows import get_endpoint, iso_timestamp
 from sojourn.store.segments_repo import SegmentNotFound, load_segment_clause
-from sojourn.store.templates_repo import load_email_template
+from sojourn.store.templates_repo import load_email_template, type_word
 
 MAX_EVENT_CAMPAIGNS = 25
+_CREATE_TEMPLATE = {
+    "EMAIL": "CreateEmailTemplate",
+    "SMS": "CreateSmsTemplate",
+    "PUSH": "CreatePushTemplate",
+    "VOICE": "CreateVoiceTemplate",
+}
 DEFAULT_KPI_DAYS = 7
 
 
@@ -90,19 +100,18 @@ async def check_definition(
             problems.append(f"an application has at most {MAX_EVENT_CAMPAIGNS} EVENT campaigns")
     if definition.IsPaused and definition.Schedule is not None and definition.Schedule.StartTime == IMMEDIATE:
         problems.append("a campaign that starts IMMEDIATE cannot be paused")
-    treatments = [(definition.MessageConfiguration, definition.TemplateConfiguration)] + [
-        (
-            t.MessageConfiguration or definition.MessageConfiguration,
-            t.TemplateConfiguration or definition.TemplateConfiguration,
-        )
-        for t in definition.AdditionalTreatments
-    ]
-    for message, templates in treatments:
-        ref, _ = email_content(message, templates)
-        if ref is not None and await load_email_template(conn, ref.Name or "", ref.Version) is None:
+    for treatment_id in range(len(definition.AdditionalTreatments) + 1):
+        for channel, source in treatment_channels(*definition.treatment_content(treatment_id)).items():
+            ref = source.template
+            if ref is None or await load_email_template(
+                conn, ref.Name or "", ref.Version, template_type=channel
+            ):
+                continue
             suffix = f" version {ref.Version}" if ref.Version else ""
             problems.append(
-                f"email template '{ref.Name}'{suffix} does not exist (create it with CreateEmailTemplate)"
+                f"{'email' if channel == 'EMAIL' else type_word(channel)} template '{ref.Name}'{suffix} does not "
+                f"exist (create it with "
+                f"{_CREATE_TEMPLATE[channel]})"
             )
     if problems:
         raise BadRequestError("Invalid campaign: " + "; ".join(dict.fromkeys(problems)))
@@ -260,7 +269,8 @@ async def update_campaign(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         await check_definition(conn, app_id, merged, campaign_id=campaign_id)
         if merged.IsPaused:
             status = CampaignStatus.PAUSED
-        elif row.state in (CampaignStatus.PAUSED, CampaignStatus.COMPLETED):
+        elif row.state in (CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.INVALID):
+            # An INVALID campaign that passes the checks again is runnable; its workflow reloads it.
             status = CampaignStatus.SCHEDULED
         else:
             status = row.state
@@ -514,6 +524,93 @@ async def _require_campaign(
     return row
 
 
+def in_app_entry(
+    campaign_id: str, definition: CampaignDefinition, treatment_id: int
+) -> dict[str, Any] | None:
+    """One InAppMessageCampaign of GetInAppMessages: the treatment's message, schedule and caps.
+
+    The caps (``Limits.Daily``, ``Total``, ``Session``) are returned for the app's SDK to apply, as with
+    Pinpoint, whose in-app caps the client enforces: sojourn never sees an in-app message being shown.
+    """
+    message = in_app_message(definition, treatment_id)
+    if message is None:
+        return None
+    schedule = definition.Schedule
+    entry: dict[str, Any] = {
+        "CampaignId": campaign_id,
+        "TreatmentId": str(treatment_id),
+        "InAppMessage": message,
+        "Priority": definition.Priority if definition.Priority is not None else 0,
+    }
+    if schedule is not None:
+        entry["Schedule"] = {
+            k: v
+            for k, v in {
+                "EndDate": schedule.EndTime,
+                "EventFilter": schedule.EventFilter.model_dump(exclude_none=True)
+                if schedule.EventFilter
+                else None,
+                "QuietTime": schedule.QuietTime.model_dump(exclude_none=True) if schedule.QuietTime else None,
+            }.items()
+            if v
+        }
+    limits = definition.Limits
+    for field, cap in (("DailyCap", "Daily"), ("TotalCap", "Total"), ("SessionCap", "Session")):
+        value = getattr(limits, cap) if limits is not None else None
+        if value:
+            entry[field] = int(value)
+    return entry
+
+
+async def get_in_app_messages(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """GetInAppMessages: the in-app messages of the app's running IN_APP_EVENT campaigns for an endpoint.
+
+    A campaign counts when it is not paused, now is within its schedule, the endpoint is in its segment (the
+    pinned version, evaluated now) and the endpoint is not in its holdout; the message is that of the endpoint's
+    treatment (the same stable assignment as the campaign's sends). Ordered by Priority.
+    """
+    app_id, endpoint_id = params["ApplicationId"], params["EndpointId"]
+    now = datetime.now(UTC)
+    entries: list[dict[str, Any]] = []
+    async with ctx.state.db.connect() as conn:
+        await require_app(conn, app_id)
+        if await get_endpoint(conn, app_id, endpoint_id) is None:
+            raise NotFoundError(f"Endpoint {endpoint_id} not found in application {app_id}")
+        rows = await conn.execute(
+            text(
+                "SELECT id, definition, created_at FROM campaigns WHERE app_id = :a "
+                "AND state IN ('SCHEDULED', 'EXECUTING', 'PENDING_NEXT_RUN') "
+                "AND definition -> 'Schedule' ->> 'Frequency' = 'IN_APP_EVENT' ORDER BY created_at, id"
+            ),
+            {"a": app_id},
+        )
+        for row in list(rows):
+            definition = CampaignDefinition.model_validate(row.definition)
+            if definition.IsPaused or definition.Schedule is None or not definition.SegmentId:
+                continue
+            rule = schedule_rule(definition.Schedule, row.created_at)
+            if now < rule.start or (rule.end is not None and now > rule.end):
+                continue
+            try:
+                clause = await load_segment_clause(
+                    conn, app_id, definition.SegmentId, now=now, version=definition.SegmentVersion
+                )
+            except SegmentNotFound:
+                continue
+            if not await repo.members_among(conn, app_id, clause, [endpoint_id]):
+                continue
+            treatment_id = treatment_for_cohort(
+                endpoint_cohort(row.id, endpoint_id),
+                definition.HoldoutPercent or 0,
+                definition.treatment_sizes(),
+            )
+            entry = in_app_entry(row.id, definition, treatment_id) if treatment_id is not None else None
+            if entry is not None:
+                entries.append(entry)
+    entries.sort(key=lambda e: int(e["Priority"]))
+    return {"InAppMessagesResponse": {"InAppMessageCampaigns": entries}}
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateCampaign": create_campaign,
     "GetCampaign": get_campaign,
@@ -524,4 +621,5 @@ HANDLERS: dict[str, Handler] = {
     "GetCampaignVersions": get_campaign_versions,
     "GetCampaignActivities": get_campaign_activities,
     "GetCampaignDateRangeKpi": get_campaign_date_range_kpi,
+    "GetInAppMessages": get_in_app_messages,
 }
