@@ -83,11 +83,17 @@ class StepActivities:
         split = Activity.model_validate(inp.activity).ConditionalSplit
         assert split is not None
         async with self.db.begin() as conn:
-            members = await ledger.lane_members(
+            members, users = await ledger.lane_participants(
                 conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
             )
             met = await members_meeting(
-                conn, inp.app_id, inp.journey_id, split.Condition, members, now=datetime.now(UTC)
+                conn,
+                inp.app_id,
+                inp.journey_id,
+                split.Condition,
+                members,
+                now=datetime.now(UTC),
+                users=users,
             )
             if met:
                 (moved,) = await ledger.split_by_members(
@@ -196,13 +202,21 @@ class StepActivities:
         assert inp.activity_id is not None and len(targets) == len(conditions) + 1
         async with self.db.begin() as conn:
             await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
-            remaining = set(
-                await ledger.lane_members(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
+            members, users = await ledger.lane_participants(
+                conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
             )
+            remaining = set(members)
             chosen: list[set[tuple[str, int]] | None] = []
             for condition in conditions:
+                # A user's endpoints meet a condition together, so the user goes down one branch whole.
                 met = await members_meeting(
-                    conn, inp.app_id, inp.journey_id, condition, sorted(remaining), now=datetime.now(UTC)
+                    conn,
+                    inp.app_id,
+                    inp.journey_id,
+                    condition,
+                    sorted(remaining),
+                    now=datetime.now(UTC),
+                    users=users,
                 )
                 chosen.append(met)
                 remaining -= met

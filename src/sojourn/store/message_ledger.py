@@ -157,6 +157,9 @@ async def claim_journey_emails(
 ) -> Counter[str]:
     """Insert a ledger row for every member of the lane at ``activity_id``; unreachable or capped ones as ``skipped``.
 
+    A user participant's endpoints move together, but only those on the step's channel get a row (each with
+    its own caps and reachability); its endpoints on other channels pass the step without one.
+
     The message id is md5(app/journey/version/activity/endpoint/entry/visit): the same on every retry, so
     ``ON CONFLICT DO NOTHING`` makes the claim idempotent. The journey's DailyCap (rolling 24 hours before
     ``now``) and TotalCap count this journey's messages to the endpoint that are sent or about to be; one
@@ -201,6 +204,8 @@ async def claim_journey_emails(
             ) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
+              -- A user participant is messaged on its endpoints of the step's channel; the others only pass.
+              AND (p.user_id IS NULL OR e.channel_type IS NOT DISTINCT FROM {channel_sql})
             ON CONFLICT (message_id) DO NOTHING
             RETURNING COALESCE(status_message, status)
             """
