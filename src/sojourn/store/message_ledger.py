@@ -158,7 +158,9 @@ async def claim_journey_emails(
     """Insert a ledger row for every member of the lane at ``activity_id``; unreachable or capped ones as ``skipped``.
 
     A user participant's endpoints move together, but only those on the step's channel get a row (each with
-    its own caps and reachability); its endpoints on other channels pass the step without one.
+    its own caps and reachability); its endpoints on other channels pass the step without one, unless the
+    user has no endpoint on the channel at all (then they are skipped as ENDPOINT_MISSING_CHANNEL, as an
+    endpoint participant would be).
 
     The message id is md5(app/journey/version/activity/endpoint/entry/visit): the same on every retry, so
     ``ON CONFLICT DO NOTHING`` makes the claim idempotent. The journey's DailyCap (rolling 24 hours before
@@ -204,8 +206,13 @@ async def claim_journey_emails(
             ) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
-              -- A user participant is messaged on its endpoints of the step's channel; the others only pass.
-              AND (p.user_id IS NULL OR e.channel_type IS NOT DISTINCT FROM {channel_sql})
+              -- A user participant is messaged on its endpoints of the step's channel; its other endpoints pass
+              -- without a row, unless it has none on the channel (then each is ENDPOINT_MISSING_CHANNEL).
+              AND (p.user_id IS NULL OR e.channel_type IS NOT DISTINCT FROM {channel_sql} OR NOT EXISTS (
+                SELECT 1 FROM participants q JOIN endpoints e ON e.app_id = q.app_id AND e.id = q.endpoint_id
+                WHERE q.journey_id = p.journey_id AND q.cohort_no = p.cohort_no AND q.lane = p.lane
+                  AND q.user_id = p.user_id AND q.status = 'active' AND q.position = p.position
+                  AND e.channel_type IS NOT DISTINCT FROM {channel_sql}))
             ON CONFLICT (message_id) DO NOTHING
             RETURNING COALESCE(status_message, status)
             """
