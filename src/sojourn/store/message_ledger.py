@@ -191,6 +191,13 @@ async def claim_journey_emails(
     result = await conn.execute(
         text(
             f"""
+            WITH users_on_channel AS (
+              -- The lane's user participants with an endpoint on the step's channel (none in an endpoint lane).
+              SELECT DISTINCT q.user_id FROM participants q
+              JOIN endpoints e ON e.app_id = q.app_id AND e.id = q.endpoint_id
+              WHERE q.journey_id = :journey_id AND q.cohort_no = :cohort_no AND q.lane = :lane
+                AND q.status = 'active' AND q.position = :activity_id AND q.user_id IS NOT NULL
+                AND e.channel_type IS NOT DISTINCT FROM {channel_sql})
             INSERT INTO messages (message_id, app_id, journey_id, activity_id, endpoint_id, entry_no, channel, address,
                                   status, status_message, created_at)
             SELECT md5(:app_id || '/' || :journey_id || '/' || :version || '/' || :activity_id || '/' || p.endpoint_id
@@ -208,11 +215,8 @@ async def claim_journey_emails(
               AND p.status = 'active' AND p.position = :activity_id
               -- A user participant is messaged on its endpoints of the step's channel; its other endpoints pass
               -- without a row, unless it has none on the channel (then each is ENDPOINT_MISSING_CHANNEL).
-              AND (p.user_id IS NULL OR e.channel_type IS NOT DISTINCT FROM {channel_sql} OR NOT EXISTS (
-                SELECT 1 FROM participants q JOIN endpoints e ON e.app_id = q.app_id AND e.id = q.endpoint_id
-                WHERE q.journey_id = p.journey_id AND q.cohort_no = p.cohort_no AND q.lane = p.lane
-                  AND q.user_id = p.user_id AND q.status = 'active' AND q.position = p.position
-                  AND e.channel_type IS NOT DISTINCT FROM {channel_sql}))
+              AND (p.user_id IS NULL OR e.channel_type IS NOT DISTINCT FROM {channel_sql}
+                   OR p.user_id NOT IN (SELECT user_id FROM users_on_channel))
             ON CONFLICT (message_id) DO NOTHING
             RETURNING COALESCE(status_message, status)
             """
