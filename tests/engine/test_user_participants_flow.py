@@ -6,6 +6,7 @@ across the endpoints; an event of any of them counts), and are never divided by 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
@@ -13,6 +14,7 @@ from temporalio.worker import Worker
 
 from sojourn.api.state import AppState
 from sojourn.api.tracking import record_engagement
+from sojourn.cli import render_trace
 from sojourn.engine import names
 from sojourn.store.participant_trace import trace_endpoint
 from tests.support.helpers import assert_eventually, record_histories, skip_time_until_done
@@ -125,6 +127,10 @@ async def test_a_user_gets_every_email_and_an_open_on_one_endpoint_takes_the_who
     async with state.db.connect() as conn:
         (entry,) = await trace_endpoint(conn, journey_id, "a1")
     assert entry.status == "completed" and sorted(entry.messages) == ["tips", "welcome"]
+    assert entry.user_id == "ann"
+    printed = render_trace(journey_id, "a1", [entry])
+    assert "  as an endpoint of user ann: the user's endpoints move together" in printed
+    assert "  tips (EMAIL)" in printed
 
 
 async def test_an_attribute_of_one_endpoint_sends_the_whole_user_to_yes(
@@ -262,3 +268,43 @@ async def test_an_event_from_one_endpoint_enters_the_user_once(
     rows = await participant_rows(state, journey_id)
     assert {e: r["entry_no"] for e, r in rows.items()} == {"a1": 1, "a2": 1, "s1": 1}
     assert (await metrics(state, audience.app_id, journey_id))["ENDPOINT_ENTERED"] == "3"
+
+
+async def test_local_time_enters_a_user_on_the_clock_of_its_endpoint_with_a_zone(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    audience = await app_with_users(
+        state,
+        {"a1": "ann", "a2": "ann", "b1": "bob", "b2": "bob", "s1": None},
+        extra={
+            "a1": {"Attributes": {"plan": ["pro"]}, "Demographic": {"Timezone": "Etc/GMT-1"}},
+            "s1": {"Attributes": {"plan": ["pro"]}, "Demographic": {"Timezone": "Etc/GMT+1"}},
+        },
+    )
+    wall = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    request = {
+        "Name": "local",
+        "State": "ACTIVE",
+        "StartActivity": "welcome",
+        "StartCondition": {"SegmentStartCondition": {"SegmentId": audience.segment_id}},
+        "LocalTime": True,
+        "Schedule": {"StartTime": wall.isoformat(), "EndTime": (wall + timedelta(days=1)).isoformat()},
+        "Activities": {"welcome": {"EMAIL": {"TemplateName": "welcome"}}},
+    }
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+    journey_id = created["JourneyResponse"]["Id"]
+    await run_to_end(time_skipping_env, audience.app_id, journey_id)
+    a = audience.addresses
+    assert sorted(m.to for m in smtp_server.messages) == sorted([a["a1"], a["a2"], a["s1"]])
+    rows = await participant_rows(state, journey_id)
+    # Ann's endpoint without a zone enters with her, on her zone's clock (UTC+1 starts an hour early).
+    assert {e: r["entered_at"] for e, r in rows.items()} == {
+        "a1": wall - timedelta(hours=1),
+        "a2": wall - timedelta(hours=1),
+        "s1": wall + timedelta(hours=1),
+    }
+    assert rows["a1"]["cohort_no"] == rows["a2"]["cohort_no"] != rows["s1"]["cohort_no"]
+    m = await metrics(state, audience.app_id, journey_id)
+    # Bob has no zone on any endpoint: both are left out.
+    assert m["ENDPOINT_ENTERED"] == "3" and m["ENDPOINT_MISSING_TIMEZONE"] == "2"
