@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sojourn.domain.participants import bucket_subject, participant_key, whole_users
+from sojourn.domain.participants import bucket_subject, participant_key, shared_zones, whole_users
 
 
 def test_participant_key_tells_users_from_endpoints() -> None:
@@ -37,3 +37,24 @@ def test_whole_users_only_widens_within_the_members_evaluated() -> None:
     # The user's other endpoint is not among the members (it already went down an earlier branch).
     users = {("a1", 1): "A", ("a2", 1): "A"}
     assert whole_users({("a1", 1)}, users, [("a1", 1)]) == {("a1", 1)}
+
+
+def test_shared_zones_give_a_user_the_zone_of_its_first_endpoint_with_one() -> None:
+    zones = shared_zones(
+        [
+            ("a1", "ann", None),
+            ("a2", "ann", "Europe/Paris"),
+            ("a3", "ann", "Asia/Tokyo"),
+            ("b1", "bob", None),
+            ("s1", None, "Etc/UTC"),
+            ("s2", None, None),
+        ]
+    )
+    assert zones == {
+        "a1": "Europe/Paris",
+        "a2": "Europe/Paris",
+        "a3": "Europe/Paris",
+        "b1": None,
+        "s1": "Etc/UTC",
+        "s2": None,
+    }

@@ -17,6 +17,7 @@ from sojourn.api.tracking import record_engagement
 from sojourn.cli import render_trace
 from sojourn.engine import names
 from sojourn.store.participant_trace import trace_endpoint
+from tests.engine.test_delivery_rules_flow import quiet_window_around, welcome_journey
 from tests.support.helpers import assert_eventually, record_histories, skip_time_until_done
 from tests.support.seed import call, on_event, onboarding
 from tests.support.smtp import SmtpSink
@@ -308,3 +309,41 @@ async def test_local_time_enters_a_user_on_the_clock_of_its_endpoint_with_a_zone
     m = await metrics(state, audience.app_id, journey_id)
     # Bob has no zone on any endpoint: both are left out.
     assert m["ENDPOINT_ENTERED"] == "3" and m["ENDPOINT_MISSING_TIMEZONE"] == "2"
+
+
+async def test_quiet_time_holds_a_user_on_one_clock(
+    stack: tuple[AppState, Worker], smtp_server: SmtpSink, time_skipping_env: WorkflowEnvironment
+) -> None:
+    state, _ = stack
+    in_zone = {"Attributes": {"plan": ["pro"]}}
+    audience = await app_with_users(
+        state,
+        {"a1": "ann", "a2": "ann", "b1": "bob", "b2": "bob", "s1": None},
+        extra={
+            # Ann's first endpoint is in quiet time now; her second has no zone of its own.
+            "a1": {**in_zone, "Demographic": {"Timezone": "Etc/UTC"}},
+            "b1": {**in_zone, "Demographic": {"Timezone": "Etc/GMT-12"}},
+        },
+        templates=("welcome",),
+    )
+    start, end, ends_at = quiet_window_around(datetime.now(UTC))
+    request = welcome_journey(audience.segment_id, (start, end), wait_for_quiet_time=True)
+    created = await call(state, "CreateJourney", ApplicationId=audience.app_id, WriteJourneyRequest=request)
+    journey_id = created["JourneyResponse"]["Id"]
+    await run_to_end(time_skipping_env, audience.app_id, journey_id)
+
+    a = audience.addresses
+    order = [m.to for m in smtp_server.messages]
+    assert sorted(order) == sorted(a.values())
+    assert set(order[-2:]) == {a["a1"], a["a2"]}, "Ann's endpoints were both held until quiet time ended"
+    rows = await participant_rows(state, journey_id)
+    held = f"0.q{int(ends_at.timestamp())}"
+    assert {e: r["lane"] for e, r in rows.items()} == {
+        "a1": held,
+        "a2": held,
+        "b1": "0",
+        "b2": "0",
+        "s1": "0",
+    }
+    welcome = await metrics(state, audience.app_id, journey_id, "welcome")
+    assert welcome["SUCCESS"] == "5" and welcome["QUIET_TIME_WAIT"] == "2"

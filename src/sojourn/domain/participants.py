@@ -8,10 +8,11 @@ These are the pure rules; the SQL that applies them lives in :mod:`sojourn.store
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
 Member = TypeVar("Member")
+Zone = TypeVar("Zone")
 
 USER_PREFIX = "u:"
 ENDPOINT_PREFIX = "e:"
@@ -53,3 +54,21 @@ def whole_users(
     if not met_users:
         return met
     return met | {m for m in members if users.get(m) in met_users}
+
+
+def shared_zones(
+    zones: Sequence[tuple[Member, str | None, Zone | None]],
+) -> dict[Member, Zone | None]:
+    """Each member's time zone, a user's endpoints all taking the user's zone, so the user keeps one clock.
+
+    A user's zone is that of its first endpoint, in the order given, whose zone is known (the same rule that
+    enters a user of a LocalTime journey on one clock); an endpoint participant keeps its own.
+
+    Args:
+        zones: (member, user id or None, the member's own zone or None), in a stable order (endpoint id).
+    """
+    of_user: dict[str, Zone] = {}
+    for _, user_id, zone in zones:
+        if user_id is not None and zone is not None:
+            of_user.setdefault(user_id, zone)
+    return {member: of_user.get(user_id) if user_id is not None else zone for member, user_id, zone in zones}

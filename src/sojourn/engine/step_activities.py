@@ -20,6 +20,7 @@ from sojourn.channels.email import EmailTransport
 from sojourn.channels.senders import SendLanes
 from sojourn.domain.app_settings import ApplicationSettings
 from sojourn.domain.journeys import Activity, ConditionSpec, JourneyDefinition
+from sojourn.domain.participants import shared_zones
 from sojourn.domain.sending_window import rules_for_journey, verdict
 from sojourn.domain.timezones import participant_zone
 from sojourn.engine import message_steps
@@ -324,15 +325,23 @@ class StepActivities:
         members = await ledger.lane_member_locales(
             conn, inp.app_id, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
         )
-        for m in members:
-            zone = participant_zone(
-                timezone=m.timezone,
-                channel_type=m.channel_type,
-                address=m.address,
-                country=m.country,
-                postal_code=m.postal_code,
-                methods=methods,
+        own = [
+            (
+                m,
+                m.user_id,
+                participant_zone(
+                    timezone=m.timezone,
+                    channel_type=m.channel_type,
+                    address=m.address,
+                    country=m.country,
+                    postal_code=m.postal_code,
+                    methods=methods,
+                ),
             )
+            for m in members
+        ]
+        # A user's endpoints share the user's clock, so they are held (or sent, or dropped) together.
+        for m, zone in shared_zones(own).items():
             decision = verdict(now, zone, rules)
             if decision.action == "drop":
                 drops[(m.endpoint_id, m.entry_no)] = decision.reason or "QUIET_TIME"

@@ -236,19 +236,21 @@ class MemberLocale:
     address: str | None
     country: str | None
     postal_code: str | None
+    # The user participant the endpoint belongs to (its endpoints share one clock), else None.
+    user_id: str | None = None
 
 
 async def lane_member_locales(
     conn: AsyncConnection, app_id: str, journey_id: str, cohort_no: int, lane: str, activity_id: str
 ) -> list[MemberLocale]:
-    """The lane's active members at ``activity_id`` with the fields their time zone is told from."""
+    """The lane's active members at ``activity_id`` with the fields their time zone is told from, by endpoint id."""
     rows = await conn.execute(
         text(
             "SELECT p.endpoint_id, p.entry_no, e.demographic->>'Timezone', e.channel_type, e.address, "
-            "e.location->>'Country', e.location->>'PostalCode' FROM participants p "
+            "e.location->>'Country', e.location->>'PostalCode', p.user_id FROM participants p "
             "LEFT JOIN endpoints e ON e.app_id = :app AND e.id = p.endpoint_id "
             "WHERE p.journey_id = :j AND p.cohort_no = :c AND p.lane = :lane AND p.status = 'active' "
-            "AND p.position = :a"
+            "AND p.position = :a ORDER BY p.endpoint_id"
         ),
         {"app": app_id, "j": journey_id, "c": cohort_no, "lane": lane, "a": activity_id},
     )
