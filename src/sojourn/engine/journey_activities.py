@@ -31,7 +31,7 @@ from temporalio import activity
 from sojourn.domain.durations import parse_duration
 from sojourn.domain.entry import entry_verdict
 from sojourn.domain.journeys import JourneyDefinition, JourneyState, journey_window, zone_window
-from sojourn.domain.participants import participant_key
+from sojourn.domain.participants import participant_key, shared_zones
 from sojourn.domain.sending_window import zone_named
 from sojourn.domain.timezones import participant_zone
 from sojourn.engine.inputs import (
@@ -218,31 +218,30 @@ class JourneyActivities:
                 .select_from(entrants.join(e, and_(e.c.app_id == inp.app_id, e.c.id == entrants.c.id)))
                 .order_by(entrants.c.key, e.c.id)
             )
-            # A participant (a user with its endpoints, or an endpoint) enters on one clock: the zone of its
-            # first endpoint whose zone is known.
-            zones: dict[str, str | None] = {}
-            groups: dict[str, list[str]] = {}
+            own: list[tuple[str, str | None, str | None]] = []
             users: dict[str, str] = {}
             methods = definition.TimezoneEstimationMethods or []
             for endpoint_id, user_id, tz, channel, address, country, postal in members:
-                key = participant_key(endpoint_id, user_id)
-                groups.setdefault(key, []).append(endpoint_id)
+                zone = participant_zone(
+                    timezone=tz,
+                    channel_type=channel,
+                    address=address,
+                    country=country,
+                    postal_code=postal,
+                    methods=methods,
+                )
+                own.append((endpoint_id, user_id, str(zone) if zone is not None else None))
                 if user_id is not None:
                     users[endpoint_id] = user_id
-                if zones.get(key) is None:
-                    zone = participant_zone(
-                        timezone=tz,
-                        channel_type=channel,
-                        address=address,
-                        country=country,
-                        postal_code=postal,
-                        methods=methods,
-                    )
-                    zones[key] = str(zone) if zone is not None else None
+            # A participant (a user with its endpoints, or an endpoint) enters on one clock.
+            zone_of = shared_zones(own)
+            groups: dict[str, list[str]] = {}
+            for endpoint_id, user_id, _ in own:
+                groups.setdefault(participant_key(endpoint_id, user_id), []).append(endpoint_id)
             by_zone: dict[str, list[str]] = {}
             missing = 0
             for key, ids in groups.items():
-                name = zones.get(key)
+                name = zone_of[ids[0]]
                 if name is None:
                     missing += len(ids)
                 else:
