@@ -426,6 +426,8 @@ def render_trace(journey_id: str, endpoint_id: str, entries: Sequence[Any]) -> l
             f"{entry.version}, cohort {entry.cohort_no}, lane {entry.lane}: {entry.status}, {where} "
             f"(last move {entry.updated_at.isoformat(timespec='seconds')})"
         )
+        if entry.user_id is not None:
+            lines.append(f"  as an endpoint of user {entry.user_id}: the user's endpoints move together")
         definition = JourneyDefinition.model_validate(entry.definition)
         for step in participant_path(definition, entry.lane, entry.position, entry.status):
             lines.append(f"  {step.activity_id} ({step.kind})" + (f": {step.note}" if step.note else ""))

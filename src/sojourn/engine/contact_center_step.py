@@ -75,9 +75,17 @@ async def load_definition(conn: AsyncConnection, journey_id: str, version: int) 
 
 
 async def still_qualified(
-    conn: AsyncConnection, inp: StepInput, definition: JourneyDefinition, members: list[Member]
+    conn: AsyncConnection,
+    inp: StepInput,
+    definition: JourneyDefinition,
+    members: list[Member],
+    users: Mapping[Member, str] | None = None,
 ) -> set[Member]:
-    """The members who are still in the entry segment and would still take every branch their lane took."""
+    """The members who are still in the entry segment and would still take every branch their lane took.
+
+    Args:
+        users: The user id of each member of a user participant: conditions are OR'ed across its endpoints.
+    """
     assert inp.activity_id is not None
     now = datetime.now(UTC)
     qualified = set(members)
@@ -87,7 +95,7 @@ async def still_qualified(
             {"Conditions": [{"SegmentCondition": {"SegmentId": segment_id}}]}
         )
         qualified &= await members_meeting(
-            conn, inp.app_id, inp.journey_id, entry, sorted(qualified), now=now
+            conn, inp.app_id, inp.journey_id, entry, sorted(qualified), now=now, users=users
         )
     for split_id, branch in path_branches(definition, inp.lane, inp.activity_id):
         conditions = split_conditions(definition.Activities[split_id])
@@ -95,7 +103,7 @@ async def still_qualified(
         taken: set[Member] = set()
         for number, condition in enumerate(conditions, start=1):
             met = await members_meeting(
-                conn, inp.app_id, inp.journey_id, condition, sorted(remaining), now=now
+                conn, inp.app_id, inp.journey_id, condition, sorted(remaining), now=now, users=users
             )
             if number == branch:
                 taken = met
@@ -133,8 +141,8 @@ async def contact_center_step(
     async with host.db.begin() as conn:
         await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, aid, inp.waited)
         definition = await load_definition(conn, inp.journey_id, inp.version)
-        members = await ledger.lane_members(conn, inp.journey_id, inp.cohort_no, inp.lane, aid)
-        keep = await still_qualified(conn, inp, definition, list(members))
+        members, users = await ledger.lane_participants(conn, inp.journey_id, inp.cohort_no, inp.lane, aid)
+        keep = await still_qualified(conn, inp, definition, list(members), users)
         gone = set(members) - keep
         if gone:
             (removed,) = await ledger.split_by_members(

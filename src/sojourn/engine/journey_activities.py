@@ -7,10 +7,23 @@ cohorts its first attempt made (see :mod:`sojourn.store.journey_ledger`).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Integer, and_, func, literal, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    Text,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -18,6 +31,7 @@ from temporalio import activity
 from sojourn.domain.durations import parse_duration
 from sojourn.domain.entry import entry_verdict
 from sojourn.domain.journeys import JourneyDefinition, JourneyState, journey_window, zone_window
+from sojourn.domain.participants import participant_key, shared_zones
 from sojourn.domain.sending_window import zone_named
 from sojourn.domain.timezones import participant_zone
 from sojourn.engine.inputs import (
@@ -35,6 +49,16 @@ from sojourn.store.segments_repo import load_segment_clause
 from sojourn.store.tables import endpoints, participants
 
 ANALYZE_AFTER = 5000
+
+
+@dataclass(frozen=True)
+class Entrant:
+    """A participant that event-triggered entrants would enter: an endpoint, or a user with its endpoints."""
+
+    endpoint_id: str
+    user_id: str | None
+    endpoint_ids: list[str]
+    in_segment: bool
 
 
 class JourneyActivities:
@@ -180,23 +204,24 @@ class JourneyActivities:
             definition = JourneyDefinition.model_validate(journey.definition)
             published = journey.started_at or journey.updated_at
             clause = await load_segment_clause(conn, inp.app_id, inp.segment_id, now=datetime.now(UTC))
-            e = endpoints
+            e, entrants = endpoints, segment_entrants(inp.app_id, clause)
             members = await conn.execute(
                 select(
                     e.c.id,
+                    entrants.c.user_id,
                     e.c.demographic["Timezone"].astext,
                     e.c.channel_type,
                     e.c.address,
                     e.c.location["Country"].astext,
                     e.c.location["PostalCode"].astext,
                 )
-                .where(e.c.app_id == inp.app_id, clause)
-                .order_by(e.c.id)
+                .select_from(entrants.join(e, and_(e.c.app_id == inp.app_id, e.c.id == entrants.c.id)))
+                .order_by(entrants.c.key, e.c.id)
             )
-            by_zone: dict[str, list[str]] = {}
-            missing = 0
+            own: list[tuple[str, str | None, str | None]] = []
+            users: dict[str, str] = {}
             methods = definition.TimezoneEstimationMethods or []
-            for endpoint_id, tz, channel, address, country, postal in members:
+            for endpoint_id, user_id, tz, channel, address, country, postal in members:
                 zone = participant_zone(
                     timezone=tz,
                     channel_type=channel,
@@ -205,18 +230,32 @@ class JourneyActivities:
                     postal_code=postal,
                     methods=methods,
                 )
-                if zone is None:
-                    missing += 1
+                own.append((endpoint_id, user_id, str(zone) if zone is not None else None))
+                if user_id is not None:
+                    users[endpoint_id] = user_id
+            # A participant (a user with its endpoints, or an endpoint) enters on one clock.
+            zone_of = shared_zones(own)
+            groups: dict[str, list[str]] = {}
+            for endpoint_id, user_id, _ in own:
+                groups.setdefault(participant_key(endpoint_id, user_id), []).append(endpoint_id)
+            by_zone: dict[str, list[str]] = {}
+            missing = 0
+            for key, ids in groups.items():
+                name = zone_of[ids[0]]
+                if name is None:
+                    missing += len(ids)
                 else:
-                    by_zone.setdefault(str(zone), []).append(endpoint_id)
+                    by_zone.setdefault(name, []).append(key)
             windows = {name: zone_window(definition, published, zone_named(name) or UTC) for name in by_zone}
             specs: list[CohortSpec] = []
             cohort_no = inp.first_cohort_no
             for name in sorted(by_zone, key=lambda n: (windows[n][0], n)):
-                ids = by_zone[name]
+                keys = by_zone[name]
                 starts, ends = windows[name]
-                for at in range(0, len(ids), inp.cohort_size):
-                    chunk = ids[at : at + inp.cohort_size]
+                for at in range(0, len(keys), inp.cohort_size):
+                    chunk = [
+                        endpoint_id for key in keys[at : at + inp.cohort_size] for endpoint_id in groups[key]
+                    ]
                     await ledger.enter(
                         conn,
                         app_id=inp.app_id,
@@ -226,6 +265,7 @@ class JourneyActivities:
                         start_activity=inp.start_activity,
                         admitted=[(endpoint_id, 1) for endpoint_id in chunk],
                         entered_at=starts,
+                        users=users,
                     )
                     await ledger.record_cohort(
                         conn,
@@ -273,26 +313,34 @@ class JourneyActivities:
             claimed = await ledger.claim_intake(conn, inp.journey_id, inp.cohort_no, inp.cohort_size)
             if not claimed:
                 return None
-            candidates = list(dict.fromkeys(claimed))
-            histories = await ledger.entry_histories(conn, inp.journey_id, candidates)
-            members = await self._segment_members(conn, inp, candidates)
+            entrants = await self._entrants(conn, inp, list(dict.fromkeys(claimed)))
+            histories = await ledger.entry_histories(
+                conn,
+                inp.journey_id,
+                [e.endpoint_id for e in entrants.values() if e.user_id is None],
+                [e.user_id for e in entrants.values() if e.user_id is not None],
+            )
             now = inp.now or datetime.now(UTC)
             interval = inp.limits.get("EndpointReentryInterval")
             verdicts = {
-                endpoint: entry_verdict(
-                    histories.get(endpoint),
-                    in_segment=members is None or endpoint in members,
+                key: entry_verdict(
+                    histories.get(key),
+                    in_segment=entrant.in_segment,
                     cap=int(inp.limits.get("EndpointReentryCap") or 0),
                     interval=parse_duration(interval) if interval else None,
                     now=now,
                 )
-                for endpoint in candidates
+                for key, entrant in entrants.items()
             }
-            admitted = [
-                (e, histories[e].entries + 1 if e in histories else 1)
-                for e, v in verdicts.items()
-                if v is None
-            ]
+            admitted: list[tuple[str, int]] = []
+            users: dict[str, str] = {}
+            for key, entrant in entrants.items():
+                if verdicts[key] is not None:
+                    continue
+                entry_no = histories[key].entries + 1 if key in histories else 1
+                admitted += [(endpoint_id, entry_no) for endpoint_id in entrant.endpoint_ids]
+                if entrant.user_id is not None:
+                    users.update(dict.fromkeys(entrant.endpoint_ids, entrant.user_id))
             await ledger.enter(
                 conn,
                 app_id=inp.app_id,
@@ -302,6 +350,7 @@ class JourneyActivities:
                 start_activity=inp.start_activity,
                 admitted=admitted,
                 entered_at=now,
+                users=users,
             )
             counts = Counter(("", v) for v in verdicts.values() if v is not None)
             counts[("", "ENDPOINT_ENTERED")] = len(admitted)
@@ -310,6 +359,32 @@ class JourneyActivities:
             )
             await ledger.add_counts(conn, inp.journey_id, counts, shard=ledger.JOURNEY_SHARD)
         return CohortSpec(cohort_no=inp.cohort_no, size=len(admitted), claimed=len(claimed))
+
+    async def _entrants(self, conn: Any, inp: AdmitInput, candidates: list[str]) -> dict[str, Entrant]:
+        """The participants that events of ``candidates`` (endpoint ids) would enter, by participant key.
+
+        An endpoint with a user id brings its user: every endpoint of the user in the app, once however many
+        of them had the event. With ``inp.segment_id`` a user is in the segment when any of its endpoints is
+        (the OR across a user's endpoints of Pinpoint §1.2).
+        """
+        user_of = await ledger.endpoint_users(conn, inp.app_id, candidates)
+        of_user = await ledger.user_endpoints(conn, inp.app_id, sorted(set(user_of.values())))
+        every = sorted({*candidates, *(e for ids in of_user.values() for e in ids)})
+        members = await self._segment_members(conn, inp, every)
+        entrants: dict[str, Entrant] = {}
+        for endpoint_id in candidates:
+            user_id = user_of.get(endpoint_id)
+            key = participant_key(endpoint_id, user_id)
+            if key in entrants:
+                continue
+            ids = of_user.get(user_id, [endpoint_id]) if user_id is not None else [endpoint_id]
+            entrants[key] = Entrant(
+                endpoint_id=endpoint_id,
+                user_id=user_id,
+                endpoint_ids=ids,
+                in_segment=members is None or any(e in members for e in ids),
+            )
+        return entrants
 
     async def _segment_members(self, conn: Any, inp: AdmitInput, candidates: list[str]) -> set[str] | None:
         """Which candidates are in the segment that restricts entry (None: no such segment)."""
@@ -352,14 +427,44 @@ class JourneyActivities:
             )
 
 
-def enrollment_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
-    """INSERT ... SELECT of the segment's members into the participant ledger, numbered into cohorts."""
-    e, p = endpoints, participants
-    members = (
-        select(e.c.id, (func.row_number().over(order_by=e.c.id) - 1).label("rn"))
-        .where(e.c.app_id == inp.app_id, clause)
-        .subquery()
+def participant_key_sql(user_id: Any, endpoint_id: Any) -> ColumnElement[str]:
+    """:func:`sojourn.domain.participants.participant_key` as SQL over two columns."""
+    return func.coalesce(literal("u:", Text).op("||")(user_id), literal("e:", Text).op("||")(endpoint_id))
+
+
+def segment_entrants(app_id: str, clause: ColumnElement[bool]) -> Any:
+    """The endpoints a segment puts into a journey: its members without a user id, and every endpoint of the
+    users its members belong to (a user participant enters with all of its endpoints, Pinpoint §1.2).
+
+    Returns:
+        A subquery with ``id``, ``user_id`` and ``key`` (the participant key).
+    """
+    e = endpoints
+    members = select(e.c.id, e.c.user_id).where(e.c.app_id == app_id, clause).cte("segment_members")
+    alone = select(members.c.id, members.c.user_id).where(members.c.user_id.is_(None))
+    of_users = select(e.c.id, e.c.user_id).where(
+        e.c.app_id == app_id,
+        e.c.user_id.in_(select(members.c.user_id).where(members.c.user_id.is_not(None))),
     )
+    both = union_all(alone, of_users).subquery("entrants")
+    return select(
+        both.c.id, both.c.user_id, participant_key_sql(both.c.user_id, both.c.id).label("key")
+    ).subquery("entrant_keys")
+
+
+def enrollment_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
+    """INSERT ... SELECT of the segment's participants into the participant ledger, numbered into cohorts.
+
+    Cohorts are numbered by participant (``dense_rank`` of the participant key), so a user's endpoints share
+    one cohort; for endpoint participants this is the endpoint order it always was.
+    """
+    p = participants
+    entrants = segment_entrants(inp.app_id, clause)
+    members = select(
+        entrants.c.id,
+        entrants.c.user_id,
+        (func.dense_rank().over(order_by=entrants.c.key) - 1).label("rn"),
+    ).subquery()
     rows = select(
         literal(inp.journey_id),
         members.c.id,
@@ -370,6 +475,7 @@ def enrollment_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
         literal("0"),
         literal(inp.start_activity),
         literal(inp.now or datetime.now(UTC), DateTime(timezone=True)),
+        members.c.user_id,
     )
     return pg_insert(p).from_select(_ENTRY_COLUMNS, rows).on_conflict_do_nothing().returning(p.c.cohort_no)
 
@@ -384,26 +490,29 @@ _ENTRY_COLUMNS = [
     "lane",
     "position",
     "entered_at",
+    "user_id",
 ]
 
 
 def reentry_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
-    """INSERT ... SELECT of a segment refresh: members who never entered, and those who may enter again.
+    """INSERT ... SELECT of a segment refresh: participants who never entered, and those who may enter again.
 
     Entering again takes an explicit ``Limits.EndpointReentryCap`` (0: unlimited), no current participation,
     and ``EndpointReentryInterval`` elapsed since the last entry; without the cap, a refresh only adds members
-    new to the journey (otherwise every refresh would send everyone through again).
+    new to the journey (otherwise every refresh would send everyone through again). A user participant's
+    entries, activity and last entry are those of any of its endpoints' rows.
     """
-    e, p = endpoints, participants
+    p = participants
+    key = participant_key_sql(p.c.user_id, p.c.endpoint_id)
     history = (
         select(
-            p.c.endpoint_id,
+            key.label("key"),
             func.max(p.c.entry_no).label("entries"),
             func.bool_or(p.c.status == "active").label("active"),
             func.max(p.c.entered_at).label("last_entered_at"),
         )
         .where(p.c.journey_id == inp.journey_id)
-        .group_by(p.c.endpoint_id)
+        .group_by(key)
         .subquery()
     )
     now = inp.now or datetime.now(UTC)
@@ -416,14 +525,16 @@ def reentry_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
         again.append(history.c.entries < int(cap))
     if interval:
         again.append(history.c.last_entered_at <= now - parse_duration(interval))
+    entrants = segment_entrants(inp.app_id, clause)
     members = (
         select(
-            e.c.id,
+            entrants.c.id,
+            entrants.c.user_id,
             (func.coalesce(history.c.entries, 0) + 1).label("entry_no"),
-            (func.row_number().over(order_by=e.c.id) - 1).label("rn"),
+            (func.dense_rank().over(order_by=entrants.c.key) - 1).label("rn"),
         )
-        .select_from(e.outerjoin(history, history.c.endpoint_id == e.c.id))
-        .where(e.c.app_id == inp.app_id, clause, or_(history.c.endpoint_id.is_(None), and_(*again)))
+        .select_from(entrants.outerjoin(history, history.c.key == entrants.c.key))
+        .where(or_(history.c.key.is_(None), and_(*again)))
         .subquery()
     )
     rows = select(
@@ -436,6 +547,7 @@ def reentry_insert(inp: EnrollInput, clause: ColumnElement[bool]) -> Any:
         literal("0"),
         literal(inp.start_activity),
         literal(now, DateTime(timezone=True)),
+        members.c.user_id,
     )
     return pg_insert(p).from_select(_ENTRY_COLUMNS, rows).on_conflict_do_nothing().returning(p.c.cohort_no)
 

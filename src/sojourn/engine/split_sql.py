@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, exists, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sojourn.domain.journeys import ConditionSpec, SimpleCondition
+from sojourn.domain.participants import whole_users
 from sojourn.domain.segments import SegmentDimensions
 from sojourn.store.segment_sql import dimensions_clause
 from sojourn.store.segments_repo import load_segment_clause
@@ -34,13 +35,20 @@ async def members_meeting(
     members: Sequence[Member],
     *,
     now: datetime,
+    users: Mapping[Member, str] | None = None,
 ) -> set[Member]:
-    """The members of a lane who meet ``condition`` (ALL or ANY of its simple conditions)."""
+    """The members of a lane who meet ``condition`` (ALL or ANY of its simple conditions).
+
+    Args:
+        users: The user id of each member that is an endpoint of a user participant. Each simple condition
+            is OR'ed across a user's endpoints (one endpoint meeting it brings all of the user's), and an
+            event of any of the user's endpoints counts for the user (Pinpoint §1.2), so users stay whole.
+    """
     if condition is None or not condition.Conditions or not members:
         return set()
     result: set[Member] | None = None
     for simple in condition.Conditions:
-        met = await _meeting(conn, app_id, journey_id, simple, members, now=now)
+        met = await _meeting(conn, app_id, journey_id, simple, members, now=now, users=users)
         if condition.Operator == "ALL":
             result = met if result is None else result & met
         else:
@@ -56,10 +64,12 @@ async def _meeting(
     members: Sequence[Member],
     *,
     now: datetime,
+    users: Mapping[Member, str] | None = None,
 ) -> set[Member]:
     ids = sorted({endpoint_id for endpoint_id, _ in members})
     if cond.EventCondition is not None and cond.EventCondition.own_event:
-        return await _with_own_event(conn, journey_id, cond.EventCondition.own_event_types(), members)
+        own = await _with_own_event(conn, journey_id, cond.EventCondition.own_event_types(), members)
+        return whole_users(own, users, members)
     if cond.EventCondition is not None:
         values, inclusive = _event_types(cond)
         dims = cond.EventCondition.Dimensions
@@ -71,7 +81,10 @@ async def _meeting(
             ids,
             attributes=(dims.Attributes or {}) if dims is not None else {},
         )
-        return {m for m in members if (m in found) == inclusive}
+        # Whether the user had the event is decided before EXCLUSIVE negates it: "did not open" holds for a
+        # user only when none of its endpoints opened.
+        had = whole_users({m for m in members if m in found}, users, members)
+        return {m for m in members if (m in had) == inclusive}
     if cond.SegmentCondition is not None:
         clause = await load_segment_clause(conn, app_id, cond.SegmentCondition.SegmentId, now=now)
     else:
@@ -81,7 +94,7 @@ async def _meeting(
         select(endpoints.c.id).where(endpoints.c.app_id == app_id, endpoints.c.id.in_(ids), clause)
     )
     matching = {r[0] for r in rows}
-    return {m for m in members if m[0] in matching}
+    return whole_users({m for m in members if m[0] in matching}, users, members)
 
 
 def _event_types(cond: SimpleCondition) -> tuple[list[str], bool]:

@@ -20,6 +20,7 @@ from sojourn.channels.email import EmailTransport
 from sojourn.channels.senders import SendLanes
 from sojourn.domain.app_settings import ApplicationSettings
 from sojourn.domain.journeys import Activity, ConditionSpec, JourneyDefinition
+from sojourn.domain.participants import shared_zones
 from sojourn.domain.sending_window import rules_for_journey, verdict
 from sojourn.domain.timezones import participant_zone
 from sojourn.engine import message_steps
@@ -83,11 +84,17 @@ class StepActivities:
         split = Activity.model_validate(inp.activity).ConditionalSplit
         assert split is not None
         async with self.db.begin() as conn:
-            members = await ledger.lane_members(
+            members, users = await ledger.lane_participants(
                 conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
             )
             met = await members_meeting(
-                conn, inp.app_id, inp.journey_id, split.Condition, members, now=datetime.now(UTC)
+                conn,
+                inp.app_id,
+                inp.journey_id,
+                split.Condition,
+                members,
+                now=datetime.now(UTC),
+                users=users,
             )
             if met:
                 (moved,) = await ledger.split_by_members(
@@ -196,13 +203,21 @@ class StepActivities:
         assert inp.activity_id is not None and len(targets) == len(conditions) + 1
         async with self.db.begin() as conn:
             await ledger.arrive(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id, inp.waited)
-            remaining = set(
-                await ledger.lane_members(conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id)
+            members, users = await ledger.lane_participants(
+                conn, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
             )
+            remaining = set(members)
             chosen: list[set[tuple[str, int]] | None] = []
             for condition in conditions:
+                # A user's endpoints meet a condition together, so the user goes down one branch whole.
                 met = await members_meeting(
-                    conn, inp.app_id, inp.journey_id, condition, sorted(remaining), now=datetime.now(UTC)
+                    conn,
+                    inp.app_id,
+                    inp.journey_id,
+                    condition,
+                    sorted(remaining),
+                    now=datetime.now(UTC),
+                    users=users,
                 )
                 chosen.append(met)
                 remaining -= met
@@ -310,15 +325,23 @@ class StepActivities:
         members = await ledger.lane_member_locales(
             conn, inp.app_id, inp.journey_id, inp.cohort_no, inp.lane, inp.activity_id
         )
-        for m in members:
-            zone = participant_zone(
-                timezone=m.timezone,
-                channel_type=m.channel_type,
-                address=m.address,
-                country=m.country,
-                postal_code=m.postal_code,
-                methods=methods,
+        own = [
+            (
+                m,
+                m.user_id,
+                participant_zone(
+                    timezone=m.timezone,
+                    channel_type=m.channel_type,
+                    address=m.address,
+                    country=m.country,
+                    postal_code=m.postal_code,
+                    methods=methods,
+                ),
             )
+            for m in members
+        ]
+        # A user's endpoints share the user's clock, so they are held (or sent, or dropped) together.
+        for m, zone in shared_zones(own).items():
             decision = verdict(now, zone, rules)
             if decision.action == "drop":
                 drops[(m.endpoint_id, m.entry_no)] = decision.reason or "QUIET_TIME"

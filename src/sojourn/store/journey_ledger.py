@@ -19,18 +19,30 @@ from sojourn.domain.entry import EntryHistory
 HASH_BUCKETS = 10_000
 
 
-def stable_bucket(journey_id: str, activity_id: str, endpoint_id: str) -> int:
+def stable_bucket(journey_id: str, activity_id: str, subject: str) -> int:
     """A participant's bucket 0-9999 for random splits and holdouts: stable, reproducible in analytics.
 
-    Same as the SQL in :func:`split_by_buckets`: the first 8 hex digits of md5(journey/activity/endpoint).
+    Same as the SQL in :func:`split_by_buckets`: the first 8 hex digits of md5(journey/activity/subject), where
+    the subject is the user id of a user participant, else the endpoint id
+    (:func:`sojourn.domain.participants.bucket_subject`).
     """
-    digest = hashlib.md5(
-        f"{journey_id}/{activity_id}/{endpoint_id}".encode(), usedforsecurity=False
-    ).hexdigest()
+    digest = hashlib.md5(f"{journey_id}/{activity_id}/{subject}".encode(), usedforsecurity=False).hexdigest()
     return int(digest[:8], 16) % HASH_BUCKETS
 
 
-_BUCKET_SQL = "(('x' || substr(md5(:journey_id || '/' || :activity_id || '/' || p.endpoint_id), 1, 8))::bit(32)::bigint % 10000)"
+def bucket_sql(subject_sql: str) -> str:
+    """:func:`stable_bucket` in SQL, over ``subject_sql`` (with the ``:journey_id`` and ``:activity_id`` params)."""
+    return (
+        "(('x' || substr(md5(:journey_id || '/' || :activity_id || '/' || "
+        f"{subject_sql}), 1, 8))::bit(32)::bigint % 10000)"
+    )
+
+
+# A user's endpoints share the user's bucket, so random splits and holdouts never divide a user.
+_BUCKET_SQL = bucket_sql("coalesce(p.user_id, p.endpoint_id)")
+
+#: :func:`sojourn.domain.participants.participant_key` over a participants row ``p``.
+PARTICIPANT_KEY_SQL = "coalesce('u:' || p.user_id, 'e:' || p.endpoint_id)"
 
 
 JOURNEY_SHARD = -1
@@ -177,6 +189,30 @@ async def lane_members(
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
+async def lane_participants(
+    conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str, activity_id: str
+) -> tuple[list[tuple[str, int]], dict[tuple[str, int], str]]:
+    """The lane's active members at ``activity_id`` and, for those of user participants, their user ids.
+
+    One query, so the split steps learn who belongs together at no extra cost.
+    """
+    rows = await conn.execute(
+        text(
+            "SELECT endpoint_id, entry_no, user_id FROM participants "
+            "WHERE journey_id = :j AND cohort_no = :c AND lane = :lane AND status = 'active' AND position = :a"
+        ),
+        {"j": journey_id, "c": cohort_no, "lane": lane, "a": activity_id},
+    )
+    members: list[tuple[str, int]] = []
+    users: dict[tuple[str, int], str] = {}
+    for endpoint_id, entry_no, user_id in rows:
+        member = (str(endpoint_id), int(entry_no))
+        members.append(member)
+        if user_id is not None:
+            users[member] = str(user_id)
+    return members, users
+
+
 async def lane_size(conn: AsyncConnection, journey_id: str, cohort_no: int, lane: str) -> int:
     """Active members of a lane, wherever they are in the graph."""
     count = await conn.scalar(
@@ -200,19 +236,21 @@ class MemberLocale:
     address: str | None
     country: str | None
     postal_code: str | None
+    # The user participant the endpoint belongs to (its endpoints share one clock), else None.
+    user_id: str | None = None
 
 
 async def lane_member_locales(
     conn: AsyncConnection, app_id: str, journey_id: str, cohort_no: int, lane: str, activity_id: str
 ) -> list[MemberLocale]:
-    """The lane's active members at ``activity_id`` with the fields their time zone is told from."""
+    """The lane's active members at ``activity_id`` with the fields their time zone is told from, by endpoint id."""
     rows = await conn.execute(
         text(
             "SELECT p.endpoint_id, p.entry_no, e.demographic->>'Timezone', e.channel_type, e.address, "
-            "e.location->>'Country', e.location->>'PostalCode' FROM participants p "
+            "e.location->>'Country', e.location->>'PostalCode', p.user_id FROM participants p "
             "LEFT JOIN endpoints e ON e.app_id = :app AND e.id = p.endpoint_id "
             "WHERE p.journey_id = :j AND p.cohort_no = :c AND p.lane = :lane AND p.status = 'active' "
-            "AND p.position = :a"
+            "AND p.position = :a ORDER BY p.endpoint_id"
         ),
         {"app": app_id, "j": journey_id, "c": cohort_no, "lane": lane, "a": activity_id},
     )
@@ -322,17 +360,55 @@ async def intake_of_cohort(conn: AsyncConnection, journey_id: str, cohort_no: in
 
 
 async def entry_histories(
-    conn: AsyncConnection, journey_id: str, endpoint_ids: Sequence[str]
+    conn: AsyncConnection, journey_id: str, endpoint_ids: Sequence[str], user_ids: Sequence[str] = ()
 ) -> dict[str, EntryHistory]:
-    """Earlier entries of these endpoints in the journey."""
+    """Earlier entries into the journey, by participant key (see :data:`PARTICIPANT_KEY_SQL`).
+
+    Args:
+        endpoint_ids: Endpoints that would enter on their own (``e:`` keys).
+        user_ids: Users that would enter with their endpoints (``u:`` keys): a user's entries are counted
+            over all of its endpoints' rows.
+    """
     rows = await conn.execute(
         text(
-            "SELECT endpoint_id, max(entry_no), bool_or(status = 'active'), max(entered_at) FROM participants "
-            "WHERE journey_id = :j AND endpoint_id = ANY(:ids) GROUP BY endpoint_id"
+            "SELECT k, max(entry_no), bool_or(active), max(entered_at) FROM ("
+            "  SELECT 'e:' || endpoint_id AS k, entry_no, status = 'active' AS active, entered_at FROM participants "
+            "  WHERE journey_id = :j AND endpoint_id = ANY(:ids) AND user_id IS NULL"
+            "  UNION ALL"
+            "  SELECT 'u:' || user_id, entry_no, status = 'active', entered_at FROM participants "
+            "  WHERE journey_id = :j AND user_id = ANY(:users)"
+            ") h GROUP BY k"
         ),
-        {"j": journey_id, "ids": list(endpoint_ids)},
+        {"j": journey_id, "ids": list(endpoint_ids), "users": list(user_ids)},
     )
     return {str(r[0]): EntryHistory(entries=int(r[1]), active=bool(r[2]), last_entered_at=r[3]) for r in rows}
+
+
+async def user_endpoints(conn: AsyncConnection, app_id: str, user_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Every endpoint of these users in the app (a user participant enters with all of them), by user id."""
+    if not user_ids:
+        return {}
+    rows = await conn.execute(
+        text(
+            "SELECT user_id, id FROM endpoints WHERE app_id = :a AND user_id = ANY(:users) ORDER BY user_id, id"
+        ),
+        {"a": app_id, "users": list(user_ids)},
+    )
+    found: dict[str, list[str]] = {}
+    for user_id, endpoint_id in rows:
+        found.setdefault(str(user_id), []).append(str(endpoint_id))
+    return found
+
+
+async def endpoint_users(conn: AsyncConnection, app_id: str, endpoint_ids: Sequence[str]) -> dict[str, str]:
+    """The user id of each of these endpoints that has one."""
+    rows = await conn.execute(
+        text(
+            "SELECT id, user_id FROM endpoints WHERE app_id = :a AND id = ANY(:ids) AND user_id IS NOT NULL"
+        ),
+        {"a": app_id, "ids": list(endpoint_ids)},
+    )
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 async def enter(
@@ -345,15 +421,25 @@ async def enter(
     start_activity: str,
     admitted: Sequence[tuple[str, int]],
     entered_at: datetime,
+    users: Mapping[str, str] | None = None,
 ) -> None:
-    """Put admitted (endpoint id, entry number) pairs into the journey as one cohort at ``start_activity``."""
+    """Put admitted (endpoint id, entry number) pairs into the journey as one cohort at ``start_activity``.
+
+    Args:
+        users: The user id of each admitted endpoint that enters as part of a user participant.
+    """
     if not admitted:
         return
+    user_of = users or {}
     await conn.execute(
         text(
-            "INSERT INTO participants (journey_id, endpoint_id, entry_no, app_id, version, cohort_no, lane, position, entered_at) "
-            "SELECT :j, e, n, :a, :v, :c, '0', :start, :at "
-            "FROM unnest(CAST(:ids AS text[]), CAST(:entries AS int[])) AS t(e, n)"
+            "INSERT INTO participants (journey_id, endpoint_id, entry_no, app_id, version, cohort_no, lane, position, "
+            "entered_at, user_id) "
+            "SELECT :j, e, n, :a, :v, :c, '0', :start, :at, u "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:entries AS int[]), CAST(:users AS text[])) AS t(e, n, u) "
+            # An endpoint that once entered on its own and now enters with its user may already hold this
+            # entry number; it sits this entry out rather than failing the whole cohort.
+            "ON CONFLICT DO NOTHING"
         ),
         {
             "j": journey_id,
@@ -364,6 +450,7 @@ async def enter(
             "at": entered_at,
             "ids": [e for e, _ in admitted],
             "entries": [n for _, n in admitted],
+            "users": [user_of.get(e) for e, _ in admitted],
         },
     )
 

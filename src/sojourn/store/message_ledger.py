@@ -157,6 +157,11 @@ async def claim_journey_emails(
 ) -> Counter[str]:
     """Insert a ledger row for every member of the lane at ``activity_id``; unreachable or capped ones as ``skipped``.
 
+    A user participant's endpoints move together, but only those on the step's channel get a row (each with
+    its own caps and reachability); its endpoints on other channels pass the step without one, unless the
+    user has no endpoint on the channel at all (then they are skipped as ENDPOINT_MISSING_CHANNEL, as an
+    endpoint participant would be).
+
     The message id is md5(app/journey/version/activity/endpoint/entry/visit): the same on every retry, so
     ``ON CONFLICT DO NOTHING`` makes the claim idempotent. The journey's DailyCap (rolling 24 hours before
     ``now``) and TotalCap count this journey's messages to the endpoint that are sent or about to be; one
@@ -186,6 +191,13 @@ async def claim_journey_emails(
     result = await conn.execute(
         text(
             f"""
+            WITH users_on_channel AS (
+              -- The lane's user participants with an endpoint on the step's channel (none in an endpoint lane).
+              SELECT DISTINCT q.user_id FROM participants q
+              JOIN endpoints e ON e.app_id = q.app_id AND e.id = q.endpoint_id
+              WHERE q.journey_id = :journey_id AND q.cohort_no = :cohort_no AND q.lane = :lane
+                AND q.status = 'active' AND q.position = :activity_id AND q.user_id IS NOT NULL
+                AND e.channel_type IS NOT DISTINCT FROM {channel_sql})
             INSERT INTO messages (message_id, app_id, journey_id, activity_id, endpoint_id, entry_no, channel, address,
                                   status, status_message, created_at)
             SELECT md5(:app_id || '/' || :journey_id || '/' || :version || '/' || :activity_id || '/' || p.endpoint_id
@@ -201,6 +213,10 @@ async def claim_journey_emails(
             ) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
+              -- A user participant is messaged on its endpoints of the step's channel; its other endpoints pass
+              -- without a row, unless it has none on the channel (then each is ENDPOINT_MISSING_CHANNEL).
+              AND (p.user_id IS NULL OR e.channel_type IS NOT DISTINCT FROM {channel_sql}
+                   OR p.user_id NOT IN (SELECT user_id FROM users_on_channel))
             ON CONFLICT (message_id) DO NOTHING
             RETURNING COALESCE(status_message, status)
             """

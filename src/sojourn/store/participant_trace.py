@@ -36,6 +36,8 @@ class EntryTrace:
     updated_at: datetime
     definition: dict[str, Any]
     messages: dict[str, list[MessageTrace]] = field(default_factory=dict)
+    # Set when the endpoint entered as one of a user participant's endpoints.
+    user_id: str | None = None
 
 
 async def trace_endpoint(conn: AsyncConnection, journey_id: str, endpoint_id: str) -> list[EntryTrace]:
@@ -51,6 +53,7 @@ async def trace_endpoint(conn: AsyncConnection, journey_id: str, endpoint_id: st
             entered_at=r.entered_at,
             updated_at=r.updated_at,
             definition=dict(r.definition or {}),
+            user_id=r.user_id,
         )
         for r in await conn.execute(
             text(

@@ -221,7 +221,11 @@ participants = Table(
     Column("status", Text, nullable=False, server_default=text("'active'")),
     _ts("entered_at"),
     _ts("updated_at"),
+    # User-level participants (Pinpoint §1.2): the endpoint's User.UserId at entry; the user's endpoints share
+    # cohort, lane and entry number and move together. NULL: the endpoint is a participant on its own.
+    Column("user_id", Text),
     PrimaryKeyConstraint("journey_id", "endpoint_id", "entry_no"),
+    Index("ix_participants_user", "journey_id", "user_id", postgresql_where=text("user_id IS NOT NULL")),
     Index(
         "ix_participants_cohort_lane",
         "journey_id",
