@@ -91,6 +91,17 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+@pytest.fixture(scope="module")
+def sink() -> Iterator[SmtpSink]:
+    """One SMTP sink for a module's tests, for module-scoped API servers and workers that send to it."""
+    server = SmtpSink()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpSink]:
     """A real SMTP server (aiosmtpd) on a free port that keeps every message it accepts."""

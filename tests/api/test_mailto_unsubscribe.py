@@ -25,16 +25,6 @@ MAILTO = "unsubscribe@lists.example.com"
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def listener_port() -> int:
     return free_port()
 

@@ -19,16 +19,6 @@ from tests.support.smtp import SmtpSink
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def api(database_url: str, sink: SmtpSink) -> Iterator[str]:
     with serve_api(database_url, smtp_url=sink.url, default_from_address="news@example.com") as (url, _):
         yield url

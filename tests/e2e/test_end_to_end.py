@@ -29,14 +29,6 @@ HTML = '<html><body><p>Hi {{User.UserAttributes.FirstName}}</p><a href="https://
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def sojourn(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterator[SojournProcess]:
     process = SojournProcess(tmp_path_factory.mktemp("sojourn"), sink.url)
     process.start()

@@ -398,6 +398,28 @@ def _inbound_event(
     )
 
 
+async def _signed_body(state: AppState, request: Request, channel: str) -> bytes | Response:
+    """The request's body if it is signed with the channel's provider secret, else the error response to send."""
+    _url, secret = state.settings.provider_setting(channel)
+    if not secret:
+        return JSONResponse(
+            {"Message": f"{channel} callbacks are not configured: set SOJOURN_{channel}_PROVIDER_SECRET"},
+            status_code=404,
+        )
+    body = await request.body()
+    try:
+        verify(
+            secret,
+            timestamp=request.headers.get(TIMESTAMP_HEADER),
+            signature=request.headers.get(SIGNATURE_HEADER),
+            body=body,
+            now=time.time(),
+        )
+    except SignatureError as err:
+        return JSONResponse({"Message": str(err)}, status_code=401)
+    return body
+
+
 def callback_routes(state: AppState) -> list[Route]:
     """The ``POST /callbacks/{channel}`` and ``POST /callbacks/sms/inbound`` routes."""
 
@@ -410,23 +432,9 @@ def callback_routes(state: AppState) -> list[Route]:
                 },
                 status_code=404,
             )
-        _url, secret = state.settings.provider_setting(channel)
-        if not secret:
-            return JSONResponse(
-                {"Message": f"{channel} callbacks are not configured: set SOJOURN_{channel}_PROVIDER_SECRET"},
-                status_code=404,
-            )
-        body = await request.body()
-        try:
-            verify(
-                secret,
-                timestamp=request.headers.get(TIMESTAMP_HEADER),
-                signature=request.headers.get(SIGNATURE_HEADER),
-                body=body,
-                now=time.time(),
-            )
-        except SignatureError as err:
-            return JSONResponse({"Message": str(err)}, status_code=401)
+        body = await _signed_body(state, request, channel)
+        if isinstance(body, Response):
+            return body
         try:
             reports = parse_reports(body)
             for report in reports:
@@ -437,23 +445,9 @@ def callback_routes(state: AppState) -> list[Route]:
         return JSONResponse({"Accepted": accepted, "Unknown": unknown})
 
     async def inbound(request: Request) -> Response:
-        _url, secret = state.settings.provider_setting("SMS")
-        if not secret:
-            return JSONResponse(
-                {"Message": "SMS callbacks are not configured: set SOJOURN_SMS_PROVIDER_SECRET"},
-                status_code=404,
-            )
-        body = await request.body()
-        try:
-            verify(
-                secret,
-                timestamp=request.headers.get(TIMESTAMP_HEADER),
-                signature=request.headers.get(SIGNATURE_HEADER),
-                body=body,
-                now=time.time(),
-            )
-        except SignatureError as err:
-            return JSONResponse({"Message": str(err)}, status_code=401)
+        body = await _signed_body(state, request, "SMS")
+        if isinstance(body, Response):
+            return body
         try:
             messages = parse_inbound(body, now=datetime.now(UTC))
         except ReportError as err:

@@ -37,16 +37,6 @@ KEY, SECRET = "SOJOURNTESTKEY", "sojourn-test-secret"
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def settings(dev_env: WorkflowEnvironment, sink: SmtpSink) -> Settings:
     return Settings(
         temporal_address=dev_env.client.service_client.config.target_host,

@@ -19,16 +19,6 @@ MAILTO = "unsubscribe@lists.example.com"
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def api(database_url: str, sink: SmtpSink) -> Iterator[str]:
     with serve_api(
         database_url,

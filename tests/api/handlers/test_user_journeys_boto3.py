@@ -29,16 +29,6 @@ from tests.support.smtp import SmtpSink
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def settings(dev_env: WorkflowEnvironment, sink: SmtpSink, database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
