@@ -6,6 +6,8 @@ import runpy
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from sojourn.domain.campaigns import campaign_problems
 from sojourn.dsl import Campaign
 
@@ -74,3 +76,36 @@ def test_the_example_campaign_is_valid() -> None:
     ]
     assert [c.name for c in found] == ["spring-newsletter"]
     assert campaign_problems(found[0].definition(now=NOW), creating=True) == []
+
+
+def test_a_campaign_on_every_channel_with_an_sms_treatment() -> None:
+    campaign = Campaign(
+        "reminder",
+        segment="seg",
+        template="reminder_email",
+        push_template="nudge",
+        voice_template="call",
+        custom=("https://crm.example.com/hook", "remind"),
+        sms="Your appointment is tomorrow",
+    ).treatment(20, sms_template="reminder_sms", name="sms-only")
+    request = campaign.request(now=NOW)
+    assert request["TemplateConfiguration"] == {
+        "EmailTemplate": {"Name": "reminder_email"},
+        "PushTemplate": {"Name": "nudge"},
+        "VoiceTemplate": {"Name": "call"},
+    }
+    assert request["MessageConfiguration"] == {
+        "SMSMessage": {"Body": "Your appointment is tomorrow"},
+        "CustomMessage": {"Data": "remind"},
+    }
+    assert request["CustomDeliveryConfiguration"] == {"DeliveryUri": "https://crm.example.com/hook"}
+    assert request["AdditionalTreatments"] == [
+        {
+            "SizePercent": 20,
+            "TemplateConfiguration": {"SMSTemplate": {"Name": "reminder_sms"}},
+            "TreatmentName": "sms-only",
+        }
+    ]
+    assert campaign_problems(campaign.definition(now=NOW), creating=True) == []
+    with pytest.raises(TypeError, match="fax"):
+        campaign.treatment(10, fax="no")

@@ -478,21 +478,56 @@ def _link(steps: list[Step], activities: dict[str, dict[str, Any]], ids: dict[st
 # Campaigns
 
 
-def _email_parts(
-    template: str | None, version: str | None, subject: str | None, html: str | None, text: str | None
+def _message_parts(
+    template: str | None,
+    version: str | None,
+    subject: str | None,
+    html: str | None,
+    text: str | None,
+    channels: dict[str, Any],
 ) -> dict[str, Any]:
-    """TemplateConfiguration or an inline MessageConfiguration.EmailMessage, as the API spells them."""
+    """A treatment's TemplateConfiguration and MessageConfiguration, as the API spells them.
+
+    Args:
+        template, version, subject, html, text: The email (a template, or an inline message); none of them: no
+            email.
+        channels: The other channels' keyword arguments of :class:`Campaign`: ``sms_template``,
+            ``push_template``, ``voice_template`` (template names), ``sms`` (an inline SMS body) and
+            ``custom`` (``(delivery_uri, data)``: a webhook or custom activity and the message it gets).
+    """
+    templates: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    out: dict[str, Any] = {}
     if template is not None:
         ref: dict[str, Any] = {"Name": template}
         if version is not None:
             ref["Version"] = version
-        return {"TemplateConfiguration": {"EmailTemplate": ref}}
-    message = {"Title": subject, "HtmlBody": html, "Body": text}
-    return {"MessageConfiguration": {"EmailMessage": {k: v for k, v in message.items() if v is not None}}}
+        templates["EmailTemplate"] = ref
+    elif any(v is not None for v in (subject, html, text)):
+        email = {"Title": subject, "HtmlBody": html, "Body": text}
+        messages["EmailMessage"] = {k: v for k, v in email.items() if v is not None}
+    for key, api_name in (
+        ("sms_template", "SMSTemplate"),
+        ("push_template", "PushTemplate"),
+        ("voice_template", "VoiceTemplate"),
+    ):
+        if channels.get(key) is not None:
+            templates[api_name] = {"Name": channels[key]}
+    if channels.get("sms") is not None:
+        messages["SMSMessage"] = {"Body": channels["sms"]}
+    if channels.get("custom") is not None:
+        uri, data = channels["custom"]
+        messages["CustomMessage"] = {"Data": data}
+        out["CustomDeliveryConfiguration"] = {"DeliveryUri": uri}
+    if templates:
+        out["TemplateConfiguration"] = templates
+    if messages:
+        out["MessageConfiguration"] = messages
+    return out
 
 
 class Campaign:
-    """An EMAIL campaign being built: segment, message, schedule, A/B treatments, holdout and limits.
+    """A campaign being built: segment, messages per channel, schedule, A/B treatments, holdout and limits.
 
     Example::
 
@@ -500,11 +535,17 @@ class Campaign:
                           start=datetime(2027, 3, 1, 9), end=datetime(2027, 5, 31), timezone="Europe/Paris",
                           local_time=True, quiet_time=("21:00", "08:00"), holdout=10, daily_cap=1)
         spring.treatment(30, template="spring_b", name="B")
+        reminder = Campaign("reminder", segment="MEMBERS", sms_template="reminder_sms", push_template="nudge")
 
     Args:
         name: Campaign name (``sojourn deploy`` matches campaigns by it).
         segment: Segment id.
         template: Email template of the default treatment (or give ``subject`` plus ``html``/``text``).
+        sms_template, push_template, voice_template: Templates for the segment's SMS, push (GCM, APNS, ...) and
+            voice endpoints: each member gets the message of its own channel.
+        sms: An inline SMS body (instead of ``sms_template``).
+        custom: ``(delivery_uri, data)``: deliver the segment's CUSTOM endpoints to an https webhook or a custom
+            activity, 50 per call, with ``data`` as the message.
         start: ``"now"`` (IMMEDIATE for a one-off campaign), a datetime, or an ISO-8601 string. A naive
             datetime is read on ``timezone``'s clock.
         end: Optional end (for recurring and event campaigns).
@@ -529,6 +570,11 @@ class Campaign:
         subject: str | None = None,
         html: str | None = None,
         text: str | None = None,
+        sms_template: str | None = None,
+        push_template: str | None = None,
+        voice_template: str | None = None,
+        sms: str | None = None,
+        custom: tuple[str, str] | None = None,
         from_address: str | None = None,
         start: str | datetime = "now",
         end: str | datetime | None = None,
@@ -549,7 +595,20 @@ class Campaign:
     ) -> None:
         self.name = name
         self.segment = segment
-        self.message = _email_parts(template, template_version, subject, html, text)
+        self.message = _message_parts(
+            template,
+            template_version,
+            subject,
+            html,
+            text,
+            {
+                "sms_template": sms_template,
+                "push_template": push_template,
+                "voice_template": voice_template,
+                "sms": sms,
+                "custom": custom,
+            },
+        )
         if from_address is not None:
             email_message = self.message.setdefault("MessageConfiguration", {}).setdefault("EmailMessage", {})
             email_message["FromAddress"] = from_address
@@ -584,11 +643,19 @@ class Campaign:
         text: str | None = None,
         name: str | None = None,
         description: str | None = None,
+        **channels: Any,
     ) -> Campaign:
-        """Add an A/B treatment that gets ``share`` percent of the segment (up to 4 besides the default)."""
+        """Add an A/B treatment that gets ``share`` percent of the segment (up to 4 besides the default).
+
+        ``channels`` takes the same other-channel arguments as :class:`Campaign` (``sms_template``, ``sms``,
+        ``push_template``, ``voice_template``, ``custom``).
+        """
+        unknown = set(channels) - {"sms_template", "push_template", "voice_template", "sms", "custom"}
+        if unknown:
+            raise TypeError(f"treatment() got unexpected arguments {sorted(unknown)}")
         body: dict[str, Any] = {
             "SizePercent": share,
-            **_email_parts(template, template_version, subject, html, text),
+            **_message_parts(template, template_version, subject, html, text, channels),
         }
         if name is not None:
             body["TreatmentName"] = name
