@@ -10,12 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from sojourn.api.handlers import HANDLERS
-from sojourn.api.server import RequestContext
 from sojourn.api.state import AppState
 from sojourn.engine import names
 from tests.support.helpers import record_histories, skip_time_until_done
-from tests.support.seed import Audience, app_with_audience, call
+from tests.support.seed import Audience, app_with_audience, call, call_sesv2
 from tests.support.smtp import SmtpSink
 
 # ep0 lives on UTC (quiet now), ep1 twelve hours ahead (its afternoon or night, outside the window), ep2 has
@@ -256,7 +254,7 @@ async def test_journey_list_mail_skips_unsubscribed_and_carries_list_unsubscribe
     state, _ = stack
     audience = await app_with_audience(state, members=3, templates=())
     list_name = f"news{uuid.uuid4().hex[:8]}"
-    await sesv2(
+    await call_sesv2(
         state,
         "CreateContactList",
         ContactListName=list_name,
@@ -265,14 +263,16 @@ async def test_journey_list_mail_skips_unsubscribed_and_carries_list_unsubscribe
         ],
     )
     first, second, third = audience.addresses
-    await sesv2(
+    await call_sesv2(
         state,
         "CreateContact",
         ContactListName=list_name,
         EmailAddress=second,
         TopicPreferences=[{"TopicName": "weekly", "SubscriptionStatus": "OPT_OUT"}],
     )
-    await sesv2(state, "CreateContact", ContactListName=list_name, EmailAddress=third, UnsubscribeAll=True)
+    await call_sesv2(
+        state, "CreateContact", ContactListName=list_name, EmailAddress=third, UnsubscribeAll=True
+    )
     template = f"weekly{uuid.uuid4().hex[:8]}"
     await call(
         state,
@@ -310,9 +310,3 @@ async def test_journey_list_mail_skips_unsubscribed_and_carries_list_unsubscribe
     got = await welcome_metrics(state, audience.app_id, journey_id)
     # Opted out of the topic: skipped for this list; unsubscribed from all: on the suppression list for every send.
     assert got["SUCCESS"] == "1" and got["UNSUBSCRIBED"] == "1" and got["SUPPRESSED"] == "1"
-
-
-async def sesv2(state: AppState, operation: str, **params: object) -> dict[str, object]:
-    """Run one sesv2 operation's handler, as the server would."""
-    ctx = RequestContext(request_id=uuid.uuid4().hex, operation=operation, service="sesv2", state=state)
-    return await HANDLERS[f"sesv2:{operation}"](ctx, dict(params))

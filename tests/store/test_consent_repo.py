@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sojourn.api.state import AppState
 from sojourn.settings import Settings
 from sojourn.store import consent_repo
-from tests.support.seed import call
+from tests.support.seed import call, call_sesv2
 
 
 async def _app(state: AppState) -> str:
@@ -110,9 +110,21 @@ async def test_erasure_keeps_no_address(db: AsyncEngine) -> None:
         EndpointId="ep",
         EndpointRequest={"ChannelType": "EMAIL", "Address": address, "OptOut": "ALL"},
     )
+    list_name = f"erase-{uuid.uuid4().hex[:8]}"
+    await call_sesv2(state, "CreateContactList", ContactListName=list_name)
+    await call_sesv2(
+        state, "CreateContact", ContactListName=list_name, EmailAddress=address, UnsubscribeAll=True
+    )
     async with db.begin() as conn:
         counts = await consent_repo.erase_contact(conn, app_id, address)
-    assert counts["endpoints"] == 1 and counts["consent"] == 1
+    # Consent rows: the OptOut, and the withdrawal the list's unsubscribe-all wrote.
+    assert counts["endpoints"] == 1 and counts["consent"] == 2
+    assert counts["contacts"] == 1 and counts["subscription_events"] == 1
+    async with db.connect() as conn:
+        suppressed = await conn.scalar(
+            text("SELECT reason FROM suppressed_destinations WHERE email_address = :x"), {"x": address}
+        )
+    assert suppressed == "UNSUBSCRIBE", "the suppression entry outlives the erased contact"
     async with db.connect() as conn:
         markers = (
             await conn.execute(text("SELECT * FROM consent_erasures WHERE app_id = :a"), {"a": app_id})

@@ -21,6 +21,12 @@ async def call(state: AppState, operation: str, **params: Any) -> dict[str, Any]
     return await HANDLERS[operation](ctx, params)
 
 
+async def call_sesv2(state: AppState, operation: str, **params: Any) -> dict[str, Any]:
+    """Run one sesv2 operation's handler, as the server would."""
+    ctx = RequestContext(request_id=uuid.uuid4().hex, operation=operation, service="sesv2", state=state)
+    return await HANDLERS[f"sesv2:{operation}"](ctx, params)
+
+
 async def set_state(state: AppState, app_id: str, journey_id: str, journey_state: str) -> dict[str, Any]:
     """UpdateJourneyState (ACTIVE, PAUSED or CANCELLED)."""
     return await call(

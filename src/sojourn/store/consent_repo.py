@@ -257,7 +257,9 @@ async def erase_contact(conn: AsyncConnection, app_id: str, address: str) -> dic
 
     Deletes the endpoints with the address and their events, participant rows and permissions, every consent
     row about them, blanks the address on their message ledger rows (ids and outcomes stay for metrics),
-    and records an erasure marker that holds only the address's hash.
+    and records an erasure marker that holds only the address's hash. Contact lists are the account's, not an
+    app's, so the address's contacts in every list and its Subscription events go too (the suppression entry
+    still keeps an unsubscribed address from being sent to).
 
     Returns:
         How many rows of each kind were removed or blanked.
@@ -272,6 +274,8 @@ async def erase_contact(conn: AsyncConnection, app_id: str, address: str) -> dic
         "participants": "DELETE FROM participants WHERE app_id = :a AND endpoint_id = ANY(:ids)",
         "messages": "UPDATE messages SET address = NULL WHERE app_id = :a AND endpoint_id = ANY(:ids)",
         "endpoints": "DELETE FROM endpoints WHERE app_id = :a AND id = ANY(:ids)",
+        "contacts": "DELETE FROM contacts WHERE email_address = :x",
+        "subscription_events": "DELETE FROM subscription_events WHERE email_address = :x",
     }
     for name, sql in statements.items():
         result = await conn.execute(text(sql), {"a": app_id, "x": x, "ids": ids})
