@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sojourn.engine.message_steps import PUSH_CHANNEL_SQL, push_settings, sms_settings
+from sojourn.engine.message_steps import PUSH_CHANNEL_SQL, push_settings, sms_settings, whole_participants
 
 
 def test_sms_sender_rules() -> None:
@@ -25,3 +25,15 @@ def test_push_settings_and_channel_types() -> None:
     assert push_settings({"TimeToLive": "0"}) == {"TimeToLive": 0}
     assert push_settings({}) == {}
     assert "'APNS_SANDBOX'" in PUSH_CHANNEL_SQL and "'SMS'" not in PUSH_CHANNEL_SQL
+
+
+def test_a_call_ends_at_a_whole_participant() -> None:
+    rows = [{"participant": p, "n": i} for i, p in enumerate(["u:a", "u:a", "e:b", "u:c", "u:c", "u:c"])]
+    # u:c goes on past a call of 4: it waits for the next call whole.
+    assert [r["n"] for r in whole_participants(rows[:5], 4)] == [0, 1, 2]
+    assert [r["n"] for r in whole_participants(rows[:3], 4)] == [0, 1, 2], "fewer rows than a call: all"
+    assert [r["n"] for r in whole_participants(rows[:4], 3)] == [0, 1, 2], (
+        "the cut falls between participants"
+    )
+    alone = [{"participant": "u:big", "n": i} for i in range(5)]
+    assert len(whole_participants(alone, 4)) == 4, "a user with more endpoints than a call is split"

@@ -27,7 +27,7 @@ from sojourn.domain.journeys import Activity, ConditionSpec, JourneyDefinition
 from sojourn.domain.trace import participant_path
 from sojourn.engine.custom_step import CustomFunction, deliver_batch
 from sojourn.engine.inputs import StepInput, StepResult
-from sojourn.engine.message_steps import StepHost, claim_lane, finish_lane, pending_rows
+from sojourn.engine.message_steps import StepHost, claim_lane, finish_lane, pending_whole_participants
 from sojourn.engine.split_sql import Member, members_meeting
 from sojourn.store import journey_ledger as ledger
 from sojourn.store import message_ledger
@@ -170,7 +170,7 @@ async def contact_center_step(
     delivered = failed = 0
     activity.heartbeat(0)
     while True:
-        rows = await pending_rows(host, inp, MAX_ENDPOINTS_PER_CALL)
+        rows = await pending_whole_participants(host, inp, MAX_ENDPOINTS_PER_CALL)
         if not rows:
             break
         if problem is not None:

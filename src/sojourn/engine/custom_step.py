@@ -41,7 +41,7 @@ from sojourn.domain.message_templates import render_template_fields
 from sojourn.domain.templates import build_context
 from sojourn.engine import names
 from sojourn.engine.inputs import StepInput, StepResult
-from sojourn.engine.message_steps import StepHost, claim_lane, finish_lane, pending_rows
+from sojourn.engine.message_steps import StepHost, claim_lane, finish_lane, pending_whole_participants
 from sojourn.store import message_ledger
 from sojourn.store.endpoint_rows import endpoint_response
 from sojourn.store.events_repo import EventRow, record_events
@@ -151,7 +151,7 @@ async def custom_step(
     delivered = 0
     activity.heartbeat(0)
     while True:
-        rows = await pending_rows(host, inp, MAX_ENDPOINTS_PER_CALL)
+        rows = await pending_whole_participants(host, inp, MAX_ENDPOINTS_PER_CALL)
         if not rows:
             break
         if problem is not None:

@@ -272,6 +272,38 @@ async def pending_rows(host: StepHost, inp: StepInput, limit: int) -> list[dict[
         )
 
 
+async def pending_whole_participants(host: StepHost, inp: StepInput, limit: int) -> list[dict[str, Any]]:
+    """Like :func:`pending_rows`, but a user participant's endpoints are never split between two calls.
+
+    At most ``limit`` rows, ending at a participant boundary (unless one user alone has more than ``limit``
+    endpoints: then its first ``limit``).
+    """
+    assert inp.activity_id is not None
+    async with host.db.connect() as conn:
+        rows = await message_ledger.pending_journey_emails(
+            conn,
+            journey_id=inp.journey_id,
+            cohort_no=inp.cohort_no,
+            lane=inp.lane,
+            activity_id=inp.activity_id,
+            limit=limit + 1,
+            by_participant=True,
+        )
+    return whole_participants(rows, limit)
+
+
+def whole_participants(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` of ``rows`` (ordered by participant), cut back to the last whole participant.
+
+    ``rows`` holds up to ``limit + 1`` rows: the extra one tells whether the participant at the cut goes on.
+    """
+    if len(rows) <= limit:
+        return rows
+    cut = rows[limit]["participant"]
+    whole = [r for r in rows[:limit] if r["participant"] != cut]
+    return whole or rows[:limit]
+
+
 async def provider_step(
     host: StepHost,
     inp: StepInput,

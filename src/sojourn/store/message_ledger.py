@@ -246,20 +246,37 @@ async def claim_journey_emails(
 
 
 async def pending_journey_emails(
-    conn: AsyncConnection, *, journey_id: str, cohort_no: int, lane: str, activity_id: str, limit: int
+    conn: AsyncConnection,
+    *,
+    journey_id: str,
+    cohort_no: int,
+    lane: str,
+    activity_id: str,
+    limit: int,
+    by_participant: bool = False,
 ) -> list[dict[str, Any]]:
-    """Claimed, not yet sent messages of the lane at ``activity_id``, with their endpoint rows."""
+    """Claimed, not yet sent messages of the lane at ``activity_id``, with their endpoint rows.
+
+    Args:
+        by_participant: Order by participant (a user's endpoints together) and add each row's ``participant``
+            key, so a caller can keep a user's endpoints in one call.
+    """
+    order = (
+        "coalesce('u:' || p.user_id, 'e:' || p.endpoint_id), m.message_id"
+        if by_participant
+        else "m.message_id"
+    )
     result = await conn.execute(
         text(
-            """
-            SELECT m.message_id, e.*
+            f"""
+            SELECT m.message_id, e.*, coalesce('u:' || p.user_id, 'e:' || p.endpoint_id) AS participant
             FROM participants p
             JOIN messages m ON m.journey_id = p.journey_id AND m.activity_id = :activity_id
                            AND m.endpoint_id = p.endpoint_id AND m.entry_no = p.entry_no AND m.status = 'pending'
             JOIN endpoints e ON e.app_id = p.app_id AND e.id = p.endpoint_id
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
-            ORDER BY m.message_id
+            ORDER BY {order}
             LIMIT :limit
             """
         ),
