@@ -25,7 +25,7 @@ from sojourn.channels.list_unsubscribe import (
     list_unsubscribe,
     replace_unsubscribe_placeholder,
 )
-from sojourn.channels.tracking import instrument_html
+from sojourn.channels.tracking import instrument_html, plan_tracking
 from sojourn.domain.lists import (
     LIST_MANAGEMENT_HEADER,
     ListRuleError,
@@ -170,15 +170,26 @@ class EmailBatchSender:
                     if template.get(part)
                 },
             }
-        rendered = render_email(template, context)
-        html = rendered.html
-        if html is not None:
-            html = instrument_html(
-                html,
-                public_url=self.settings.effective_public_url,
-                message_id=row["message_id"],
-                secret=self.secret,
-            )
+        html_source = template.get("HtmlPart")
+        plan = (
+            plan_tracking(str(html_source), self.settings.effective_public_url, self.secret)
+            if html_source
+            else None
+        )
+        if plan is not None:
+            # Links found once per template: this message only signs its tokens and fills them in.
+            rendered = render_email({**template, "HtmlPart": plan.source}, context)
+            html = plan.instrument(rendered.html, row["message_id"]) if rendered.html is not None else None
+        else:
+            rendered = render_email(template, context)
+            html = rendered.html
+            if html is not None:
+                html = instrument_html(
+                    html,
+                    public_url=self.settings.effective_public_url,
+                    message_id=row["message_id"],
+                    secret=self.secret,
+                )
         text = rendered.text
         headers = {
             name: value for name, value in rendered.headers if name.lower() != LIST_MANAGEMENT_HEADER.lower()
