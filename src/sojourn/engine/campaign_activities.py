@@ -27,6 +27,7 @@ from temporalio import activity
 from sojourn.channels.email import EmailTransport
 from sojourn.domain.campaign_schedule import COHORTS, treatment_for_cohort
 from sojourn.domain.campaigns import CampaignDefinition, email_content, schedule_rule
+from sojourn.domain.lists import ListRuleError
 from sojourn.domain.local_time import in_quiet_time, parse_clock, utc_to_wall, zone_named
 from sojourn.engine.campaign_hook import CampaignHook, HookFailed, HookFunction
 from sojourn.engine.campaign_inputs import (
@@ -40,7 +41,7 @@ from sojourn.engine.campaign_inputs import (
     SliceInput,
     SliceResult,
 )
-from sojourn.engine.email_batch import EmailBatchSender, email_problem
+from sojourn.engine.email_batch import EmailBatchSender, email_problem, list_options
 from sojourn.settings import Settings
 from sojourn.store import campaigns_repo as repo
 from sojourn.store import message_ledger
@@ -80,6 +81,20 @@ def quiet_reason(timezone: str | None, send_at: datetime, start: str | None, end
     )
 
 
+async def _list_filter(
+    conn: AsyncConnection, template: dict[str, Any] | None
+) -> message_ledger.ListFilter | None:
+    """The subscription test the claim applies when ``template`` is list mail (None otherwise, or when its
+    list header is malformed: the send then fails every message with the header's problem)."""
+    try:
+        options = list_options(template) if template is not None else None
+    except ListRuleError:
+        return None
+    if options is None:
+        return None
+    return await message_ledger.load_list_filter(conn, options["ContactListName"], options.get("TopicName"))
+
+
 def pace_delay(sent: int, rate: int, elapsed: float) -> float:
     """Seconds to wait so that ``sent`` messages take at least ``sent / rate`` seconds (MessagesPerSecond)."""
     if rate <= 0:
@@ -91,11 +106,17 @@ class _Content:
     """What one treatment sends: the template content and the sender, or why nothing can be sent."""
 
     def __init__(
-        self, template: dict[str, Any] | None, from_address: str | None, problem: tuple[str, str] | None
+        self,
+        template: dict[str, Any] | None,
+        from_address: str | None,
+        problem: tuple[str, str] | None,
+        list_filter: message_ledger.ListFilter | None = None,
     ) -> None:
         self.template = template
         self.from_address = from_address
         self.problem = problem
+        # List mail: the subscription test the claim applies (None for other mail).
+        self.list_filter = list_filter
 
 
 class CampaignActivities:
@@ -274,7 +295,10 @@ class CampaignActivities:
                 template, name = None, None
             from_address = (inline.FromAddress if inline else None) or (channel or {}).get("FromAddress")
             contents[treatment_id] = _Content(
-                template, from_address, email_problem(template, channel, from_address, name)
+                template,
+                from_address,
+                email_problem(template, channel, from_address, name),
+                await _list_filter(conn, template),
             )
         return contents
 
@@ -372,6 +396,9 @@ class CampaignActivities:
                 targets=targets,
                 now=send_at,
                 caps=caps,
+                list_filters={
+                    t: c.list_filter for t, c in contents.items() if c.list_filter and c.problem is None
+                },
             )
         ids = {
             repo.campaign_message_id(plan.app_id, plan.campaign_id, run_key, t, ep): (ep, t)
@@ -398,7 +425,12 @@ class CampaignActivities:
                     )
                 continue
             assert content.template is not None and content.from_address is not None
-            result.sent += await self.sender.send(batch, content.template, content.from_address)
+            result.sent += await self.sender.send(
+                batch,
+                content.template,
+                content.from_address,
+                subscribers_only=content.list_filter is None,
+            )
         result.targeted = len(targets)
         return result
 

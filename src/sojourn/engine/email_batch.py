@@ -65,13 +65,22 @@ class EmailBatchSender:
         self.transport = transport
         self.secret = settings.tracking_key
 
-    async def send(self, rows: list[dict[str, Any]], template: dict[str, Any], from_address: str) -> int:
+    async def send(
+        self,
+        rows: list[dict[str, Any]],
+        template: dict[str, Any],
+        from_address: str,
+        *,
+        subscribers_only: bool = True,
+    ) -> int:
         """Render and send ``rows`` with ``template``; failures are marked in the ledger.
 
         Args:
             rows: Claimed pending messages: ``message_id`` plus the endpoint row's columns.
             template: Email template content (Subject, HtmlPart, TextPart, DefaultSubstitutions, Headers).
             from_address: The sender.
+            subscribers_only: For list mail, skip the recipients not subscribed to the topic first; False when
+                the claim already did (``message_ledger.ListFilter``).
 
         Returns:
             How many were sent.
@@ -83,7 +92,7 @@ class EmailBatchSender:
         except ListRuleError as err:
             failures += [(row["message_id"], "RENDERING_FAILURE", str(err)) for row in rows]
             options, rows = None, []
-        if options is not None:
+        if options is not None and subscribers_only:
             rows = await self._subscribers_only(rows, options)
         for row in rows:
             try:

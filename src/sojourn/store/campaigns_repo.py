@@ -18,7 +18,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sojourn.store.message_ledger import SKIP_REASON_SQL, lock_endpoints
+from sojourn.store.message_ledger import (
+    LIST_FILTER_COLUMNS,
+    LIST_FILTER_UNNEST,
+    SKIP_REASON_SQL,
+    ListFilter,
+    list_filter_columns,
+    list_skip_reason_sql,
+    lock_endpoints,
+)
 from sojourn.store.tables import endpoints
 
 
@@ -389,6 +397,7 @@ async def claim_campaign_emails(
     targets: Sequence[tuple[str, int, str | None]],
     now: datetime,
     caps: CampaignCaps,
+    list_filters: Mapping[int, ListFilter] | None = None,
 ) -> dict[str, str]:
     """Insert a ledger row per target; unreachable, quiet-time or capped ones as ``skipped`` with the reason.
 
@@ -399,12 +408,16 @@ async def claim_campaign_emails(
     Args:
         targets: (endpoint id, treatment id, reason decided before the claim or None).
         now: The send's scheduled instant (caps count 24 hours back from it; rows are stamped with it).
+        list_filters: Per treatment whose content is list mail, its subscription test: unsubscribed
+            recipients are claimed as skipped (``UNSUBSCRIBED: ...``) by the same statement.
 
     Returns:
         The new rows: message id -> ``pending`` or the skip reason (rows claimed before are left out).
     """
     if not targets:
         return {}
+    filters = [(list_filters or {}).get(treatment) for _, treatment, _ in targets]
+    lists = any(filters)
     ids = [t[0] for t in targets]
     if caps.active:
         await lock_endpoints(
@@ -418,10 +431,12 @@ async def claim_campaign_emails(
             SELECT t.message_id, :app_id, :campaign_id, t.activity_id, t.endpoint_id, 'EMAIL', e.address,
                    CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, :now
             FROM unnest(CAST(:mids AS text[]), CAST(:acts AS text[]), CAST(:eps AS text[]),
-                        CAST(:reasons AS text[])) AS t(message_id, activity_id, endpoint_id, reason)
+                        CAST(:reasons AS text[]){", " + LIST_FILTER_UNNEST if lists else ""})
+                 AS t(message_id, activity_id, endpoint_id, reason{", " + LIST_FILTER_COLUMNS if lists else ""})
             LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = t.endpoint_id
             CROSS JOIN LATERAL (
-                SELECT COALESCE({SKIP_REASON_SQL}, t.reason, {_CAMPAIGN_CAP_REASON}) AS reason
+                SELECT COALESCE({SKIP_REASON_SQL}, t.reason, {_CAMPAIGN_CAP_REASON},
+                                {list_skip_reason_sql("t") if lists else "NULL"}) AS reason
             ) r
             ON CONFLICT (message_id) DO NOTHING
             RETURNING message_id, COALESCE(status_message, status)
@@ -438,6 +453,7 @@ async def claim_campaign_emails(
             "daily": caps.daily,
             "total": caps.total,
             "all_daily": caps.all_daily,
+            **(list_filter_columns(filters) if lists else {}),
         },
     )
     return {str(r[0]): str(r[1]) for r in result}
