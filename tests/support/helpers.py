@@ -62,5 +62,11 @@ async def record_histories(client: Any, workflow_ids: list[str], name: str) -> N
     HISTORIES.mkdir(exist_ok=True)
     for workflow_id in workflow_ids:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
-        kind = "cohort" if "/cohort/" in workflow_id else "journey"
+        kind = (
+            "cohort"
+            if "/cohort/" in workflow_id
+            else "campaign"
+            if workflow_id.startswith("campaign/")
+            else "journey"
+        )
         (HISTORIES / f"{name}_{kind}.json").write_text(history.to_json())

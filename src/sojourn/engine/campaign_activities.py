@@ -44,7 +44,7 @@ from sojourn.engine.campaign_inputs import (
 from sojourn.engine.email_batch import EmailBatchSender, email_problem, list_options
 from sojourn.settings import Settings
 from sojourn.store import campaigns_repo as repo
-from sojourn.store import message_ledger
+from sojourn.store import message_ledger, send_pacing
 from sojourn.store.app_settings_repo import load_app_settings
 from sojourn.store.endpoint_rows import endpoint_response
 from sojourn.store.journey_ledger import stable_bucket
@@ -93,13 +93,6 @@ async def _list_filter(
     if options is None:
         return None
     return await message_ledger.load_list_filter(conn, options["ContactListName"], options.get("TopicName"))
-
-
-def pace_delay(sent: int, rate: int, elapsed: float) -> float:
-    """Seconds to wait so that ``sent`` messages take at least ``sent / rate`` seconds (MessagesPerSecond)."""
-    if rate <= 0:
-        return 0.0
-    return max(0.0, sent / rate - elapsed)
 
 
 class _Content:
@@ -201,6 +194,7 @@ class CampaignActivities:
             quiet_start=quiet.Start if quiet else None,
             quiet_end=quiet.End if quiet else None,
             hook=hook.LambdaFunctionName if hook is not None and hook.Mode == "FILTER" else None,
+            parts=self.settings.worker_processes,
         )
 
     @activity.defn(name="campaign_zones")
@@ -328,7 +322,13 @@ class CampaignActivities:
                 while not stop.is_set():
                     async with self.db.connect() as conn:
                         rows = await repo.audience_page(
-                            conn, plan.app_id, clause, after=after, limit=page_size, zones=inp.zones
+                            conn,
+                            plan.app_id,
+                            clause,
+                            after=after,
+                            limit=page_size,
+                            zones=inp.zones,
+                            part=(inp.part, inp.parts),
                         )
                     if not rows:
                         break
@@ -342,12 +342,13 @@ class CampaignActivities:
             while (rows := await pages.get()) is not None:
                 if stop.is_set():
                     continue
+                if rate:
+                    await asyncio.sleep(await self._reserve_sends(plan, rows, rate))
                 page = await self._send_page(plan, inp.run_key, inp.scheduled_at, inp.send_at, rows, contents)
                 result.targeted += page.targeted
                 result.sent += page.sent
                 result.holdout += page.holdout
                 activity.heartbeat(result.targeted + result.holdout)
-                await asyncio.sleep(pace_delay(result.targeted, rate, time.monotonic() - started))
                 if max_duration and time.monotonic() - started > max_duration:
                     result.stopped = True
                     stop.set()
@@ -357,6 +358,25 @@ class CampaignActivities:
             for _ in range(senders):
                 group.create_task(send_pages())
         return result
+
+    async def _reserve_sends(self, plan: CampaignPlan, rows: Sequence[dict[str, Any]], rate: int) -> float:
+        """Reserve the page's messages on the campaign's shared send clock; seconds to wait before sending.
+
+        MessagesPerSecond holds for the campaign as a whole: every part of a run, on any worker process, takes
+        consecutive slots of one clock in Postgres (``send_pacing``).
+        """
+        count = sum(
+            1
+            for row in rows
+            if treatment_for_cohort(endpoint_cohort(plan.campaign_id, row["id"]), plan.holdout, plan.sizes)
+            is not None
+        )
+        if not count:
+            return 0.0
+        async with self.db.begin() as conn:
+            start = await send_pacing.reserve(conn, f"campaign:{plan.campaign_id}", count, rate)
+            now = await send_pacing.database_now(conn)
+        return max(0.0, (start - now).total_seconds())
 
     async def _send_page(
         self,

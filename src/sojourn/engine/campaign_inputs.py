@@ -60,6 +60,8 @@ class CampaignPlan(BaseModel):
     hook: str | None = None
     # Continue-as-new after this many runs or event batches.
     runs_per_history: int = 20
+    # Parts each run's audience is sent in, as concurrent activities (one per worker process).
+    parts: int = 1
 
     def rule(self) -> ScheduleRule:
         """The schedule as a pure-function rule."""
@@ -94,6 +96,9 @@ class SliceInput(BaseModel):
     send_at: datetime
     # Demographic.Timezone values of this slice ("" for none); None: every member.
     zones: list[str] | None = None
+    # This activity sends the members whose CohortId % parts == part.
+    part: int = 0
+    parts: int = 1
 
 
 class SliceResult(BaseModel):
@@ -104,6 +109,16 @@ class SliceResult(BaseModel):
     holdout: int = 0
     stopped: bool = False
     segment_missing: bool = False
+
+    def plus(self, other: SliceResult) -> SliceResult:
+        """The result of two parts of one slice."""
+        return SliceResult(
+            targeted=self.targeted + other.targeted,
+            sent=self.sent + other.sent,
+            holdout=self.holdout + other.holdout,
+            stopped=self.stopped or other.stopped,
+            segment_missing=self.segment_missing or other.segment_missing,
+        )
 
 
 class RunFinish(BaseModel):

@@ -10,6 +10,8 @@ follow :func:`sojourn.domain.campaign_schedule.due_run`. It continues-as-new eve
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -44,6 +46,8 @@ PAUSED_RELOAD = timedelta(hours=1)
 EVENT_POLL_FIRST = timedelta(seconds=30)
 EVENT_POLL_MAX = timedelta(hours=1)
 EVENT_BATCH = 500
+# Patch: a run's audience is sent in ``plan.parts`` concurrent activities (one per worker process).
+SEND_IN_PARTS = "campaign-send-in-parts"
 
 
 @workflow.defn(name="CampaignWorkflow")
@@ -210,20 +214,24 @@ class CampaignWorkflow:
             self._details(
                 f"run {run.no}: sending" + (f" to {', '.join(piece.zones)}" if plan.local_time else "")
             )
-            result: SliceResult = await workflow.execute_activity(
-                "send_campaign_slice",
-                SliceInput(
-                    plan=plan,
-                    run_key=run_key,
-                    scheduled_at=run.at,
-                    send_at=self._send_instant(piece.at),
-                    zones=list(piece.zones) if plan.local_time else None,
-                ),
-                result_type=SliceResult,
-                start_to_close_timeout=SEND_TIMEOUT,
-                heartbeat_timeout=timedelta(minutes=2),
-                retry_policy=RETRY,
+            inp = SliceInput(
+                plan=plan,
+                run_key=run_key,
+                scheduled_at=run.at,
+                send_at=self._send_instant(piece.at),
+                zones=list(piece.zones) if plan.local_time else None,
             )
+            result: SliceResult
+            if plan.parts > 1 and workflow.patched(SEND_IN_PARTS):
+                parts = await asyncio.gather(
+                    *(
+                        self._send_slice(inp.model_copy(update={"part": part, "parts": plan.parts}))
+                        for part in range(plan.parts)
+                    )
+                )
+                result = functools.reduce(SliceResult.plus, parts)
+            else:
+                result = await self._send_slice(inp)
             holdout += result.holdout
             stopped |= result.stopped
             missing |= result.segment_missing
@@ -253,6 +261,17 @@ class CampaignWorkflow:
             await self._finish("DELETED")
             self.plan = plan.model_copy(update={"deleted": True})
         return "DELETED" if missing else None
+
+    async def _send_slice(self, inp: SliceInput) -> SliceResult:
+        result: SliceResult = await workflow.execute_activity(
+            "send_campaign_slice",
+            inp,
+            result_type=SliceResult,
+            start_to_close_timeout=SEND_TIMEOUT,
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
+        )
+        return result
 
     def _send_instant(self, scheduled: datetime) -> datetime:
         """The instant a slice is sent at: its scheduled one, or now when it runs late (missed, resumed)."""

@@ -302,6 +302,7 @@ async def audience_page(
     after: str | None,
     limit: int,
     zones: Sequence[str] | None = None,
+    part: tuple[int, int] = (0, 1),
 ) -> list[dict[str, Any]]:
     """The next ``limit`` segment members (whole endpoint rows) after endpoint id ``after``, in id order.
 
@@ -309,9 +310,13 @@ async def audience_page(
 
     Args:
         zones: Only endpoints whose ``Demographic.Timezone`` is one of these ("" for none); None: all.
+        part: (i, n): only the endpoints whose CohortId % n == i (a run sent in n concurrent parts).
     """
     e = endpoints
     query = select(e).where(e.c.app_id == app_id, clause)
+    index, parts = part
+    if parts > 1:
+        query = query.where(e.c.cohort_id % parts == index)
     if after is not None:
         query = query.where(e.c.id > after)
     if zones is not None:
