@@ -4,9 +4,10 @@ A run recalculates the segment at that moment and streams its members in keyset 
 (never holding the audience whole). Per page: each member's treatment comes from a stable hash of
 (campaign, endpoint) into 100 cohorts (the holdout gets nothing); quiet time drops messages whose local send
 time is quiet; the FILTER hook may drop more; the claim writes every message into the ledger with its skip
-reason (unreachable endpoint, quiet time, caps) under the deterministic message id; then the pending ones are
-rendered and sent in one batch. Every step is idempotent: a retried activity claims nothing twice and sends
-only what is still pending.
+reason (unreachable endpoint, quiet time, caps, for list mail a recipient not subscribed to the topic) under
+the deterministic message id; then the pending ones are rendered and sent in one batch. Every step is
+idempotent: a retried activity claims nothing twice and sends only what is still pending. MessagesPerSecond
+is paced on a clock in Postgres shared by every part of a run, whichever worker process sends it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """CampaignWorkflow: one per campaign (``campaign/{app_id}/{campaign_id}``). Owns the schedule, runs the runs.
 
 It loops over the schedule's run times with workflow timers; each run is one ``send_campaign_slice`` activity
-(one per time zone for local-time campaigns) that streams the segment as it is at that moment. EVENT campaigns
+(one per time zone for local-time campaigns) that streams the segment as it is at that moment, or, with
+several worker processes (``plan.parts``), as many concurrent activities, each sending the members of one
+CohortId residue, which the task queue spreads over the processes. EVENT campaigns
 instead take the endpoints PutEvents queued (a ``doorbell`` signal wakes the workflow; it also polls).
 ``updated`` (UpdateCampaign) makes it reload the campaign before its next run; a pause holds the next runs
 (runs that fall due during the pause are skipped); DeleteCampaign cancels it. Missed runs after downtime

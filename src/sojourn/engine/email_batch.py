@@ -8,7 +8,12 @@ List mail: a template whose ``Headers`` carry SES's ``X-SES-LIST-MANAGEMENT-OPTI
 topicName=T`` is list mail, as with SES. Recipients not subscribed to the topic (unsubscribed from the list,
 else their preference, else the topic's default) are skipped (``UNSUBSCRIBED``); the others get
 ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058 one-click) and ``{{amazonSESUnsubscribeUrl}}``
-becomes their preference page. The header itself is not sent.
+becomes their preference page. The header itself is not sent. Campaigns test the subscription in the claim
+itself (``message_ledger.ListFilter``) and pass ``subscribers_only=False``; other senders filter here.
+
+Per message the work is small: templates are compiled once per process (``compile_template`` caches by
+source), tracking links are found once per HTML template (``tracking.plan_tracking``) and each message only
+signs its tokens and fills them in.
 """
 
 from __future__ import annotations
