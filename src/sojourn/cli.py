@@ -34,6 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     api = sub.add_parser("api", help="run the API server (needs SOJOURN_DATABASE_URL and Temporal)")
     api.set_defaults(run=cmd_api)
     worker = sub.add_parser("worker", help="run a worker (needs SOJOURN_DATABASE_URL and Temporal)")
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes to run on this machine (default: SOJOURN_WORKER_PROCESSES, half the cores)",
+    )
     worker.set_defaults(run=cmd_worker)
     migrate = sub.add_parser("migrate", help="apply database migrations to SOJOURN_DATABASE_URL")
     migrate.set_defaults(run=cmd_migrate)
@@ -165,19 +171,39 @@ def cmd_api(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
-    """Run the Temporal worker until SIGINT/SIGTERM."""
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the Temporal worker until SIGINT/SIGTERM; with ``--processes N`` N of them (this one and N-1 children,
+    which the task queue shares work among, and which stop with it)."""
     from sojourn.engine.worker import run_worker
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop)
-
-    asyncio.run(run())
+    processes = args.processes or settings.worker_processes
+    if processes < 1:
+        print("--processes must be at least 1", file=sys.stderr)
+        return 2
+    env = {**os.environ, "SOJOURN_WORKER_PROCESSES": str(processes)}
+    children = [
+        subprocess.Popen([sys.executable, "-m", "sojourn", "worker", "--processes", "1"], env=env)
+        for _ in range(processes - 1)
+    ]
+    # Every process plans campaign runs in as many parts as there are processes.
+    settings = settings.model_copy(update={"worker_processes": processes})
+    try:
+        asyncio.run(_run_one_worker(settings, run_worker))
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(30)
     return 0
+
+
+async def _run_one_worker(settings: Settings, run_worker: Any) -> None:
+    """One worker until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(settings, stop)
 
 
 def cmd_up(_: argparse.Namespace, settings: Settings) -> int:

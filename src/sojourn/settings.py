@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_worker_processes(cpus: int | None) -> int:
+    """Worker processes for a machine: half its cores (the other half runs PostgreSQL and Temporal)."""
+    return max(1, (cpus or 1) // 2)
+
 
 DEV_ACCESS_KEY_ID = "SOJOURNDEVACCESSKEY"
 DEV_SECRET_ACCESS_KEY = "sojourn-dev-secret-access-key"
@@ -105,6 +112,12 @@ class Settings(BaseSettings):
     )
     smtp_max_rate: float = Field(
         default=1000.0, gt=0, description="Emails/s per lane before the SMTP relay throttles."
+    )
+    worker_processes: int = Field(
+        default_factory=lambda: default_worker_processes(os.cpu_count()),
+        ge=1,
+        description="Worker processes `sojourn worker` and `sojourn up` run; a campaign run's audience is "
+        "sent in as many parts, spread over them by the task queue.",
     )
 
     def provider_setting(self, channel: str) -> tuple[str, str]:

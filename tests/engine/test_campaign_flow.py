@@ -6,6 +6,7 @@ and GetCampaignActivities.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from sojourn.api.state import AppState
+from sojourn.channels.email import SmtpConfig, SmtpTransport
 from sojourn.engine import names
+from sojourn.engine.worker import build_worker
+from sojourn.settings import Settings
 from tests.support.campaigns import (
     activities,
     campaign_messages,
@@ -26,7 +30,7 @@ from tests.support.campaigns import (
     status_counts,
     zoned_audience,
 )
-from tests.support.helpers import assert_eventually, skip_time_until_done
+from tests.support.helpers import assert_eventually, record_histories, skip_time_until_done
 from tests.support.seed import call
 from tests.support.smtp import SmtpSink
 
@@ -443,3 +447,47 @@ async def test_a_pinned_segment_version_is_used_and_a_deleted_segment_fails_the_
     assert got["CampaignResponse"]["State"]["CampaignStatus"] == "DELETED"
     (run,) = await activities(state, audience.app_id, doomed)
     assert run["Result"] == "FAIL" and run["ExecutionMetrics"]["SEGMENT_DELETED"] == "1"
+
+
+async def test_a_run_is_sent_in_parts_for_two_worker_processes(
+    db: AsyncEngine, time_skipping_env: WorkflowEnvironment, smtp_server: SmtpSink
+) -> None:
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4().hex}",
+        temporal_search_attributes=False,
+        smtp_url=smtp_server.url,
+        worker_processes=2,
+    )
+    state = AppState(db=db, settings=settings)
+    state.use_temporal(time_skipping_env.client)
+    # One worker here (the SDK allows one per task queue per process): it runs both parts at once, as two
+    # worker processes polling the queue would share them.
+    worker = build_worker(
+        time_skipping_env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+    )
+    async with worker:
+        audience = await zoned_audience(state, [None] * 200)
+        campaign_id = await create_campaign(
+            state,
+            audience.app_id,
+            email_campaign(audience.segment_id, {"StartTime": "2027-04-01T09:00:00Z"}, HoldoutPercent=10),
+        )
+        assert await run_to_end(time_skipping_env, audience.app_id, campaign_id) == "COMPLETED"
+        workflow_id = names.campaign_workflow_id(audience.app_id, campaign_id)
+        history = await time_skipping_env.client.get_workflow_handle(workflow_id).fetch_history()
+        await record_histories(time_skipping_env.client, [workflow_id], "run_in_parts")
+
+    sends = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "send_campaign_slice"
+    ]
+    assert len(sends) == 2, "one activity per part"
+    rows = await campaign_messages(db, campaign_id)
+    sent = [r.endpoint_id for r in rows if r.status == "sent"]
+    assert len(sent) == len(set(sent)) == len(smtp_server.messages) == len(rows)
+    runs = await activities(state, audience.app_id, campaign_id)
+    (run,) = runs
+    assert run["SuccessfulEndpointCount"] == len(sent)
+    assert int(run["ExecutionMetrics"]["HOLDOUT"]) == 200 - len(sent) > 0

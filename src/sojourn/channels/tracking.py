@@ -14,8 +14,12 @@ import hmac
 import html as html_lib
 import json
 import re
+import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from html.entities import html5 as _HTML5_ENTITIES
+from json.encoder import encode_basestring as _json_string
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -37,16 +41,37 @@ class InvalidTokenError(ValueError):
 # ---- tokens ----
 
 
+_URL_SAFE: Final = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_URL_SAFE).rstrip(b"=").decode("ascii")
 
 
 def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@lru_cache(maxsize=16)
+def _keyed_hmac(secret: bytes) -> hmac.HMAC:
+    # The key schedule is done once per process and secret; each signature copies the prepared state.
+    return hmac.new(secret, digestmod=hashlib.sha256)
+
+
 def _signature(body: bytes, secret: bytes) -> bytes:
-    return hmac.new(secret, body, hashlib.sha256).digest()[:_TAG_BYTES]
+    mac = _keyed_hmac(secret).copy()
+    mac.update(body)
+    return mac.digest()[:_TAG_BYTES]
+
+
+def _payload_json(payload: Mapping[str, str]) -> str:
+    """``json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)`` for string payloads,
+    without the encoder's per-call set-up (this runs for every link of every message)."""
+    return "{" + ",".join(f"{_json_string(k)}:{_json_string(v)}" for k, v in sorted(payload.items())) + "}"
+
+
+def _signed(body: bytes, secret: bytes) -> str:
+    return f"{_b64encode(body)}.{_b64encode(_signature(body, secret))}"
 
 
 def sign_token(payload: Mapping[str, str], secret: bytes) -> str:
@@ -66,8 +91,7 @@ def sign_token(payload: Mapping[str, str], secret: bytes) -> str:
         raise ValueError("the tracking secret must not be empty")
     if not all(isinstance(key, str) and isinstance(value, str) for key, value in payload.items()):
         raise ValueError("token payload keys and values must be strings")
-    body = json.dumps(dict(payload), separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
-    return f"{_b64encode(body)}.{_b64encode(_signature(body, secret))}"
+    return _signed(_payload_json(payload).encode(), secret)
 
 
 def verify_token(token: str, secret: bytes) -> dict[str, str]:
@@ -299,3 +323,124 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
         position = end
     out.append(text[position:])
     return "".join(out)
+
+
+# ---- tracking prepared once per template ----
+
+# A mustache of the template language (comments included); conservative: anything from ``{{`` to ``}}``.
+_MUSTACHE: Final = re.compile(r"\{\{(?:!--.*?--\}\}|.*?\}\})", re.DOTALL)
+# Mustaches whose output is not HTML-escaped (``{{{x}}}``, ``{{&x}}``) or that bring in other markup (partials).
+_UNESCAPED_MUSTACHE: Final = re.compile(r"\{\{~?\s*(?:\{|&|>|#\*)")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingPlan:
+    """An HTML template source whose tracked links were found once, for every message rendered from it.
+
+    ``source`` is the template with each tracked ``href`` value (quotes included) replaced by a marker and a
+    marker where the open pixel goes; rendering it and calling :meth:`instrument` gives exactly what
+    :func:`instrument_html` gives for the rendered template, with per-message work reduced to signing and
+    string replacement.
+
+    Attributes:
+        source: The template source to render (HTML escaping on).
+        links: (marker, JSON-encoded target URL) per tracked link.
+        pixel_marker: The marker where the pixel goes, or None to append the pixel at the end.
+        base: The escaped public URL.
+        secret: The tracking HMAC key.
+    """
+
+    source: str
+    links: tuple[tuple[str, str], ...]
+    pixel_marker: str | None
+    base: str
+    secret: bytes
+
+    def instrument(self, rendered: str, message_id: str) -> str:
+        """The rendered HTML with the message's click URLs and open pixel in place of the markers."""
+        mid = _json_string(message_id)
+        html = rendered
+        for marker, target in self.links:
+            token = _signed(f'{{"k":"c","m":{mid},"u":{target}}}'.encode(), self.secret)
+            html = html.replace(marker, f"{self.base}/t/c/{token}")
+        token = _signed(f'{{"k":"o","m":{mid}}}'.encode(), self.secret)
+        pixel = f'<img src="{self.base}/t/o/{token}.gif" width="1" height="1" alt="" style="display:none">'
+        if self.pixel_marker is not None and self.pixel_marker in html:
+            return html.replace(self.pixel_marker, pixel)
+        return html + pixel
+
+
+def _markup_is_static(source: str, markup: list[re.Match[str]]) -> bool:
+    """Whether no value a template renders can change which tags, links and ``</body>`` the HTML has.
+
+    HTML-escaped output cannot make or break markup when it stands in text between tags: it never holds
+    ``< > " ' =``. So every mustache (block tags included) must stand outside any tag, comment, script or
+    style, not right after an unclosed ``<``, and none may follow the last ``</body>`` (which is then always
+    rendered). Unescaped output and partials could bring markup of their own: no plan for those.
+    """
+    mustaches = list(_MUSTACHE.finditer(source))
+    if "\x00" in source or any(_UNESCAPED_MUSTACHE.match(m.group()) for m in mustaches):
+        return False
+    spans = [m.span() for m in markup]
+    last_body_end = max((m.start() for m in markup if m.group("body_end")), default=None)
+    for mustache in mustaches:
+        start, end = mustache.span()
+        if any(s < end and start < e for s, e in spans):
+            return False
+        if source.rfind("<", 0, start) > source.rfind(">", 0, start):
+            return False
+        if last_body_end is not None and start > last_body_end:
+            return False
+    return "{{" not in _MUSTACHE.sub("", source)  # an unclosed mustache: let the renderer say what is wrong
+
+
+@lru_cache(maxsize=256)
+def plan_tracking(source: str, public_url: str, secret: bytes) -> TrackingPlan | None:
+    """Find an HTML template's tracked links and pixel place once (cached per template, URL and key).
+
+    Args:
+        source: The HtmlPart template source.
+        public_url: Where the sojourn API is reachable from recipients' mail clients.
+        secret: The tracking HMAC key.
+
+    Returns:
+        The plan, or None when rendered values could change the markup (then each rendered message goes
+        through :func:`instrument_html`).
+    """
+    if not secret:
+        raise ValueError("the tracking secret must not be empty")
+    markup = list(_MARKUP.finditer(source))
+    if not _markup_is_static(source, markup):
+        return None
+    own_prefix = f"{_base(public_url)}/t/"
+    nonce = secrets.token_hex(8)  # markers no endpoint value can spell
+    links: list[tuple[str, str]] = []
+
+    def rewrite(raw_value: str) -> str | None:
+        target = _click_target(raw_value, own_prefix)
+        if target is None:
+            return None
+        marker = f"\x00{nonce}-{len(links)}\x00"
+        links.append((marker, _json_string(target)))
+        return marker
+
+    edits: list[tuple[int, int, str]] = []
+    body_end: int | None = None
+    for match in markup:
+        if match.group("body_end"):
+            body_end = match.start()
+        elif (match.group("tag") or "").lower() == "a" and (edit := _href_edit(source, match, rewrite)):
+            edits.append(
+                edit
+            )  # the marker, quoted: each message's URL replaces the marker between the quotes
+    pixel_marker = None
+    if body_end is not None:
+        pixel_marker = f"\x00{nonce}-pixel\x00"
+        edits.append((body_end, body_end, pixel_marker))
+    return TrackingPlan(
+        source=_apply(source, edits),
+        links=tuple(links),
+        pixel_marker=pixel_marker,
+        base=html_lib.escape(_base(public_url)),
+        secret=secret,
+    )

@@ -4,9 +4,10 @@ A run recalculates the segment at that moment and streams its members in keyset 
 (never holding the audience whole). Per page: each member's treatment comes from a stable hash of
 (campaign, endpoint) into 100 cohorts (the holdout gets nothing); quiet time drops messages whose local send
 time is quiet; the FILTER hook may drop more; the claim writes every message into the ledger with its skip
-reason (unreachable endpoint, quiet time, caps) under the deterministic message id; then the pending ones are
-rendered and sent in one batch. Every step is idempotent: a retried activity claims nothing twice and sends
-only what is still pending.
+reason (unreachable endpoint, quiet time, caps, for list mail a recipient not subscribed to the topic) under
+the deterministic message id; then the pending ones are rendered and sent in one batch. Every step is
+idempotent: a retried activity claims nothing twice and sends only what is still pending. MessagesPerSecond
+is paced on a clock in Postgres shared by every part of a run, whichever worker process sends it.
 
 Each member is claimed on the channel its treatment has for the endpoint's type (EMAIL, SMS, PUSH, VOICE,
 CUSTOM; none: ENDPOINT_MISSING_CHANNEL); the EMAIL rows go through :class:`EmailBatchSender`, the others through
@@ -40,6 +41,7 @@ from sojourn.domain.campaigns import (
     treatment_channels,
     treatment_delays,
 )
+from sojourn.domain.lists import ListRuleError
 from sojourn.domain.local_time import in_quiet_time, parse_clock, utc_to_wall, zone_named
 from sojourn.engine.campaign_channels import CampaignChannels, LoadedChannel
 from sojourn.engine.campaign_hook import CampaignHook, HookFailed, HookFunction
@@ -55,10 +57,10 @@ from sojourn.engine.campaign_inputs import (
     SliceResult,
 )
 from sojourn.engine.custom_step import CustomFunction
-from sojourn.engine.email_batch import EmailBatchSender, email_problem
+from sojourn.engine.email_batch import EmailBatchSender, email_problem, list_options
 from sojourn.settings import Settings
 from sojourn.store import campaigns_repo as repo
-from sojourn.store import message_ledger
+from sojourn.store import message_ledger, send_pacing
 from sojourn.store.app_settings_repo import load_app_settings
 from sojourn.store.endpoint_rows import endpoint_response
 from sojourn.store.journey_ledger import stable_bucket
@@ -95,11 +97,18 @@ def quiet_reason(timezone: str | None, send_at: datetime, start: str | None, end
     )
 
 
-def pace_delay(sent: int, rate: int, elapsed: float) -> float:
-    """Seconds to wait so that ``sent`` messages take at least ``sent / rate`` seconds (MessagesPerSecond)."""
-    if rate <= 0:
-        return 0.0
-    return max(0.0, sent / rate - elapsed)
+async def _list_filter(
+    conn: AsyncConnection, template: dict[str, Any] | None
+) -> message_ledger.ListFilter | None:
+    """The subscription test the claim applies when ``template`` is list mail (None otherwise, or when its
+    list header is malformed: the send then fails every message with the header's problem)."""
+    try:
+        options = list_options(template) if template is not None else None
+    except ListRuleError:
+        return None
+    if options is None:
+        return None
+    return await message_ledger.load_list_filter(conn, options["ContactListName"], options.get("TopicName"))
 
 
 class _Content:
@@ -112,6 +121,7 @@ class _Content:
         problem: tuple[str, str] | None,
         channels: dict[str, LoadedChannel] | None = None,
         has_email: bool = True,
+        list_filter: message_ledger.ListFilter | None = None,
     ) -> None:
         self.template = template
         self.from_address = from_address
@@ -119,6 +129,8 @@ class _Content:
         # The treatment's other channels (SMS, PUSH, VOICE, CUSTOM); see campaign_channels.
         self.channels = channels or {}
         self.has_email = has_email
+        # List mail: the subscription test the claim applies (None for other mail).
+        self.list_filter = list_filter
 
     def channel_for(self, channel_type: str | None) -> str | None:
         """The channel this treatment sends an endpoint of ``channel_type`` on (None: it has none for it)."""
@@ -231,6 +243,7 @@ class CampaignActivities:
             hook=hook.LambdaFunctionName if hook is not None and hook.Mode == "FILTER" else None,
             invalid=invalid,
             treatment_delays=treatment_delays(definition, row.created_at),
+            parts=self.settings.worker_processes,
         )
 
     @activity.defn(name="campaign_zones")
@@ -337,6 +350,7 @@ class CampaignActivities:
                 email_problem(template, channel, from_address, name),
                 others,
                 has_email=ref is not None or inline is not None,
+                list_filter=await _list_filter(conn, template),
             )
         return contents
 
@@ -366,7 +380,13 @@ class CampaignActivities:
                 while not stop.is_set():
                     async with self.db.connect() as conn:
                         rows = await repo.audience_page(
-                            conn, plan.app_id, clause, after=after, limit=page_size, zones=inp.zones
+                            conn,
+                            plan.app_id,
+                            clause,
+                            after=after,
+                            limit=page_size,
+                            zones=inp.zones,
+                            part=(inp.part, inp.parts),
                         )
                     if not rows:
                         break
@@ -380,6 +400,8 @@ class CampaignActivities:
             while (rows := await pages.get()) is not None:
                 if stop.is_set():
                     continue
+                if rate:
+                    await asyncio.sleep(await self._reserve_sends(plan, rows, rate))
                 page = await self._send_page(
                     plan, inp.run_key, inp.scheduled_at, inp.send_at, rows, contents, inp.treatments
                 )
@@ -389,7 +411,6 @@ class CampaignActivities:
                 result.sent += page.sent
                 result.holdout += page.holdout
                 activity.heartbeat(result.targeted + result.holdout)
-                await asyncio.sleep(pace_delay(result.targeted, rate, time.monotonic() - started))
                 if max_duration and time.monotonic() - started > max_duration:
                     result.stopped = True
                     stop.set()
@@ -399,6 +420,25 @@ class CampaignActivities:
             for _ in range(senders):
                 group.create_task(send_pages())
         return result
+
+    async def _reserve_sends(self, plan: CampaignPlan, rows: Sequence[dict[str, Any]], rate: int) -> float:
+        """Reserve the page's messages on the campaign's shared send clock; seconds to wait before sending.
+
+        MessagesPerSecond holds for the campaign as a whole: every part of a run, on any worker process, takes
+        consecutive slots of one clock in Postgres (``send_pacing``).
+        """
+        count = sum(
+            1
+            for row in rows
+            if treatment_for_cohort(endpoint_cohort(plan.campaign_id, row["id"]), plan.holdout, plan.sizes)
+            is not None
+        )
+        if not count:
+            return 0.0
+        async with self.db.begin() as conn:
+            start = await send_pacing.reserve(conn, f"campaign:{plan.campaign_id}", count, rate)
+            now = await send_pacing.database_now(conn)
+        return max(0.0, (start - now).total_seconds())
 
     async def _send_page(
         self,
@@ -442,6 +482,9 @@ class CampaignActivities:
                 now=send_at,
                 caps=caps,
                 channels=[contents[t].channel_for(by_id[ep].get("channel_type")) for ep, t, _ in targets],
+                list_filters={
+                    t: c.list_filter for t, c in contents.items() if c.list_filter and c.problem is None
+                },
             )
         ids = {
             repo.campaign_message_id(plan.app_id, plan.campaign_id, run_key, t, ep): (ep, t)
@@ -474,7 +517,12 @@ class CampaignActivities:
                     )
                 continue
             assert content.template is not None and content.from_address is not None
-            result.sent += await self.sender.send(batch, content.template, content.from_address)
+            result.sent += await self.sender.send(
+                batch,
+                content.template,
+                content.from_address,
+                subscribers_only=content.list_filter is None,
+            )
         result.targeted = len(targets)
         return result
 

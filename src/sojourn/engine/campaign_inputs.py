@@ -64,6 +64,8 @@ class CampaignPlan(BaseModel):
     invalid: str | None = None
     # Seconds after each run at which each treatment sends (its own Schedule.StartTime); empty: all at the run.
     treatment_delays: list[int] = Field(default_factory=list)
+    # Parts each run's audience is sent in, as concurrent activities (one per worker process).
+    parts: int = 1
 
     def rule(self) -> ScheduleRule:
         """The schedule as a pure-function rule."""
@@ -102,6 +104,9 @@ class SliceInput(BaseModel):
     treatments: list[int] | None = None
     # Whether this slice counts the holdout (once per zone slice when treatments send at different times).
     count_holdout: bool = True
+    # This activity sends the members whose CohortId % parts == part.
+    part: int = 0
+    parts: int = 1
 
 
 class SliceResult(BaseModel):
@@ -112,6 +117,16 @@ class SliceResult(BaseModel):
     holdout: int = 0
     stopped: bool = False
     segment_missing: bool = False
+
+    def plus(self, other: SliceResult) -> SliceResult:
+        """The result of two parts of one slice."""
+        return SliceResult(
+            targeted=self.targeted + other.targeted,
+            sent=self.sent + other.sent,
+            holdout=self.holdout + other.holdout,
+            stopped=self.stopped or other.stopped,
+            segment_missing=self.segment_missing or other.segment_missing,
+        )
 
 
 class RunFinish(BaseModel):

@@ -1,7 +1,9 @@
 """CampaignWorkflow: one per campaign (``campaign/{app_id}/{campaign_id}``). Owns the schedule, runs the runs.
 
 It loops over the schedule's run times with workflow timers; each run is one ``send_campaign_slice`` activity
-(one per time zone for local-time campaigns) that streams the segment as it is at that moment. EVENT campaigns
+(one per time zone for local-time campaigns) that streams the segment as it is at that moment, or, with
+several worker processes (``plan.parts``), as many concurrent activities, each sending the members of one
+CohortId residue, which the task queue spreads over the processes. EVENT campaigns
 instead take the endpoints PutEvents queued (a ``doorbell`` signal wakes the workflow; it also polls).
 ``updated`` (UpdateCampaign) makes it reload the campaign before its next run; a pause holds the next runs
 (runs that fall due during the pause are skipped); DeleteCampaign cancels it. Missed runs after downtime
@@ -16,6 +18,8 @@ own Schedule.StartTime sends its share of each run that long after the run
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -59,9 +63,11 @@ EVENT_POLL_FIRST = timedelta(seconds=30)
 EVENT_POLL_MAX = timedelta(hours=1)
 EVENT_BATCH = 500
 # Workflow patches (see tests/engine/histories): an INVALID campaign waits instead of running; treatments with
-# their own Schedule send their share of each run at their own time.
+# their own Schedule send their share of each run at their own time; a run's audience is sent in
+# ``plan.parts`` concurrent activities (one per worker process).
 INVALID_PATCH = "campaign-invalid-state"
 TREATMENT_SCHEDULES_PATCH = "campaign-treatment-schedules"
+SEND_IN_PARTS = "campaign-send-in-parts"
 
 
 @workflow.defn(name="CampaignWorkflow")
@@ -254,22 +260,26 @@ class CampaignWorkflow:
                 + (f" to {', '.join(piece.zones)}" if plan.local_time else "")
                 + (f" treatments {', '.join(map(str, piece.treatments))}" if piece.treatments else "")
             )
-            result: SliceResult = await workflow.execute_activity(
-                "send_campaign_slice",
-                SliceInput(
-                    plan=plan,
-                    run_key=run_key,
-                    scheduled_at=run.at,
-                    send_at=self._send_instant(piece.at),
-                    zones=list(piece.zones) if plan.local_time else None,
-                    treatments=list(piece.treatments) if piece.treatments is not None else None,
-                    count_holdout=piece.holdout,
-                ),
-                result_type=SliceResult,
-                start_to_close_timeout=SEND_TIMEOUT,
-                heartbeat_timeout=timedelta(minutes=2),
-                retry_policy=RETRY,
+            inp = SliceInput(
+                plan=plan,
+                run_key=run_key,
+                scheduled_at=run.at,
+                send_at=self._send_instant(piece.at),
+                zones=list(piece.zones) if plan.local_time else None,
+                treatments=list(piece.treatments) if piece.treatments is not None else None,
+                count_holdout=piece.holdout,
             )
+            result: SliceResult
+            if plan.parts > 1 and workflow.patched(SEND_IN_PARTS):
+                parts = await asyncio.gather(
+                    *(
+                        self._send_slice(inp.model_copy(update={"part": part, "parts": plan.parts}))
+                        for part in range(plan.parts)
+                    )
+                )
+                result = functools.reduce(SliceResult.plus, parts)
+            else:
+                result = await self._send_slice(inp)
             holdout += result.holdout
             stopped |= result.stopped
             missing |= result.segment_missing
@@ -300,6 +310,17 @@ class CampaignWorkflow:
             await self._finish("DELETED")
             self.plan = plan.model_copy(update={"deleted": True})
         return "DELETED" if missing else None
+
+    async def _send_slice(self, inp: SliceInput) -> SliceResult:
+        result: SliceResult = await workflow.execute_activity(
+            "send_campaign_slice",
+            inp,
+            result_type=SliceResult,
+            start_to_close_timeout=SEND_TIMEOUT,
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
+        )
+        return result
 
     def _send_instant(self, scheduled: datetime) -> datetime:
         """The instant a slice is sent at: its scheduled one, or now when it runs late (missed, resumed)."""

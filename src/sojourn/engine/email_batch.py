@@ -8,7 +8,12 @@ List mail: a template whose ``Headers`` carry SES's ``X-SES-LIST-MANAGEMENT-OPTI
 topicName=T`` is list mail, as with SES. Recipients not subscribed to the topic (unsubscribed from the list,
 else their preference, else the topic's default) are skipped (``UNSUBSCRIBED``); the others get
 ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058 one-click) and ``{{amazonSESUnsubscribeUrl}}``
-becomes their preference page. The header itself is not sent.
+becomes their preference page. The header itself is not sent. Campaigns test the subscription in the claim
+itself (``message_ledger.ListFilter``) and pass ``subscribers_only=False``; other senders filter here.
+
+Per message the work is small: templates are compiled once per process (``compile_template`` caches by
+source), tracking links are found once per HTML template (``tracking.plan_tracking``) and each message only
+signs its tokens and fills them in.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from sojourn.channels.list_unsubscribe import (
     list_unsubscribe,
     replace_unsubscribe_placeholder,
 )
-from sojourn.channels.tracking import instrument_html
+from sojourn.channels.tracking import instrument_html, plan_tracking
 from sojourn.domain.lists import (
     LIST_MANAGEMENT_HEADER,
     ListRuleError,
@@ -65,13 +70,22 @@ class EmailBatchSender:
         self.transport = transport
         self.secret = settings.tracking_key
 
-    async def send(self, rows: list[dict[str, Any]], template: dict[str, Any], from_address: str) -> int:
+    async def send(
+        self,
+        rows: list[dict[str, Any]],
+        template: dict[str, Any],
+        from_address: str,
+        *,
+        subscribers_only: bool = True,
+    ) -> int:
         """Render and send ``rows`` with ``template``; failures are marked in the ledger.
 
         Args:
             rows: Claimed pending messages: ``message_id`` plus the endpoint row's columns.
             template: Email template content (Subject, HtmlPart, TextPart, DefaultSubstitutions, Headers).
             from_address: The sender.
+            subscribers_only: For list mail, skip the recipients not subscribed to the topic first; False when
+                the claim already did (``message_ledger.ListFilter``).
 
         Returns:
             How many were sent.
@@ -83,7 +97,7 @@ class EmailBatchSender:
         except ListRuleError as err:
             failures += [(row["message_id"], "RENDERING_FAILURE", str(err)) for row in rows]
             options, rows = None, []
-        if options is not None:
+        if options is not None and subscribers_only:
             rows = await self._subscribers_only(rows, options)
         for row in rows:
             try:
@@ -170,15 +184,26 @@ class EmailBatchSender:
                     if template.get(part)
                 },
             }
-        rendered = render_email(template, context)
-        html = rendered.html
-        if html is not None:
-            html = instrument_html(
-                html,
-                public_url=self.settings.effective_public_url,
-                message_id=row["message_id"],
-                secret=self.secret,
-            )
+        html_source = template.get("HtmlPart")
+        plan = (
+            plan_tracking(str(html_source), self.settings.effective_public_url, self.secret)
+            if html_source
+            else None
+        )
+        if plan is not None:
+            # Links found once per template: this message only signs its tokens and fills them in.
+            rendered = render_email({**template, "HtmlPart": plan.source}, context)
+            html = plan.instrument(rendered.html, row["message_id"]) if rendered.html is not None else None
+        else:
+            rendered = render_email(template, context)
+            html = rendered.html
+            if html is not None:
+                html = instrument_html(
+                    html,
+                    public_url=self.settings.effective_public_url,
+                    message_id=row["message_id"],
+                    secret=self.secret,
+                )
         text = rendered.text
         headers = {
             name: value for name, value in rendered.headers if name.lower() != LIST_MANAGEMENT_HEADER.lower()

@@ -18,7 +18,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sojourn.store.message_ledger import lock_endpoints, skip_reason_sql
+from sojourn.store.message_ledger import (
+    LIST_FILTER_COLUMNS,
+    LIST_FILTER_UNNEST,
+    ListFilter,
+    list_filter_columns,
+    list_skip_reason_sql,
+    lock_endpoints,
+    skip_reason_sql,
+)
 from sojourn.store.tables import endpoints
 
 
@@ -315,6 +323,7 @@ async def audience_page(
     after: str | None,
     limit: int,
     zones: Sequence[str] | None = None,
+    part: tuple[int, int] = (0, 1),
 ) -> list[dict[str, Any]]:
     """The next ``limit`` segment members (whole endpoint rows) after endpoint id ``after``, in id order.
 
@@ -322,9 +331,13 @@ async def audience_page(
 
     Args:
         zones: Only endpoints whose ``Demographic.Timezone`` is one of these ("" for none); None: all.
+        part: (i, n): only the endpoints whose CohortId % n == i (a run sent in n concurrent parts).
     """
     e = endpoints
     query = select(e).where(e.c.app_id == app_id, clause)
+    index, parts = part
+    if parts > 1:
+        query = query.where(e.c.cohort_id % parts == index)
     if after is not None:
         query = query.where(e.c.id > after)
     if zones is not None:
@@ -420,6 +433,7 @@ async def claim_campaign_emails(
     now: datetime,
     caps: CampaignCaps,
     channels: Sequence[str | None] | None = None,
+    list_filters: Mapping[int, ListFilter] | None = None,
 ) -> dict[str, str]:
     """Insert a ledger row per target; unreachable, quiet-time or capped ones as ``skipped`` with the reason.
 
@@ -432,12 +446,21 @@ async def claim_campaign_emails(
         now: The send's scheduled instant (caps count 24 hours back from it; rows are stamped with it).
         channels: Per target, the channel the treatment sends it on (EMAIL, SMS, PUSH, VOICE, CUSTOM), or None
             when the treatment has nothing for the endpoint's channel (ENDPOINT_MISSING_CHANNEL); default: EMAIL.
+        list_filters: Per treatment whose email is list mail, its subscription test: unsubscribed recipients of
+            the email are claimed as skipped (``UNSUBSCRIBED: ...``) by the same statement.
 
     Returns:
         The new rows: message id -> ``pending`` or the skip reason (rows claimed before are left out).
     """
     if not targets:
         return {}
+    sent_on = list(channels) if channels is not None else ["EMAIL"] * len(targets)
+    # The subscription test is the email's: a treatment's SMS or push to the same segment is not list mail.
+    filters = [
+        (list_filters or {}).get(treatment) if channel == "EMAIL" else None
+        for (_, treatment, _), channel in zip(targets, sent_on, strict=True)
+    ]
+    lists = any(filters)
     ids = [t[0] for t in targets]
     if caps.active:
         await lock_endpoints(
@@ -452,11 +475,14 @@ async def claim_campaign_emails(
                    COALESCE(t.channel, 'EMAIL'), e.address,
                    CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, :now
             FROM unnest(CAST(:mids AS text[]), CAST(:acts AS text[]), CAST(:eps AS text[]),
-                        CAST(:reasons AS text[]), CAST(:channels AS text[]))
-                 AS t(message_id, activity_id, endpoint_id, reason, channel)
+                        CAST(:reasons AS text[]), CAST(:channels AS text[])
+                        {", " + LIST_FILTER_UNNEST if lists else ""})
+                 AS t(message_id, activity_id, endpoint_id, reason, channel
+                      {", " + LIST_FILTER_COLUMNS if lists else ""})
             LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = t.endpoint_id
             CROSS JOIN LATERAL (
-                SELECT COALESCE({_REACHABLE}, t.reason, {_CAMPAIGN_CAP_REASON}) AS reason
+                SELECT COALESCE({_REACHABLE}, t.reason, {_CAMPAIGN_CAP_REASON},
+                                {list_skip_reason_sql("t") if lists else "NULL"}) AS reason
             ) r
             ON CONFLICT (message_id) DO NOTHING
             RETURNING message_id, COALESCE(status_message, status)
@@ -469,11 +495,12 @@ async def claim_campaign_emails(
             "acts": [activity_id_of(run_key, tr) for _, tr, _ in targets],
             "eps": ids,
             "reasons": [reason for _, _, reason in targets],
-            "channels": list(channels) if channels is not None else ["EMAIL"] * len(targets),
+            "channels": sent_on,
             "now": now,
             "daily": caps.daily,
             "total": caps.total,
             "all_daily": caps.all_daily,
+            **(list_filter_columns(filters) if lists else {}),
         },
     )
     return {str(r[0]): str(r[1]) for r in result}
