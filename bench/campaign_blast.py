@@ -19,6 +19,10 @@ topic (default OPT_IN) holding every endpoint's address, 5% of them opted out, a
 headers on every message), then the plain blast once more (the list blast runs on a ledger the first blast grew:
 the cost of list filtering is taken against the mean of the two plain blasts); the last line then also gives
 ``list_messages_per_s`` and the cost of list filtering.
+
+With ``--probe`` the bench also serves the API over HTTP (uvicorn in this process, which stands for a separate
+``sojourn api`` process) and, while the first blast runs, times one boto3 SendMessages call (one EMAIL address)
+after another until the blast ends; the last line then also gives ``send_messages_p50_ms``/``_p99_ms``.
 """
 
 from __future__ import annotations
@@ -29,18 +33,26 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
+import uvicorn
+from botocore.config import Config
 from sqlalchemy import text
 
+from sojourn.api.app import create_app
 from sojourn.api.state import AppState
 from sojourn.engine import names
+from sojourn.stack import free_local_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from embedded import embedded_stack
 from journey_throughput import peak_rss_mb, seed
+from send_messages_latency import percentile, setup_app, timed_calls
 from tests.support.seed import call
 
 
@@ -129,7 +141,40 @@ async def blast(state: AppState, client: Any, app_id: str, segment_id: str, suff
     return campaign_id, time.monotonic() - started
 
 
-async def main(endpoints: int, compare_list: bool = False, processes: int = 1) -> str:
+@asynccontextmanager
+async def served_api(state: AppState) -> AsyncIterator[Any]:
+    """The API over HTTP on a free port (uvicorn in this event loop); yields a boto3 pinpoint client for it."""
+    settings = state.settings
+    port = free_local_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, state), host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no started event)
+        await asyncio.sleep(0.05)
+    try:
+        yield boto3.client(
+            "pinpoint",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            config=Config(retries={"max_attempts": 1}),
+        )
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def probe_during(client: Any, app_id: str, running: asyncio.Task[Any]) -> list[float]:
+    """SendMessages latencies (ms), one call after another, until ``running`` is done."""
+    latencies: list[float] = []
+    while not running.done():
+        latencies += await asyncio.to_thread(timed_calls, client, app_id, 1)
+    return latencies
+
+
+async def main(endpoints: int, compare_list: bool = False, processes: int = 1, probe: bool = False) -> str:
     async with embedded_stack() as stack:
         state, db, client = stack.state, stack.state.db, stack.client
         print(f"seeding {endpoints} endpoints...", flush=True)
@@ -142,7 +187,16 @@ async def main(endpoints: int, compare_list: bool = False, processes: int = 1) -
             print(f"seeding a contact list of {endpoints} contacts...", flush=True)
             await seed_list(state, endpoints)
         print("running the campaign...", flush=True)
-        campaign_id, elapsed = await blast(state, client, app_id, segment_id, "")
+        latencies: list[float] = []
+        if probe:
+            async with served_api(state) as api:
+                probe_app = await asyncio.to_thread(setup_app, api)
+                await asyncio.to_thread(timed_calls, api, probe_app, 10)  # warm up
+                first = asyncio.create_task(blast(state, client, app_id, segment_id, ""))
+                latencies = await probe_during(api, probe_app, first)
+                campaign_id, elapsed = await first
+        else:
+            campaign_id, elapsed = await blast(state, client, app_id, segment_id, "")
         async with db.connect() as conn:
             sent = int(
                 await conn.scalar(
@@ -167,6 +221,14 @@ async def main(endpoints: int, compare_list: bool = False, processes: int = 1) -
             flush=True,
         )
         line = f"messages_per_s={rate:.1f} sent={sent} held_out={held_out} peak_rss_mb={rss} processes={len(pids)}"
+        if probe:
+            p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+            print(
+                f"SendMessages during the blast: {len(latencies)} calls, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+                f"max {max(latencies):.1f} ms",
+                flush=True,
+            )
+            line += f" send_messages_p50_ms={p50:.1f} send_messages_p99_ms={p99:.1f}"
         if compare_list:
             # The list blast runs second, on a ledger that the first blast grew; a second plain blast after it
             # shows how much of the difference is that order (the cost is taken against the mean of both).
@@ -215,5 +277,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--processes", type=int, default=1, help="worker processes (SOJOURN_WORKER_PROCESSES, default 1)"
     )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="time boto3 SendMessages calls over HTTP while the first blast runs",
+    )
     args = parser.parse_args()
-    print(asyncio.run(main(args.endpoints, args.compare_list, args.processes)))
+    print(asyncio.run(main(args.endpoints, args.compare_list, args.processes, args.probe)))
