@@ -93,23 +93,33 @@ def report_event_type(channel: str, status: str) -> str:
     return f"{_PREFIX[channel]}.{normal}"
 
 
-def parse_reports(body: bytes) -> list[dict[str, Any]]:
-    """The reports of a callback body (``{"Reports": [...]}`` or one report object).
+def _objects(body: bytes, key: str) -> list[dict[str, Any]]:
+    """The objects of a callback body: ``{key: [...]}``, or one object standing for a list of one.
 
     Raises:
-        ReportError: Not JSON, not an object, too many reports, or a report without a status or id.
+        ReportError: Not JSON, not an object, not a list of objects, or more than ``MAX_REPORTS``.
     """
     try:
         parsed = json.loads(body)
     except ValueError as err:
         raise ReportError(f"the body is not JSON: {err}") from err
     if not isinstance(parsed, dict):
-        raise ReportError('the body must be an object: {"Reports": [...]}')
-    reports = parsed.get("Reports", [parsed])
-    if not isinstance(reports, list) or not all(isinstance(r, dict) for r in reports):
-        raise ReportError("Reports must be a list of objects")
-    if len(reports) > MAX_REPORTS:
-        raise ReportError(f"{len(reports)} reports; at most {MAX_REPORTS} per request")
+        raise ReportError(f'the body must be an object: {{"{key}": [...]}}')
+    items = parsed.get(key, [parsed])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ReportError(f"{key} must be a list of objects")
+    if len(items) > MAX_REPORTS:
+        raise ReportError(f"{len(items)} {key.lower()}; at most {MAX_REPORTS} per request")
+    return items
+
+
+def parse_reports(body: bytes) -> list[dict[str, Any]]:
+    """The reports of a callback body (``{"Reports": [...]}`` or one report object).
+
+    Raises:
+        ReportError: Not JSON, not an object, too many reports, or a report without a status or id.
+    """
+    reports = _objects(body, "Reports")
     for i, report in enumerate(reports):
         if not report.get("MessageId") and not report.get("ProviderMessageId"):
             raise ReportError(f"Reports[{i}] needs MessageId (sojourn's) or ProviderMessageId")
@@ -246,17 +256,7 @@ def parse_inbound(body: bytes, *, now: datetime) -> list[InboundSms]:
     Raises:
         ReportError: Not JSON, too many messages, or a message without From, Body or MessageId.
     """
-    try:
-        parsed = json.loads(body)
-    except ValueError as err:
-        raise ReportError(f"the body is not JSON: {err}") from err
-    if not isinstance(parsed, dict):
-        raise ReportError('the body must be an object: {"Messages": [...]}')
-    messages = parsed.get("Messages", [parsed])
-    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise ReportError("Messages must be a list of objects")
-    if len(messages) > MAX_REPORTS:
-        raise ReportError(f"{len(messages)} messages; at most {MAX_REPORTS} per request")
+    messages = _objects(body, "Messages")
     out: list[InboundSms] = []
     for i, m in enumerate(messages):
         sender = str(m.get("From") or "").strip()
