@@ -128,6 +128,20 @@ async def test_a_participants_event_releases_them_before_the_timeout(
         handle = dev_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
         assert await handle.result() == "COMPLETED"
         await record_histories(dev_env.client, [handle.id, cohort.id], "wait_for_event")
+        # The release and the step right after it jump the task queue's backlog; batch steps do not.
+        priorities = [
+            (
+                e.activity_task_scheduled_event_attributes.activity_type.name,
+                e.activity_task_scheduled_event_attributes.priority.priority_key,
+            )
+            async for e in cohort.fetch_history_events()
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        release = priorities.index(("release_waiting", 1))
+        assert priorities[release + 1] == ("run_step", 1), priorities
+        assert ("run_step", 0) in priorities[release + 2 :], (
+            "the split's evaluation at the end of the wait and what follows run at the default priority"
+        )
     subjects = smtp_server.subjects_by_recipient()
     a = audience.addresses
     assert subjects == {a[0]: ["thanks"], a[1]: ["nudge"], a[2]: ["nudge"], a[3]: ["thanks"]}

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from sojourn.domain.journeys import JourneyDefinition
@@ -34,6 +34,9 @@ SENDING_SETTINGS = {
     "TimezoneEstimationMethods",
 }
 STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# Participants released by their own events go ahead of the task queue's backlog of batch steps (priority 1
+# of Temporal's 1-5; everything else runs at the default 3): the release and the step right after it.
+URGENT = Priority(priority_key=1)
 
 
 @workflow.defn(name="CohortWorkflow")
@@ -89,7 +92,9 @@ class CohortWorkflow:
         await self._notify_journey()
         return inp.size
 
-    async def _run_lane(self, lane: str, activity_id: str | None, resume_at: datetime | None = None) -> None:
+    async def _run_lane(
+        self, lane: str, activity_id: str | None, resume_at: datetime | None = None, urgent: bool = False
+    ) -> None:
         waited: list[str] = []
         step = 0
         if resume_at is not None and activity_id is not None:
@@ -101,9 +106,11 @@ class CohortWorkflow:
             if not await self._gate(lane, waited):
                 return
             delay, waits, next_id = self._plan_delays(activity_id)
-            if delay > timedelta(0) and not await self._sleep(lane, activity_id, delay):
-                await self._end_lane(lane, "cancelled" if self.cancelled else "ended", [*waited, *waits])
-                return
+            if delay > timedelta(0):
+                if not await self._sleep(lane, activity_id, delay):
+                    await self._end_lane(lane, "cancelled" if self.cancelled else "ended", [*waited, *waits])
+                    return
+                urgent = False  # released participants who then wait are no longer in a hurry
             waited += waits
             activity_id = next_id
             if activity_id is None:
@@ -140,8 +147,9 @@ class CohortWorkflow:
                 heartbeat_timeout=STEP_HEARTBEAT,
                 retry_policy=STEP_RETRY,
                 summary=f"{act.kind} {activity_id} (lane {lane})",
+                priority=URGENT if urgent else Priority.default,
             )
-            waited, step = [], step + 1
+            waited, step, urgent = [], step + 1, False
             live = [b for b in result.branches if b.count > 0]
             self.waiting.pop(lane, None)
             if len(live) == 1 and live[0].lane == lane and live[0].resume_at is None:
@@ -222,11 +230,12 @@ class CohortWorkflow:
                 start_to_close_timeout=STEP_TIMEOUT,
                 retry_policy=STEP_RETRY,
                 summary=f"release lane {lane} at {activity_id}",
+                priority=URGENT,
             )
             for branch in result.branches:
                 if branch.count > 0 and branch.next_activity is not None:
                     self.spawned.append(
-                        asyncio.create_task(self._run_lane(branch.lane, branch.next_activity))
+                        asyncio.create_task(self._run_lane(branch.lane, branch.next_activity, urgent=True))
                     )
 
         self.bells.discard(lane)
