@@ -4,10 +4,12 @@
     python bench/journey_throughput.py --endpoints 100000 --scenario full
     python bench/journey_throughput.py --in-flight 1000000
 
-``--scenario full`` runs a journey with every activity type sojourn has for email (EMAIL, RandomSplit,
-Holdout, MultiCondition, Wait, ConditionalSplit on opens, a wait-for-event split released by PutEvents), quiet
-time evaluated in each participant's zone (24 zones, a window that drops the zones it covers), a per-journey
-DailyCap and the project's TimeframeCap (shared caps: endpoints locked per claim). ``--in-flight N`` enrolls N
+``--scenario full`` runs a journey with every activity type (EMAIL, RandomSplit, Holdout, MultiCondition, Wait,
+ConditionalSplit on opens, a wait-for-event split released by PutEvents, SMS and PUSH through file providers, a
+CUSTOM webhook and a ContactCenter hand-off to a local HTTP server), quiet time evaluated in each participant's
+zone (24 zones, a window that drops the zones it covers), a per-journey DailyCap and the project's TimeframeCap
+(shared caps: endpoints locked per claim). Its participants are users: every email endpoint has a user id, and
+one user in ten also has an SMS endpoint, another one in ten a GCM (push) endpoint. ``--in-flight N`` enrolls N
 participants into EMAIL -> Wait P1D with every cohort running at once and reports the worker's memory with all
 of them in flight (no baseline).
 
@@ -67,8 +69,10 @@ def free_port() -> int:
     return port
 
 
-def full_journey_request(segment_id: str, quiet: tuple[str, str], purchase_wait: int = 5) -> dict[str, Any]:
-    """Every email-journey activity type, quiet time and caps (see the module docstring)."""
+def full_journey_request(
+    segment_id: str, quiet: tuple[str, str], purchase_wait: int = 5, hook_url: str = "http://127.0.0.1:9"
+) -> dict[str, Any]:
+    """Every journey activity type, quiet time and caps (see the module docstring)."""
     opened = {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.open"]}}
     clicked = {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["_email.click"]}}
     purchase = {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["purchase"]}}
@@ -81,6 +85,7 @@ def full_journey_request(segment_id: str, quiet: tuple[str, str], purchase_wait:
         "QuietTime": {"Start": quiet[0], "End": quiet[1]},
         "WaitForQuietTime": False,
         "Limits": {"DailyCap": 3},
+        "JourneyChannelSettings": {"ConnectCampaignArn": f"{hook_url}/contact-center"},
         "Activities": {
             "welcome": {"EMAIL": {"TemplateName": "bench_welcome", "NextActivity": "pick"}},
             "pick": {
@@ -133,10 +138,77 @@ def full_journey_request(segment_id: str, quiet: tuple[str, str], purchase_wait:
                     "FalseActivity": "nudge",
                 }
             },
-            "thanks": {"EMAIL": {"TemplateName": "bench_thanks"}},
-            "nudge": {"EMAIL": {"TemplateName": "bench_nudge"}},
+            "thanks": {"EMAIL": {"TemplateName": "bench_thanks", "NextActivity": "thankssms"}},
+            "thankssms": {"SMS": {"TemplateName": "bench_sms", "NextActivity": "crm"}},
+            "crm": {"CUSTOM": {"DeliveryUri": f"{hook_url}/crm", "EndpointTypes": ["EMAIL", "SMS", "GCM"]}},
+            "nudge": {"EMAIL": {"TemplateName": "bench_nudge", "NextActivity": "nudgepush"}},
+            "nudgepush": {"PUSH": {"TemplateName": "bench_push", "NextActivity": "handoff"}},
+            "handoff": {"ContactCenter": {}},
         },
     }
+
+
+async def add_channels(state: AppState, app_id: str) -> None:
+    """Users, SMS and push endpoints, the SMS channel and the SMS and push templates of the full scenario."""
+    await call(state, "UpdateSmsChannel", ApplicationId=app_id, SMSChannelRequest={"Enabled": True})
+    await call(
+        state,
+        "CreateSmsTemplate",
+        TemplateName="bench_sms",
+        SMSTemplateRequest={"Body": "Thanks {{Address}}"},
+    )
+    await call(
+        state,
+        "CreatePushTemplate",
+        TemplateName="bench_push",
+        PushNotificationTemplateRequest={"Default": {"Title": "Still there?", "Body": "Come back"}},
+    )
+    async with state.db.begin() as conn:
+        await conn.execute(
+            text("UPDATE endpoints SET user_id = 'u' || substr(id, 3) WHERE app_id = :a"), {"a": app_id}
+        )
+        # One user in ten also has a phone, another one in ten a GCM device, in the segment and the user's zone.
+        await conn.execute(
+            text(
+                "INSERT INTO endpoints (app_id, id, channel_type, address, attributes, demographic, user_id, "
+                "cohort_id) SELECT app_id, kind || substr(id, 3), CASE kind WHEN 'sms' THEN 'SMS' ELSE 'GCM' END, "
+                "CASE kind WHEN 'sms' THEN '+1206555' || lpad(substr(id, 3), 4, '0') ELSE 'token-' || id END, "
+                "attributes, demographic, user_id, cohort_id FROM endpoints, "
+                "LATERAL (SELECT CASE substr(id, 3)::int % 10 WHEN 0 THEN 'sms' WHEN 5 THEN 'gcm' END AS kind) k "
+                "WHERE app_id = :a AND kind IS NOT NULL"
+            ),
+            {"a": app_id},
+        )
+
+
+class HookServer:
+    """A local HTTP server answering 200 to every POST: the CUSTOM webhook and the contact center."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        calls = self.calls = [0]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                calls[0] += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
 
 
 def quiet_window_now() -> tuple[str, str]:
@@ -446,7 +518,9 @@ async def main(
             state.use_temporal(client)
             print(f"seeding {endpoints} endpoints...", flush=True)
             app_id, segment_id = await seed(state, endpoints, zones=scenario == "full")
+            hooks = HookServer() if scenario == "full" else None
             if scenario == "full":
+                await add_channels(state, app_id)
                 await call(
                     state,
                     "UpdateApplicationSettings",
@@ -462,6 +536,10 @@ async def main(
                 "SOJOURN_SMTP_URL": "null://",
                 "SOJOURN_TASK_QUEUE": settings.task_queue,
                 "SOJOURN_COHORT_SIZE": str(cohort_size),
+                "SOJOURN_DATA_DIR": str(data),
+                "SOJOURN_SMS_PROVIDER_URL": "file://sms.jsonl",
+                "SOJOURN_PUSH_PROVIDER_URL": "file://push.jsonl",
+                "SOJOURN_CUSTOM_PROVIDER_SECRET": "bench-secret",
                 # Memory mode: every cohort running at once.
                 **(
                     {"SOJOURN_MAX_COHORTS_IN_FLIGHT": str(min(1000, -(-in_flight // cohort_size)))}
@@ -477,7 +555,12 @@ async def main(
             print(f"running the cohort journey ({scenario})...", flush=True)
             started = time.monotonic()
             request = (
-                full_journey_request(segment_id, quiet_window_now(), purchase_wait)
+                full_journey_request(
+                    segment_id,
+                    quiet_window_now(),
+                    purchase_wait,
+                    hooks.url if hooks else "http://127.0.0.1:9",
+                )
                 if scenario == "full"
                 else journey_request(segment_id)
             )
@@ -513,6 +596,7 @@ async def main(
                 rss = peak_rss_mb(worker.pid)
                 print(
                     f"full journey: {endpoints} participants in {elapsed:.1f}s = {rate:.0f}/s; messages {sent}; "
+                    f"{hooks.calls[0] if hooks else 0} webhook calls (CUSTOM, contact center); "
                     f"{events} history events; worker peak RSS {rss} MB; wait-for-event: {released} released "
                     f"early, PutEvents -> thanks claimed p50 {p50:.2f}s p99 {p99:.2f}s",
                     flush=True,
