@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from sojourn.engine.message_steps import PUSH_CHANNEL_SQL, push_settings, sms_settings, whole_participants
+from sojourn.engine.message_steps import (
+    PUSH_CHANNEL_SQL,
+    call_chunks,
+    push_settings,
+    sms_settings,
+    whole_participants,
+)
 
 
 def test_sms_sender_rules() -> None:
@@ -37,3 +43,14 @@ def test_a_call_ends_at_a_whole_participant() -> None:
     )
     alone = [{"participant": "u:big", "n": i} for i in range(5)]
     assert len(whole_participants(alone, 4)) == 4, "a user with more endpoints than a call is split"
+
+
+def test_concurrent_calls_are_whole_participants() -> None:
+    people = ["u:a", "u:a", "e:b", "u:c", "u:c", "e:d", "u:e", "u:e", "u:e"]
+    rows = [{"participant": p, "n": i} for i, p in enumerate(people)]
+    # Three calls of at most 3 from a full fetch of 3 * 3 + 1 rows would be 10; 9 rows: everything fits.
+    assert [[r["n"] for r in c] for c in call_chunks(rows, 3, 3)] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    # Two calls of at most 3 from a full fetch of 7 rows: u:e goes on past the fetch and waits.
+    assert [[r["n"] for r in c] for c in call_chunks(rows[:7], 3, 2)] == [[0, 1, 2], [3, 4, 5]]
+    assert [[r["n"] for r in c] for c in call_chunks(rows[:3], 2, 1)] == [[0, 1]]
+    assert call_chunks([], 3, 2) == []

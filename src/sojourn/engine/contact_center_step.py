@@ -170,9 +170,10 @@ async def contact_center_step(
     delivered = failed = 0
     activity.heartbeat(0)
     while True:
-        rows = await pending_whole_participants(host, inp, MAX_ENDPOINTS_PER_CALL)
-        if not rows:
+        chunks = await pending_whole_participants(host, inp, MAX_ENDPOINTS_PER_CALL)
+        if not chunks:
             break
+        rows = chunks[0]
         if problem is not None:
             async with host.db.begin() as conn:
                 await message_ledger.mark_failed(conn, [(r["message_id"], FAILURE, problem) for r in rows])

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 CALL_TIMEOUT = 15.0
 CALL_ATTEMPTS = 3
+# Webhook or function calls of one CUSTOM step in flight at once.
+CONCURRENT_CALLS = 4
 FAILURE = "CUSTOM_DELIVERY_FAILURE"
 
 CustomFunction = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -150,17 +152,28 @@ async def custom_step(
     per_second = int(inp.limits.get("MessagesPerSecond") or 0)
     delivered = 0
     activity.heartbeat(0)
+    # Calls run a few at a time (each is mostly waiting on the hook); paced activities one at a time.
+    calls = 1 if per_second or problem is not None else CONCURRENT_CALLS
     while True:
-        rows = await pending_whole_participants(host, inp, MAX_ENDPOINTS_PER_CALL)
-        if not rows:
+        chunks = await pending_whole_participants(host, inp, MAX_ENDPOINTS_PER_CALL, calls)
+        if not chunks:
             break
         if problem is not None:
             async with host.db.begin() as conn:
-                await message_ledger.mark_failed(conn, [(r["message_id"], FAILURE, problem) for r in rows])
+                await message_ledger.mark_failed(
+                    conn, [(r["message_id"], FAILURE, problem) for chunk in chunks for r in chunk]
+                )
             continue
         if per_second:
-            await host._pace(f"journey:{inp.journey_id}", len(rows), per_second, delivered)
-        delivered += await deliver_batch(host, inp, spec, rows, secret, functions, template=template)
+            await host._pace(f"journey:{inp.journey_id}", len(chunks[0]), per_second, delivered)
+        delivered += sum(
+            await asyncio.gather(
+                *(
+                    deliver_batch(host, inp, spec, rows, secret, functions, template=template)
+                    for rows in chunks
+                )
+            )
+        )
         activity.heartbeat(delivered)
     return await finish_lane(host, inp, spec.next_activity, held, f"delivered {delivered} to {spec.target}")
 

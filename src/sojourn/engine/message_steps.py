@@ -272,12 +272,12 @@ async def pending_rows(host: StepHost, inp: StepInput, limit: int) -> list[dict[
         )
 
 
-async def pending_whole_participants(host: StepHost, inp: StepInput, limit: int) -> list[dict[str, Any]]:
-    """Like :func:`pending_rows`, but a user participant's endpoints are never split between two calls.
-
-    At most ``limit`` rows, ending at a participant boundary (unless one user alone has more than ``limit``
-    endpoints: then its first ``limit``).
-    """
+async def pending_whole_participants(
+    host: StepHost, inp: StepInput, limit: int, calls: int = 1
+) -> list[list[dict[str, Any]]]:
+    """The lane's pending messages as up to ``calls`` calls of at most ``limit`` rows each, in which a user
+    participant's endpoints are never split between two calls (unless one user alone has more than ``limit``
+    endpoints: then its first ``limit`` make a call). Empty when nothing is pending."""
     assert inp.activity_id is not None
     async with host.db.connect() as conn:
         rows = await message_ledger.pending_journey_emails(
@@ -286,10 +286,24 @@ async def pending_whole_participants(host: StepHost, inp: StepInput, limit: int)
             cohort_no=inp.cohort_no,
             lane=inp.lane,
             activity_id=inp.activity_id,
-            limit=limit + 1,
+            limit=limit * calls + 1,
             by_participant=True,
         )
-    return whole_participants(rows, limit)
+    return call_chunks(rows, limit, calls)
+
+
+def call_chunks(rows: list[dict[str, Any]], limit: int, calls: int) -> list[list[dict[str, Any]]]:
+    """Split ``rows`` (ordered by participant; up to ``limit * calls + 1`` of them, the extra one telling
+    whether the last participant goes on past them) into at most ``calls`` calls of whole participants."""
+    out: list[list[dict[str, Any]]] = []
+    rest = rows
+    while rest and len(out) < calls:
+        chunk = whole_participants(rest, limit)
+        out.append(chunk)
+        # With a full fetch at least ``limit + 1`` rows remain before the last call, so the look-ahead row
+        # always decides the last cut and a participant going on past the fetch waits for the next round.
+        rest = rest[len(chunk) :]
+    return out
 
 
 def whole_participants(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
