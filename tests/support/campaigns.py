@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sojourn.api.state import AppState
-from tests.support.seed import call, ensure_template
+from tests.support.seed import add_pro_audience, call, ensure_template
 
 
 @dataclass
@@ -59,23 +59,7 @@ async def zoned_audience(
             item["Demographic"] = {"Timezone": zone}
         items.append(item)
     items += list(extra)
-    for start in range(0, len(items), 100):
-        await call(
-            state,
-            "UpdateEndpointsBatch",
-            ApplicationId=app_id,
-            EndpointBatchRequest={"Item": items[start : start + 100]},
-        )
-    segment = await call(
-        state,
-        "CreateSegment",
-        ApplicationId=app_id,
-        WriteSegmentRequest={
-            "Name": "pro",
-            "Dimensions": {"Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["pro"]}}},
-        },
-    )
-    return ZonedAudience(app_id, segment["SegmentResponse"]["Id"], addresses)
+    return ZonedAudience(app_id, await add_pro_audience(state, app_id, items), addresses)
 
 
 def email_campaign(segment_id: str, schedule: dict[str, Any], **changes: Any) -> dict[str, Any]:

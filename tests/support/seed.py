@@ -85,6 +85,11 @@ async def app_with_audience(
                 "User": {"UserId": f"user{i}", "UserAttributes": {"FirstName": [f"Person{i}"]}},
             }
         )
+    return Audience(app_id, await add_pro_audience(state, app_id, items), addresses)
+
+
+async def add_pro_audience(state: AppState, app_id: str, items: list[dict[str, Any]]) -> str:
+    """Upsert ``items`` (EndpointBatchItems, 100 per call) and create the segment of ``plan=pro``; its id."""
     for start in range(0, len(items), 100):
         await call(
             state,
@@ -101,7 +106,7 @@ async def app_with_audience(
             "Dimensions": {"Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["pro"]}}},
         },
     )
-    return Audience(app_id, segment["SegmentResponse"]["Id"], addresses)
+    return str(segment["SegmentResponse"]["Id"])
 
 
 async def ensure_template(state: AppState, name: str) -> None:
