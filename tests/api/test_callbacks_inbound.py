@@ -143,8 +143,66 @@ async def test_help_and_other_texts_change_nothing(stack: DirectStack, db: Async
     ]
     assert await event_types(db, app_id) == ["_SMS.RECEIVED"] * 3
     assert send_sms(pinpoint, app_id, endpoint_id)["DeliveryStatus"] == "SUCCESSFUL"
-    unknown = inbound(stack, message("+19995550100", "STOP")).json()["Results"][0]
+    unknown = inbound(stack, message("+19995550100", "HELP")).json()["Results"][0]
     assert unknown["Action"] == "UNKNOWN_NUMBER" and unknown["Endpoints"] == 0
+
+
+def send_to_number(pinpoint: Any, app_id: str, number: str) -> dict[str, Any]:
+    response = pinpoint.send_messages(
+        ApplicationId=app_id,
+        MessageRequest={
+            "Addresses": {number: {"ChannelType": "SMS"}},
+            "MessageConfiguration": {"SMSMessage": {"Body": "hello"}},
+        },
+    )
+    return dict(response["MessageResponse"]["Result"][number])
+
+
+def test_stop_from_a_number_no_app_knows_holds_in_every_app_until_start(stack: DirectStack) -> None:
+    pinpoint, app_id, _, _ = app_with_sms_endpoint(stack)
+    number = "+1312" + str(uuid.uuid4().int)[:7]
+    stop = inbound(stack, message(number, "STOP")).json()["Results"][0]
+    assert (stop["Action"], stop["Endpoints"]) == ("OPTED_OUT", 0)
+    assert inbound(stack, message(number, "STOP")).json()["Results"][0]["Action"] == "OPTED_OUT"
+
+    assert send_to_number(pinpoint, app_id, number)["DeliveryStatus"] == "OPT_OUT"
+    # An endpoint registered later with the number starts opted out, even when the request says NONE.
+    pinpoint.update_endpoint(
+        ApplicationId=app_id,
+        EndpointId="later",
+        EndpointRequest={"ChannelType": "SMS", "Address": number, "OptOut": "NONE"},
+    )
+    endpoint = pinpoint.get_endpoint(ApplicationId=app_id, EndpointId="later")["EndpointResponse"]
+    assert endpoint["OptOut"] == "ALL"
+    assert send_sms(pinpoint, app_id, "later")["DeliveryStatus"] == "OPT_OUT"
+    # Updating other fields keeps it opted out; an explicit OptOut NONE afterwards is the app's decision.
+    pinpoint.update_endpoint(
+        ApplicationId=app_id, EndpointId="later", EndpointRequest={"Attributes": {"plan": ["pro"]}}
+    )
+    assert (
+        pinpoint.get_endpoint(ApplicationId=app_id, EndpointId="later")["EndpointResponse"]["OptOut"] == "ALL"
+    )
+
+    start = inbound(stack, message(number, "START")).json()["Results"][0]
+    assert (start["Action"], start["Endpoints"]) == ("OPTED_IN", 1)
+    assert send_sms(pinpoint, app_id, "later")["DeliveryStatus"] == "SUCCESSFUL"
+    assert send_to_number(pinpoint, app_id, number)["DeliveryStatus"] == "SUCCESSFUL"
+    pinpoint.update_endpoint(
+        ApplicationId=app_id, EndpointId="again", EndpointRequest={"ChannelType": "SMS", "Address": number}
+    )
+    assert (
+        pinpoint.get_endpoint(ApplicationId=app_id, EndpointId="again")["EndpointResponse"]["OptOut"]
+        == "NONE"
+    )
+
+
+def test_start_from_a_number_no_app_knows_lifts_its_stop(stack: DirectStack) -> None:
+    pinpoint, app_id, _, _ = app_with_sms_endpoint(stack)
+    number = "+1415" + str(uuid.uuid4().int)[:7]
+    assert inbound(stack, message(number, "START")).json()["Results"][0]["Action"] == "UNKNOWN_NUMBER"
+    inbound(stack, message(number, "STOP"))
+    assert inbound(stack, message(number, "START")).json()["Results"][0]["Action"] == "OPTED_IN"
+    assert send_to_number(pinpoint, app_id, number)["DeliveryStatus"] == "SUCCESSFUL"
 
 
 def test_bad_inbound_requests_are_refused(stack: DirectStack) -> None:

@@ -22,7 +22,8 @@ contacts send to the app's number::
 Each is recorded as ``_SMS.RECEIVED`` on every SMS endpoint with the sender's number. A message that is only
 a keyword acts: STOP (STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT) opts the number out
 (``_SMS.OPTOUT``, OptOut ALL, withdrawn consent); START (UNSTOP) undoes a STOP; YES (Y) confirms a pending
-SMS double opt-in; HELP (INFO) changes nothing (the provider sends the help text). Answer: ``200 {"Accepted": n,
+SMS double opt-in; HELP (INFO) changes nothing (the provider sends the help text). A STOP from a number no app
+has an endpoint for puts it on the every-app opt-out list (``direct_ledger.opt_out_everywhere``). Answer: ``200 {"Accepted": n,
 "Results": [{"MessageId", "Keyword", "Action": OPTED_OUT|OPTED_IN|CONFIRMED|NOTHING_TO_CONFIRM|HELP|NONE|
 UNKNOWN_NUMBER, "Endpoints": n}]}``.
 """
@@ -345,6 +346,13 @@ async def apply_inbound(conn: AsyncConnection, messages: list[InboundSms]) -> In
             for app_id in sorted({r.app_id for r in rows}):
                 await direct_ledger.opt_out(conn, app_id, "SMS", message.from_number, "")
             action = "OPTED_OUT"
+        elif keyword == "STOP":
+            # No app knows the number: it goes on the every-app list, so no app texts it until START.
+            await direct_ledger.opt_out_everywhere(conn, "SMS", message.from_number)
+            action = "OPTED_OUT"
+        elif keyword == "START" and not rows:
+            opted_in = await direct_ledger.opt_in_everywhere(conn, "SMS", message.from_number)
+            action = "OPTED_IN" if opted_in else action
         elif keyword == "START" and rows:
             await consent_repo.name_consent_source(conn, "keyword")
             changed = 0

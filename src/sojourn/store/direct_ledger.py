@@ -21,6 +21,10 @@ from sojourn.store.suppression_repo import suppressed_addresses
 #: ``messages.endpoint_id`` of a message sent to a raw address.
 NO_ENDPOINT = ""
 
+#: ``address_opt_outs.app_id`` of a number that opted out of every app: a STOP from a number no app has an
+#: endpoint for (the account's opt-out list, as AWS keeps for SMS).
+EVERY_APP = "*"
+
 
 async def endpoints_with_reasons(
     conn: AsyncConnection, app_id: str, endpoint_ids: Sequence[str]
@@ -86,7 +90,7 @@ async def address_skip_reasons(
             SELECT t.channel, t.address
             FROM unnest(CAST(:channels AS text[]), CAST(:addresses AS text[])) AS t(channel, address)
             WHERE EXISTS (SELECT 1 FROM address_opt_outs o
-                          WHERE o.app_id = :a AND o.channel = t.channel AND o.address = t.address)
+                          WHERE o.app_id IN (:a, '*') AND o.channel = t.channel AND o.address = t.address)
                OR EXISTS (SELECT 1 FROM endpoints e
                           WHERE e.app_id = :a AND e.address = t.address AND e.opt_out = 'ALL')
             """
@@ -313,14 +317,15 @@ async def opt_out(conn: AsyncConnection, app_id: str, channel: str, address: str
 
 async def opt_in_again(conn: AsyncConnection, app_id: str, channel: str, address: str) -> int:
     """An opt-in after an opt-out (SMS START): the address's endpoints of ``channel`` get OptOut NONE again and
-    the address leaves ``address_opt_outs``; the undoing of :func:`opt_out`.
+    the address leaves ``address_opt_outs`` (also the every-app list: the number said START); the undoing of
+    :func:`opt_out`.
 
     Returns:
         How many endpoints changed.
     """
     await conn.execute(
-        text("DELETE FROM address_opt_outs WHERE app_id = :a AND channel = :c AND address = :ad"),
-        {"a": app_id, "c": channel, "ad": address},
+        text("DELETE FROM address_opt_outs WHERE app_id IN (:a, :every) AND channel = :c AND address = :ad"),
+        {"a": app_id, "every": EVERY_APP, "c": channel, "ad": address},
     )
     result = await conn.execute(
         text(
@@ -332,3 +337,52 @@ async def opt_in_again(conn: AsyncConnection, app_id: str, channel: str, address
         {"a": app_id, "ad": address, "c": channel},
     )
     return int(result.rowcount or 0)
+
+
+async def opt_out_everywhere(conn: AsyncConnection, channel: str, address: str) -> bool:
+    """An opt-out from an address no app has an endpoint for (an SMS STOP from an unknown number).
+
+    The address goes on the every-app list: raw-address sends of every app refuse it, and an endpoint created
+    later with that address starts with OptOut ALL (:func:`opted_out_addresses`), until the number sends START.
+
+    Returns:
+        Whether the address was not on the list before.
+    """
+    result = await conn.execute(
+        text(
+            "INSERT INTO address_opt_outs (app_id, channel, address) VALUES (:every, :c, :ad) "
+            "ON CONFLICT DO NOTHING"
+        ),
+        {"every": EVERY_APP, "c": channel, "ad": address},
+    )
+    return bool(result.rowcount)
+
+
+async def opt_in_everywhere(conn: AsyncConnection, channel: str, address: str) -> bool:
+    """A START from an address no app has an endpoint for: it leaves the every-app list.
+
+    Returns:
+        Whether it was on the list.
+    """
+    result = await conn.execute(
+        text("DELETE FROM address_opt_outs WHERE app_id = :every AND channel = :c AND address = :ad"),
+        {"every": EVERY_APP, "c": channel, "ad": address},
+    )
+    return bool(result.rowcount)
+
+
+async def opted_out_addresses(
+    conn: AsyncConnection, app_id: str, channel: str, addresses: Iterable[str]
+) -> set[str]:
+    """Which of ``addresses`` opted out of ``channel`` in the app or in every app (``address_opt_outs``)."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return set()
+    rows = await conn.execute(
+        text(
+            "SELECT DISTINCT address FROM address_opt_outs "
+            "WHERE app_id IN (:a, :every) AND channel = :c AND address = ANY(:ads)"
+        ),
+        {"a": app_id, "every": EVERY_APP, "c": channel, "ads": wanted},
+    )
+    return {r.address for r in rows}

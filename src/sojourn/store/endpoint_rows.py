@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sojourn.api.errors import BadRequestError
 from sojourn.domain.journeys import parse_instant
+from sojourn.store.direct_ledger import opted_out_addresses
 from sojourn.store.tables import endpoints
 
 CHANNEL_TYPES = frozenset(
@@ -352,6 +353,31 @@ def _final_row(
     return row
 
 
+async def _keep_numbers_opted_out(
+    conn: AsyncConnection,
+    app_id: str,
+    rows: Mapping[str, dict[str, Any]],
+    old: Mapping[str, dict[str, Any]],
+) -> None:
+    """A new SMS endpoint, or one given a new number, whose number sent STOP starts with OptOut ALL.
+
+    The number's STOP (``address_opt_outs``, in this app or from a number no app knew) holds until the number
+    sends START; an UpdateEndpoint that later sets OptOut NONE on the endpoint is the app's own decision.
+    """
+    fresh = {
+        i: r["address"]
+        for i, r in rows.items()
+        if r["channel_type"] == "SMS"
+        and r["address"]
+        and r["opt_out"] != "ALL"
+        and (i not in old or old[i]["address"] != r["address"] or old[i]["channel_type"] != "SMS")
+    }
+    stopped = await opted_out_addresses(conn, app_id, "SMS", fresh.values())
+    for endpoint_id, address in fresh.items():
+        if address in stopped:
+            rows[endpoint_id]["opt_out"] = "ALL"
+
+
 def _settle_users(
     rows: dict[str, dict[str, Any]],
     changes: dict[str, _Change],
@@ -504,6 +530,7 @@ async def upsert_endpoints(
     await _register_keys(conn, app_id, _attribute_keys(changes.values()))
     old = await _lock_and_load(conn, app_id, changes)
     rows = {i: _final_row(app_id, changes[i], old.get(i), request_id) for i in ids}
+    await _keep_numbers_opted_out(conn, app_id, rows, old)
     users = await _load_users(conn, app_id, {r["user_id"] for r in rows.values() if r["user_id"]}, ids)
     synced, evicted = _settle_users(rows, changes, old, users)
     winners = _retire_duplicate_addresses(rows, changes)
