@@ -63,9 +63,20 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"MessageConfiguration": {"InAppMessage": {"Body": "hi"}}},
         "InAppMessage is only for Schedule.Frequency IN_APP_EVENT",
     ),
-    "in-app template": (
+    "in-app template on a scheduled campaign": (
         {"TemplateConfiguration": {"InAppTemplate": {"Name": "banner"}}},
-        "TemplateConfiguration.InAppTemplate is not supported",
+        "TemplateConfiguration.InAppTemplate is only for Schedule.Frequency IN_APP_EVENT",
+    ),
+    "in-app template and an email template": (
+        {
+            "Schedule": {
+                "StartTime": "2030-01-01T09:00:00Z",
+                "Frequency": "IN_APP_EVENT",
+                "EventFilter": EVENT,
+            },
+            "TemplateConfiguration": {"InAppTemplate": {"Name": "banner"}, "EmailTemplate": {"Name": "x"}},
+        },
+        "sends only an in-app message, not EmailTemplate",
     ),
     "in-app without content": (
         {
@@ -77,7 +88,7 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
             "TemplateConfiguration": None,
             "MessageConfiguration": {"InAppMessage": {"Layout": "TOP_BANNER"}},
         },
-        "needs MessageConfiguration.InAppMessage.Content",
+        "needs TemplateConfiguration.InAppTemplate or MessageConfiguration.InAppMessage.Content",
     ),
     "in-app bad layout": (
         {
@@ -104,7 +115,7 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
                 "EmailMessage": {"Title": "t", "Body": "b"},
             },
         },
-        "sends only InAppMessage, not EmailMessage",
+        "sends only an in-app message, not EmailMessage",
     ),
     "in-app without event filter": (
         {"Schedule": {"StartTime": "2030-01-01T09:00:00Z", "Frequency": "IN_APP_EVENT"}},

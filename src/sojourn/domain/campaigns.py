@@ -8,8 +8,8 @@ EmailMessage), SMS (SMSTemplate or SMSMessage), PUSH (PushTemplate or APNSMessag
 BaiduMessage, over DefaultMessage), VOICE (VoiceTemplate; beyond Pinpoint, whose campaigns have no voice) and
 CUSTOM (CustomMessage with CustomDeliveryConfiguration). Each segment member gets the message of its own
 channel (:func:`endpoint_channel`); members on other channels are skipped as ENDPOINT_MISSING_CHANNEL.
-In-app campaigns (Frequency IN_APP_EVENT, an inline InAppMessage) send nothing: apps fetch their messages
-with GetInAppMessages (:func:`in_app_message`).
+In-app campaigns (Frequency IN_APP_EVENT, an InAppTemplate or an inline InAppMessage) send nothing: apps fetch
+their messages with GetInAppMessages (:func:`in_app_template`, :func:`in_app_message`).
 """
 
 from __future__ import annotations
@@ -41,10 +41,9 @@ from sojourn.domain.journeys import (
     parse_instant,
 )
 from sojourn.domain.local_time import wall_to_utc, zone_named
+from sojourn.domain.message_templates import in_app_content_problems
 
 MAX_TREATMENTS = 5
-MAX_IN_APP_MESSAGES = 5
-IN_APP_LAYOUTS = ("BOTTOM_BANNER", "TOP_BANNER", "OVERLAYS", "MOBILE_FEED", "MIDDLE_BANNER", "CAROUSEL")
 IMMEDIATE = "IMMEDIATE"
 #: MessageConfiguration's push messages and the PushNotificationTemplate block each one fills.
 PUSH_MESSAGES = {"APNSMessage": "APNS", "GCMMessage": "GCM", "ADMMessage": "ADM", "BaiduMessage": "Baidu"}
@@ -345,24 +344,38 @@ def _custom_problems(
     return found
 
 
-def in_app_problems(where: str, message: MessageConfigurationSpec | None) -> list[str]:
-    """What is wrong with an in-app treatment's ``MessageConfiguration.InAppMessage`` (empty when nothing)."""
-    in_app = (message.InAppMessage if message is not None else None) or {}
+def in_app_problems(
+    where: str, message: MessageConfigurationSpec | None, templates: TemplateConfigurationSpec | None = None
+) -> list[str]:
+    """What is wrong with an in-app treatment: a ``TemplateConfiguration.InAppTemplate`` or an inline
+    ``MessageConfiguration.InAppMessage`` (the template wins), and nothing for other channels (empty when fine)."""
     found: list[str] = []
-    content = in_app.get("Content")
-    if not content:
-        found.append(f"{where}: an IN_APP_EVENT campaign needs MessageConfiguration.InAppMessage.Content")
-    elif len(content) > MAX_IN_APP_MESSAGES:
-        found.append(f"{where}: InAppMessage.Content has at most {MAX_IN_APP_MESSAGES} messages")
-    if in_app.get("Layout") not in IN_APP_LAYOUTS:
-        found.append(f"{where}: InAppMessage.Layout must be one of {', '.join(IN_APP_LAYOUTS)}")
+    template = templates.InAppTemplate if templates is not None else None
+    if template is not None and not template.Name:
+        found.append(f"{where}: TemplateConfiguration.InAppTemplate needs a Name")
+    elif template is None:
+        in_app = (message.InAppMessage if message is not None else None) or {}
+        if not in_app.get("Content"):
+            found.append(
+                f"{where}: an IN_APP_EVENT campaign needs TemplateConfiguration.InAppTemplate or "
+                "MessageConfiguration.InAppMessage.Content"
+            )
+        else:
+            found += in_app_content_problems(f"{where}: InAppMessage", in_app)
     others = [
         name
         for name in ("EmailMessage", "SMSMessage", *PUSH_MESSAGES, "CustomMessage")
         if message is not None and getattr(message, name) is not None
     ]
+    others += [
+        name
+        for name in ("EmailTemplate", "SMSTemplate", "PushTemplate", "VoiceTemplate")
+        if templates is not None and getattr(templates, name) is not None
+    ]
     if others:
-        found.append(f"{where}: an IN_APP_EVENT campaign sends only InAppMessage, not {', '.join(others)}")
+        found.append(
+            f"{where}: an IN_APP_EVENT campaign sends only an in-app message, not {', '.join(others)}"
+        )
     return found
 
 
@@ -375,13 +388,12 @@ def _channel_problems(
     in_app: bool = False,
 ) -> list[str]:
     found: list[str] = []
+    if in_app:
+        return in_app_problems(where, message, templates)
     if templates is not None and templates.InAppTemplate is not None:
         found.append(
-            f"{where}: TemplateConfiguration.InAppTemplate is not supported (sojourn stores no in-app "
-            "templates); put the message in MessageConfiguration.InAppMessage"
+            f"{where}: TemplateConfiguration.InAppTemplate is only for Schedule.Frequency IN_APP_EVENT"
         )
-    if in_app:
-        return found + in_app_problems(where, message)
     if message is not None and message.InAppMessage is not None:
         found.append(
             f"{where}: MessageConfiguration.InAppMessage is only for Schedule.Frequency IN_APP_EVENT"
@@ -630,9 +642,22 @@ def campaign_event_matches(
 
 
 def in_app_message(definition: CampaignDefinition, treatment_id: int) -> dict[str, Any] | None:
-    """A treatment's in-app message as GetInAppMessages returns it (``Content``, ``CustomConfig``, ``Layout``)."""
+    """A treatment's inline in-app message as GetInAppMessages returns it (``Content``, ``CustomConfig``,
+    ``Layout``); None when it has none (see :func:`in_app_template` for a template)."""
     message, _, _ = definition.treatment_content(treatment_id)
     raw = (message.InAppMessage if message is not None else None) or None
     if raw is None:
         return None
-    return {k: raw[k] for k in ("Content", "CustomConfig", "Layout") if raw.get(k) is not None}
+    return in_app_fields(raw)
+
+
+def in_app_fields(source: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Content``, ``CustomConfig`` and ``Layout`` of an inline in-app message or an in-app template."""
+    return {k: source[k] for k in ("Content", "CustomConfig", "Layout") if source.get(k) is not None}
+
+
+def in_app_template(definition: CampaignDefinition, treatment_id: int) -> Template | None:
+    """A treatment's ``TemplateConfiguration.InAppTemplate`` (it wins over an inline message), or None."""
+    _, templates, _ = definition.treatment_content(treatment_id)
+    template = templates.InAppTemplate if templates is not None else None
+    return template if template is not None and template.Name else None

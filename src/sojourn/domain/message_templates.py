@@ -1,5 +1,5 @@
-"""Rules for SMS, push and voice templates (the email rules live in the email template handlers), and how a
-journey renders them for one endpoint.
+"""Rules for SMS, push, voice and in-app templates (the email rules live in the email template handlers), and how
+a journey renders them for one endpoint.
 
 Every text field is a Handlebars-subset source (:mod:`sojourn.domain.templates`); a template whose source does
 not compile is refused when it is stored, not when a journey sends it.
@@ -38,6 +38,32 @@ PUSH_SERVICE_OF_CHANNEL = {
     "ADM": "ADM",
     "BAIDU": "Baidu",
 }
+
+
+#: In-app messages: at most 5 messages (a CAROUSEL), one of Pinpoint's layouts.
+MAX_IN_APP_MESSAGES = 5
+IN_APP_LAYOUTS = ("BOTTOM_BANNER", "TOP_BANNER", "OVERLAYS", "MOBILE_FEED", "MIDDLE_BANNER", "CAROUSEL")
+
+
+def in_app_content_problems(where: str, in_app: Mapping[str, Any]) -> list[str]:
+    """What is wrong with an in-app message's ``Content``, ``Layout`` and ``CustomConfig`` (empty when nothing).
+
+    Used for a campaign's inline ``InAppMessage`` and for an ``InAppTemplateRequest`` alike.
+    """
+    found: list[str] = []
+    content = in_app.get("Content")
+    if not content or not isinstance(content, list):
+        found.append(f"{where}.Content needs at least one message (a list of InAppMessageContent)")
+    elif len(content) > MAX_IN_APP_MESSAGES:
+        found.append(f"{where}.Content has at most {MAX_IN_APP_MESSAGES} messages")
+    if in_app.get("Layout") not in IN_APP_LAYOUTS:
+        found.append(f"{where}.Layout must be one of {', '.join(IN_APP_LAYOUTS)}")
+    custom = in_app.get("CustomConfig")
+    if custom is not None and not (
+        isinstance(custom, Mapping) and all(isinstance(v, str) for v in custom.values())
+    ):
+        found.append(f"{where}.CustomConfig must map names to strings")
+    return found
 
 
 class TemplateRuleError(ValueError):
@@ -186,3 +212,14 @@ def render_template_fields(template: Mapping[str, Any], context: Mapping[str, An
         return value
 
     return {k: render(k, v) for k, v in template.items() if k not in _TEMPLATE_METADATA}
+
+
+def check_in_app_template(content: Mapping[str, Any]) -> None:
+    """An InAppTemplateRequest: 1-5 messages in ``Content``, a Pinpoint ``Layout``, string ``CustomConfig``.
+
+    Raises:
+        TemplateRuleError: what is wrong.
+    """
+    problems = in_app_content_problems("InAppTemplateRequest", content)
+    if problems:
+        raise TemplateRuleError("; ".join(problems))

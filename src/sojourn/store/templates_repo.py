@@ -20,8 +20,8 @@ from sojourn.store.endpoint_rows import iso_timestamp
 
 EMAIL = "EMAIL"
 #: The template types sojourn stores (INAPP templates are not supported).
-TEMPLATE_TYPES = ("EMAIL", "SMS", "PUSH", "VOICE")
-_TYPE_WORDS = {"EMAIL": "Email", "SMS": "SMS", "PUSH": "Push", "VOICE": "Voice"}
+TEMPLATE_TYPES = ("EMAIL", "SMS", "PUSH", "VOICE", "INAPP")
+_TYPE_WORDS = {"EMAIL": "Email", "SMS": "SMS", "PUSH": "Push", "VOICE": "Voice", "INAPP": "In-app"}
 MAX_VERSIONS = 5000
 # Reported in EmailChannelResponse for compatibility; sojourn sends as fast as the SMTP relay accepts.
 EMAIL_MESSAGES_PER_SECOND = 1000

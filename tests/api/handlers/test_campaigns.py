@@ -424,3 +424,42 @@ async def test_get_in_app_messages_returns_the_endpoints_running_in_app_campaign
     assert outsider["InAppMessagesResponse"]["InAppMessageCampaigns"] == []
     with pytest.raises(pinpoint.exceptions.NotFoundException, match="Endpoint nobody not found"):
         pinpoint.get_in_app_messages(ApplicationId=audience.app_id, EndpointId="nobody")
+
+
+async def test_in_app_campaigns_show_their_in_app_template(pinpoint: Any, worker: AppState) -> None:
+    audience = await zoned_audience(worker, [None])
+    name = f"banner-{uuid.uuid4().hex[:8]}"
+    content = [{"BodyConfig": {"Alignment": "CENTER", "Body": "v1", "TextColor": "#000000"}}]
+    pinpoint.create_in_app_template(
+        TemplateName=name, InAppTemplateRequest={"Layout": "OVERLAYS", "Content": content}
+    )
+    templated = in_app_campaign(audience.segment_id, TemplateConfiguration={"InAppTemplate": {"Name": name}})
+    templated["MessageConfiguration"] = {}
+    with pytest.raises(
+        pinpoint.exceptions.BadRequestException, match="in-app template 'nope' does not exist"
+    ):
+        pinpoint.create_campaign(
+            ApplicationId=audience.app_id,
+            WriteCampaignRequest={**templated, "TemplateConfiguration": {"InAppTemplate": {"Name": "nope"}}},
+        )
+    campaign = pinpoint.create_campaign(ApplicationId=audience.app_id, WriteCampaignRequest=templated)
+
+    def shown() -> list[dict[str, Any]]:
+        got = pinpoint.get_in_app_messages(ApplicationId=audience.app_id, EndpointId="ep0")
+        return list(got["InAppMessagesResponse"]["InAppMessageCampaigns"])
+
+    (entry,) = shown()
+    assert entry["CampaignId"] == campaign["CampaignResponse"]["Id"]
+    assert entry["InAppMessage"] == {"Layout": "OVERLAYS", "Content": content}
+    # A new active version shows at once; a deleted template shows nothing (the campaign cannot run).
+    pinpoint.update_in_app_template(
+        TemplateName=name,
+        CreateNewVersion=True,
+        InAppTemplateRequest={"Layout": "MOBILE_FEED", "Content": content},
+    )
+    pinpoint.update_template_active_version(
+        TemplateName=name, TemplateType="INAPP", TemplateActiveVersionRequest={"Version": "2"}
+    )
+    assert shown()[0]["InAppMessage"]["Layout"] == "MOBILE_FEED"
+    pinpoint.delete_in_app_template(TemplateName=name)
+    assert shown() == []

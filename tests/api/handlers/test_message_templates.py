@@ -1,4 +1,4 @@
-"""SMS, push and voice templates, ListTemplates and ListTemplateVersions through a real boto3 client over HTTP."""
+"""SMS, push, voice and in-app templates, ListTemplates and ListTemplateVersions through a real boto3 client over HTTP."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_list_templates_filters_and_pages(pinpoint: Any) -> None:
     assert [t["TemplateName"] for t in second["Item"]] == [f"{prefix}-s2"]
     assert "NextToken" not in second
     with pytest.raises(ClientError) as err:
-        pinpoint.list_templates(TemplateType="INAPP")
+        pinpoint.list_templates(TemplateType="INBOX")
     assert _error(err)[0] == "BadRequestException"
 
 
@@ -181,3 +181,58 @@ def test_missing_and_duplicate_templates(pinpoint: Any) -> None:
             TemplateName=name, TemplateType="PUSH", TemplateActiveVersionRequest={"Version": "7"}
         )
     assert _error(err)[0] == "NotFoundException"
+
+
+BANNER = {
+    "Layout": "TOP_BANNER",
+    "Content": [{"BodyConfig": {"Alignment": "LEFT", "Body": "Spring sale", "TextColor": "#000000"}}],
+    "CustomConfig": {"deep_link": "app://sale"},
+    "TemplateDescription": "sale banner",
+}
+
+
+def test_in_app_template_versions_round_trip(pinpoint: Any) -> None:
+    name = unique("inapp-")
+    created = pinpoint.create_in_app_template(
+        TemplateName=name, InAppTemplateRequest={**BANNER, "tags": {"team": "growth"}}
+    )
+    assert created["TemplateCreateMessageBody"]["Arn"].endswith(f"templates/{name}/INAPP")
+    got = pinpoint.get_in_app_template(TemplateName=name)["InAppTemplateResponse"]
+    assert (got["Layout"], got["Version"], got["TemplateType"], got["tags"]) == (
+        "TOP_BANNER",
+        "1",
+        "INAPP",
+        {"team": "growth"},
+    )
+    assert got["Content"][0]["BodyConfig"]["Body"] == "Spring sale"
+    assert got["CustomConfig"] == {"deep_link": "app://sale"}
+    second = {**BANNER, "Layout": "BOTTOM_BANNER"}
+    pinpoint.update_in_app_template(TemplateName=name, CreateNewVersion=True, InAppTemplateRequest=second)
+    assert pinpoint.get_in_app_template(TemplateName=name)["InAppTemplateResponse"]["Layout"] == "TOP_BANNER"
+    assert (
+        pinpoint.get_in_app_template(TemplateName=name, Version="2")["InAppTemplateResponse"]["Layout"]
+        == "BOTTOM_BANNER"
+    )
+    listed = pinpoint.list_templates(Prefix=name, TemplateType="INAPP")["TemplatesResponse"]["Item"]
+    assert [(t["TemplateName"], t["TemplateType"]) for t in listed] == [(name, "INAPP")]
+    versions = pinpoint.list_template_versions(TemplateName=name, TemplateType="INAPP")
+    assert [v["Version"] for v in versions["TemplateVersionsResponse"]["Item"]] == ["1", "2"]
+    pinpoint.delete_in_app_template(TemplateName=name)
+    with pytest.raises(ClientError) as err:
+        pinpoint.get_in_app_template(TemplateName=name)
+    assert _error(err) == ("NotFoundException", f"In-app template {name} not found")
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        ({"Layout": "TOP_BANNER"}, "InAppTemplateRequest.Content needs at least one message"),
+        ({**BANNER, "Layout": "POPUP"}, "InAppTemplateRequest.Layout: 'POPUP' is not a valid value"),
+        ({**BANNER, "Content": BANNER["Content"] * 6}, "InAppTemplateRequest.Content has at most 5 messages"),
+    ],
+)
+def test_bad_in_app_templates_are_refused(pinpoint: Any, request_: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ClientError) as err:
+        pinpoint.create_in_app_template(TemplateName=unique("bad-"), InAppTemplateRequest=request_)
+    code, message = _error(err)
+    assert code == "BadRequestException" and expected in message

@@ -158,12 +158,12 @@ async def test_update_guards(state: AppState) -> None:
         await get(state, name, "7")
     with pytest.raises(NotFoundError, match="Email template nothing-here not found"):
         await update(state, "nothing-here", "x")
-    with pytest.raises(BadRequestError, match="INAPP' is not supported"):
+    with pytest.raises(BadRequestError, match="INBOX' is not supported"):
         await call(
             state,
             "UpdateTemplateActiveVersion",
             TemplateName=name,
-            TemplateType="INAPP",
+            TemplateType="INBOX",
             TemplateActiveVersionRequest={"Version": "1"},
         )
 

@@ -26,7 +26,9 @@ from sojourn.domain.campaigns import (
     CampaignDefinition,
     CampaignStatus,
     campaign_problems,
+    in_app_fields,
     in_app_message,
+    in_app_template,
     schedule_rule,
     treatment_channels,
 )
@@ -112,6 +114,14 @@ async def check_definition(
                 f"{'email' if channel == 'EMAIL' else type_word(channel)} template '{ref.Name}'{suffix} does not "
                 f"exist (create it with "
                 f"{_CREATE_TEMPLATE[channel]})"
+            )
+        in_app = in_app_template(definition, treatment_id)
+        if in_app is not None and not await load_email_template(
+            conn, in_app.Name or "", in_app.Version, template_type="INAPP"
+        ):
+            suffix = f" version {in_app.Version}" if in_app.Version else ""
+            problems.append(
+                f"in-app template '{in_app.Name}'{suffix} does not exist (create it with CreateInAppTemplate)"
             )
     if problems:
         raise BadRequestError("Invalid campaign: " + "; ".join(dict.fromkeys(problems)))
@@ -524,17 +534,26 @@ async def _require_campaign(
     return row
 
 
-def in_app_entry(
-    campaign_id: str, definition: CampaignDefinition, treatment_id: int
+async def treatment_in_app_message(
+    conn: AsyncConnection, definition: CampaignDefinition, treatment_id: int
 ) -> dict[str, Any] | None:
+    """A treatment's in-app message: its InAppTemplate's version (the active one unless it names one) or its
+    inline InAppMessage; None when it has neither or its template is gone."""
+    template = in_app_template(definition, treatment_id)
+    if template is None:
+        return in_app_message(definition, treatment_id)
+    content = await load_email_template(conn, template.Name or "", template.Version, template_type="INAPP")
+    return in_app_fields(content) if content is not None else None
+
+
+def in_app_entry(
+    campaign_id: str, definition: CampaignDefinition, treatment_id: int, message: dict[str, Any]
+) -> dict[str, Any]:
     """One InAppMessageCampaign of GetInAppMessages: the treatment's message, schedule and caps.
 
     The caps (``Limits.Daily``, ``Total``, ``Session``) are returned for the app's SDK to apply, as with
     Pinpoint, whose in-app caps the client enforces: sojourn never sees an in-app message being shown.
     """
-    message = in_app_message(definition, treatment_id)
-    if message is None:
-        return None
     schedule = definition.Schedule
     entry: dict[str, Any] = {
         "CampaignId": campaign_id,
@@ -604,9 +623,11 @@ async def get_in_app_messages(ctx: RequestContext, params: dict[str, Any]) -> di
                 definition.HoldoutPercent or 0,
                 definition.treatment_sizes(),
             )
-            entry = in_app_entry(row.id, definition, treatment_id) if treatment_id is not None else None
-            if entry is not None:
-                entries.append(entry)
+            if treatment_id is None:
+                continue
+            message = await treatment_in_app_message(conn, definition, treatment_id)
+            if message is not None:
+                entries.append(in_app_entry(row.id, definition, treatment_id, message))
     entries.sort(key=lambda e: int(e["Priority"]))
     return {"InAppMessagesResponse": {"InAppMessageCampaigns": entries}}
 

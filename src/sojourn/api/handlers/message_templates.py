@@ -1,5 +1,5 @@
-"""SMS, push and voice templates (Create/Get/Update/Delete{Sms,Push,Voice}Template), ListTemplates and
-ListTemplateVersions, on the one account-level template store the email templates use."""
+"""SMS, push, voice and in-app templates (Create/Get/Update/Delete{Sms,Push,Voice,InApp}Template), ListTemplates
+and ListTemplateVersions, on the one account-level template store the email templates use."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sojourn.api.server import Handler, RequestContext
 from sojourn.domain.lists import ListRuleError, decode_page_token, encode_page_token, page_size
 from sojourn.domain.message_templates import (
     TemplateRuleError,
+    check_in_app_template,
     check_push_template,
     check_sms_template,
     check_voice_template,
@@ -31,22 +32,36 @@ class _Kind:
 
     def __init__(
         self,
+        word: str,
         template_type: str,
         request_field: str,
         response_field: str,
         check: Callable[[Mapping[str, Any]], None],
+        created_field: str = "CreateTemplateMessageBody",
     ) -> None:
+        self.word = word  # as in the operation names: Create{word}Template
         self.template_type = template_type
         self.request_field = request_field
         self.response_field = response_field
         self.check = check
+        self.created_field = created_field
 
 
-SMS = _Kind("SMS", "SMSTemplateRequest", "SMSTemplateResponse", check_sms_template)
+SMS = _Kind("Sms", "SMS", "SMSTemplateRequest", "SMSTemplateResponse", check_sms_template)
 PUSH = _Kind(
-    "PUSH", "PushNotificationTemplateRequest", "PushNotificationTemplateResponse", check_push_template
+    "Push", "PUSH", "PushNotificationTemplateRequest", "PushNotificationTemplateResponse", check_push_template
 )
-VOICE = _Kind("VOICE", "VoiceTemplateRequest", "VoiceTemplateResponse", check_voice_template)
+VOICE = _Kind("Voice", "VOICE", "VoiceTemplateRequest", "VoiceTemplateResponse", check_voice_template)
+# CreateInAppTemplate answers TemplateCreateMessageBody where the others answer CreateTemplateMessageBody.
+INAPP = _Kind(
+    "InApp",
+    "INAPP",
+    "InAppTemplateRequest",
+    "InAppTemplateResponse",
+    check_in_app_template,
+    "TemplateCreateMessageBody",
+)
+KINDS = {kind.word: kind for kind in (SMS, PUSH, VOICE, INAPP)}
 
 
 def _content(kind: _Kind, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -88,9 +103,9 @@ def _create(kind: _Kind) -> Handler:
                 conn, name, content, tags, template_type=kind.template_type
             )
         arn = templates_repo.template_arn(ctx.state.settings.region, name, kind.template_type)
-        return {"CreateTemplateMessageBody": {"Arn": arn, "Message": "Created", "RequestID": ctx.request_id}}
+        return {kind.created_field: {"Arn": arn, "Message": "Created", "RequestID": ctx.request_id}}
 
-    create.__doc__ = f"Create{kind.template_type.title()}Template: version 1, also the active version."
+    create.__doc__ = f"Create{kind.word}Template: version 1, also the active version."
     return create
 
 
@@ -106,7 +121,7 @@ def _get(kind: _Kind) -> Handler:
             raise NotFoundError(f"{word} template {name}{suffix} not found")
         return {kind.response_field: template_response(row, kind.template_type, ctx.state.settings.region)}
 
-    get.__doc__ = f"Get{kind.template_type.title()}Template: the given version, or the active one."
+    get.__doc__ = f"Get{kind.word}Template: the given version, or the active one."
     return get
 
 
@@ -131,7 +146,7 @@ def _update(kind: _Kind) -> Handler:
             )
         return _message(ctx, "Accepted")
 
-    update.__doc__ = f"Update{kind.template_type.title()}Template: overwrite the latest version or add one."
+    update.__doc__ = f"Update{kind.word}Template: overwrite the latest version or add one."
     return update
 
 
@@ -144,15 +159,15 @@ def _delete(kind: _Kind) -> Handler:
             )
         return _message(ctx, "Accepted")
 
-    delete.__doc__ = f"Delete{kind.template_type.title()}Template: every version, or just Version."
+    delete.__doc__ = f"Delete{kind.word}Template: every version, or just Version."
     return delete
 
 
 def check_template_type(raw: Any) -> str:
-    """A TemplateType parameter (any case) as EMAIL, SMS, PUSH or VOICE.
+    """A TemplateType parameter (any case) as EMAIL, SMS, PUSH, VOICE or INAPP.
 
     Raises:
-        BadRequestError: another value (INAPP templates are not supported).
+        BadRequestError: another value.
     """
     template_type = str(raw or "").upper()
     if template_type not in templates_repo.TEMPLATE_TYPES:
@@ -234,10 +249,10 @@ async def list_template_versions(ctx: RequestContext, params: dict[str, Any]) ->
 
 
 HANDLERS: dict[str, Handler] = {
-    **{f"Create{w}Template": _create(k) for w, k in (("Sms", SMS), ("Push", PUSH), ("Voice", VOICE))},
-    **{f"Get{w}Template": _get(k) for w, k in (("Sms", SMS), ("Push", PUSH), ("Voice", VOICE))},
-    **{f"Update{w}Template": _update(k) for w, k in (("Sms", SMS), ("Push", PUSH), ("Voice", VOICE))},
-    **{f"Delete{w}Template": _delete(k) for w, k in (("Sms", SMS), ("Push", PUSH), ("Voice", VOICE))},
+    **{f"Create{w}Template": _create(k) for w, k in KINDS.items()},
+    **{f"Get{w}Template": _get(k) for w, k in KINDS.items()},
+    **{f"Update{w}Template": _update(k) for w, k in KINDS.items()},
+    **{f"Delete{w}Template": _delete(k) for w, k in KINDS.items()},
     "ListTemplates": list_templates,
     "ListTemplateVersions": list_template_versions,
 }

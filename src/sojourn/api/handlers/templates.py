@@ -172,7 +172,7 @@ async def delete_email_template(ctx: RequestContext, params: dict[str, Any]) -> 
 
 
 async def update_template_active_version(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    """UpdateTemplateActiveVersion (EMAIL, SMS, PUSH, VOICE): the version that sends without a version use."""
+    """UpdateTemplateActiveVersion (EMAIL, SMS, PUSH, VOICE, INAPP): the version used when none is named."""
     template_type = str(params["TemplateType"]).upper()
     if template_type not in templates_repo.TEMPLATE_TYPES:
         raise BadRequestError(
