@@ -109,3 +109,15 @@ def test_a_campaign_on_every_channel_with_an_sms_treatment() -> None:
     assert campaign_problems(campaign.definition(now=NOW), creating=True) == []
     with pytest.raises(TypeError, match="fax"):
         campaign.treatment(10, fax="no")
+
+
+def test_an_in_app_template_makes_an_in_app_campaign() -> None:
+    request = Campaign(
+        "level-up", segment="seg", in_app_template="banner", event="level.up", start=NOW
+    ).request()
+    assert request["TemplateConfiguration"] == {"InAppTemplate": {"Name": "banner"}}
+    assert request["Schedule"]["Frequency"] == "IN_APP_EVENT"
+    assert request["Schedule"]["EventFilter"]["Dimensions"]["EventType"]["Values"] == ["level.up"]
+    assert "MessageConfiguration" not in request
+    with pytest.raises(ValueError, match="needs the event that shows it"):
+        Campaign("no-event", segment="seg", in_app_template="banner")

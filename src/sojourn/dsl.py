@@ -492,7 +492,8 @@ def _message_parts(
         template, version, subject, html, text: The email (a template, or an inline message); none of them: no
             email.
         channels: The other channels' keyword arguments of :class:`Campaign`: ``sms_template``,
-            ``push_template``, ``voice_template`` (template names), ``sms`` (an inline SMS body) and
+            ``push_template``, ``voice_template``, ``in_app_template`` (template names), ``sms`` (an inline SMS
+            body) and
             ``custom`` (``(delivery_uri, data)``: a webhook or custom activity and the message it gets).
     """
     templates: dict[str, Any] = {}
@@ -510,6 +511,7 @@ def _message_parts(
         ("sms_template", "SMSTemplate"),
         ("push_template", "PushTemplate"),
         ("voice_template", "VoiceTemplate"),
+        ("in_app_template", "InAppTemplate"),
     ):
         if channels.get(key) is not None:
             templates[api_name] = {"Name": channels[key]}
@@ -536,6 +538,7 @@ class Campaign:
                           local_time=True, quiet_time=("21:00", "08:00"), holdout=10, daily_cap=1)
         spring.treatment(30, template="spring_b", name="B")
         reminder = Campaign("reminder", segment="MEMBERS", sms_template="reminder_sms", push_template="nudge")
+        banner = Campaign("level-up", segment="PLAYERS", in_app_template="level_up_banner", event="level.up")
 
     Args:
         name: Campaign name (``sojourn deploy`` matches campaigns by it).
@@ -544,6 +547,8 @@ class Campaign:
         sms_template, push_template, voice_template: Templates for the segment's SMS, push (GCM, APNS, ...) and
             voice endpoints: each member gets the message of its own channel.
         sms: An inline SMS body (instead of ``sms_template``).
+        in_app_template: An in-app template: the campaign becomes an in-app campaign (Frequency IN_APP_EVENT, shown
+            by the app's SDK on ``event``; apps fetch it with GetInAppMessages) and sends nothing itself.
         custom: ``(delivery_uri, data)``: deliver the segment's CUSTOM endpoints to an https webhook or a custom
             activity, 50 per call, with ``data`` as the message.
         start: ``"now"`` (IMMEDIATE for a one-off campaign), a datetime, or an ISO-8601 string. A naive
@@ -573,6 +578,7 @@ class Campaign:
         sms_template: str | None = None,
         push_template: str | None = None,
         voice_template: str | None = None,
+        in_app_template: str | None = None,
         sms: str | None = None,
         custom: tuple[str, str] | None = None,
         from_address: str | None = None,
@@ -605,6 +611,7 @@ class Campaign:
                 "sms_template": sms_template,
                 "push_template": push_template,
                 "voice_template": voice_template,
+                "in_app_template": in_app_template,
                 "sms": sms,
                 "custom": custom,
             },
@@ -614,7 +621,11 @@ class Campaign:
             email_message["FromAddress"] = from_address
         self.start = start
         self.end = end
-        self.frequency = "EVENT" if event is not None else frequency
+        if in_app_template is not None and event is None:
+            raise ValueError("an in-app campaign needs the event that shows it: give event=")
+        self.frequency = (
+            "IN_APP_EVENT" if in_app_template is not None else "EVENT" if event is not None else frequency
+        )
         self.event = event
         self.timezone = timezone
         self.local_time = local_time
@@ -650,7 +661,14 @@ class Campaign:
         ``channels`` takes the same other-channel arguments as :class:`Campaign` (``sms_template``, ``sms``,
         ``push_template``, ``voice_template``, ``custom``).
         """
-        unknown = set(channels) - {"sms_template", "push_template", "voice_template", "sms", "custom"}
+        unknown = set(channels) - {
+            "sms_template",
+            "push_template",
+            "voice_template",
+            "in_app_template",
+            "sms",
+            "custom",
+        }
         if unknown:
             raise TypeError(f"treatment() got unexpected arguments {sorted(unknown)}")
         body: dict[str, Any] = {
