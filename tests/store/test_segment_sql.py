@@ -18,6 +18,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable, Select
 
 from sojourn.domain.segments import SegmentDimensions, WriteSegmentRequest
+from sojourn.store.ingest_tables import endpoint_activity
 from sojourn.store.segment_sql import (
     SegmentCycle,
     audience_clause,
@@ -90,9 +91,17 @@ async def make_app(db: AsyncEngine, rows: dict[str, dict[str, Any]]) -> str:
         await conn.execute(apps.insert().values(id=app_id, name="segments test"))
         # One statement per row: the rows set different columns (the others keep their server defaults).
         for key, row in rows.items():
+            columns = {k: v for k, v in row.items() if k != "last_active_at"}
             await conn.execute(
-                endpoints.insert().values(app_id=app_id, id=f"{app_id}-{key}", cohort_id=0, **row)
+                endpoints.insert().values(app_id=app_id, id=f"{app_id}-{key}", cohort_id=0, **columns)
             )
+            if row.get("last_active_at") is not None:
+                # Activity lives in its own table (what PutEvents' touch_active writes).
+                await conn.execute(
+                    endpoint_activity.insert().values(
+                        app_id=app_id, endpoint_id=f"{app_id}-{key}", last_active_at=row["last_active_at"]
+                    )
+                )
     return app_id
 
 

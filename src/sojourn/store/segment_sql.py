@@ -69,6 +69,7 @@ from sojourn.domain.segments import (
     SetDimension,
     WriteSegmentRequest,
 )
+from sojourn.store.ingest_tables import endpoint_activity
 from sojourn.store.tables import endpoints
 
 Resolver = Callable[[str, int | None], WriteSegmentRequest]
@@ -395,11 +396,16 @@ def _behavior_parts(behavior: SegmentBehaviors | None, now: datetime) -> list[Co
     if behavior is None or behavior.Recency is None:
         return []
     since = now - RECENCY_WINDOWS[behavior.Recency.Duration]
-    seen = _E.last_active_at
-    # Spelled out NULL-safe (no IS TRUE) so that ix_endpoints_last_active (app_id, last_active_at) stays usable.
+    # Last activity lives in the narrow endpoint_activity table (see touch_active); no row means never active.
+    seen = endpoint_activity.c
+    active = exists(
+        select(1)
+        .select_from(endpoint_activity)
+        .where(seen.app_id == _E.app_id, seen.endpoint_id == _E.id, seen.last_active_at >= since)
+    )
     if behavior.Recency.RecencyType == "ACTIVE":
-        return [and_(seen.is_not(None), seen >= since)]
-    return [or_(seen.is_(None), seen < since)]
+        return [active]
+    return [not_(active)]
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

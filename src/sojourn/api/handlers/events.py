@@ -13,6 +13,7 @@ from sojourn.domain.journeys import parse_instant
 from sojourn.engine import names
 from sojourn.store.apps_repo import require_app
 from sojourn.store.endpoint_rows import touch_active, upsert_endpoints, validate_endpoint_request
+from sojourn.store.event_consumers import event_consumers
 from sojourn.store.event_waits import WaitingLane, lanes_awaiting
 from sojourn.store.events_repo import EventRow, record_events
 
@@ -78,9 +79,13 @@ async def put_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
         if upserts:
             await upsert_endpoints(conn, app_id, upserts, request_id=ctx.request_id)
         campaigns: set[str] = set()
-        journeys = await record_events(conn, rows, woken_campaigns=campaigns)
-        waiting = await lanes_awaiting(conn, app_id, rows)
+        journeys: set[str] = set()
+        waiting: set[WaitingLane] = set()
         if rows:
+            # One lookup of what consumes this app's events serves the intake and the waiting lanes.
+            consumers = await event_consumers(conn, app_id)
+            journeys = await record_events(conn, rows, woken_campaigns=campaigns, consumers=consumers)
+            waiting = await lanes_awaiting(conn, app_id, rows, consumers=consumers)
             await touch_active(conn, app_id, sorted({r.endpoint_id for r in rows}), datetime.now(UTC))
     await ring_doorbells(state, app_id, journeys)
     await ring_campaign_doorbells(state, app_id, campaigns)
