@@ -597,8 +597,11 @@ async def touch_active(conn: AsyncConnection, app_id: str, endpoint_ids: Sequenc
             INSERT INTO endpoint_activity AS a (app_id, endpoint_id, last_active_at)
             SELECT e.app_id, e.id, :at FROM endpoints e
             WHERE e.app_id = :a AND e.id = ANY(CAST(:ids AS text[]))
-              AND NOT EXISTS (SELECT 1 FROM endpoint_activity s WHERE s.app_id = :a AND s.endpoint_id = e.id
-                              AND s.last_active_at >= CAST(:at AS timestamptz) - CAST(:grain AS interval))
+              -- A scalar subquery, not NOT EXISTS: always one primary-key probe per endpoint, never a plan
+              -- that reads all of the app's activity rows.
+              AND COALESCE((SELECT s.last_active_at FROM endpoint_activity s
+                            WHERE s.app_id = e.app_id AND s.endpoint_id = e.id), '-infinity')
+                  < CAST(:at AS timestamptz) - CAST(:grain AS interval)
             ORDER BY e.id
             ON CONFLICT (app_id, endpoint_id) DO UPDATE SET last_active_at = EXCLUDED.last_active_at
             WHERE a.last_active_at < EXCLUDED.last_active_at - CAST(:grain AS interval)

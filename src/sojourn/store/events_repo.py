@@ -65,7 +65,8 @@ def event_columns(rows: Sequence[EventRow]) -> dict[str, list[Any]]:
         "occurred": [r.occurred_at for r in rows],
         "attributes": [_json(r.attributes) for r in rows],
         "metrics": [_json(r.metrics) for r in rows],
-        "sessions": [None if r.session is None else json.dumps(r.session) for r in rows],
+        # A missing session is stored as JSON null, as SQLAlchemy's JSONB type stored it (none_as_null=False).
+        "sessions": ["null" if r.session is None else json.dumps(r.session) for r in rows],
         "message_ids": [r.message_id for r in rows],
     }
 
