@@ -23,6 +23,7 @@ from sojourn.store.segment_sql import (
     SegmentCycle,
     audience_clause,
     dimensions_clause,
+    json_text_keeps,
     reachable_clause,
     segment_clause,
 )
@@ -242,6 +243,56 @@ async def test_contains_is_a_case_sensitive_substring(
     audience: Audience, needles: list[str], expected: set[str]
 ) -> None:
     assert await audience.dims(attr("CONTAINS", *needles, name="tags")) == expected
+
+
+ODD_VALUES: dict[str, dict[str, Any]] = {
+    "q": {"attributes": {"v": ['say "hi"', "back\\slash", "two", "words"]}},
+    "u": {"attributes": {"v": ["naïve café", "日本語 🚀"]}},
+    "n": {"attributes": {"v": [12345, True, None, {"k": "inner"}]}},
+    "s": {"attributes": {"v": "not a list, contains two"}},
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def odd(db: AsyncEngine) -> Audience:
+    return Audience(db, await make_app(db, ODD_VALUES))
+
+
+@pytest.mark.parametrize(
+    ("needle", "expected"),
+    [
+        ('"hi"', {"q"}),  # escaped in JSON text: matched without the pre-filter
+        ("k\\s", {"q"}),
+        ("café", {"u"}),
+        ("本語 🚀", {"u"}),
+        ("234", {"n"}),  # non-string elements match on their text, as before
+        ("tru", {"n"}),
+        ("inner", {"n"}),
+        ("two", {"q"}),  # never the non-list value
+        ('o", "w', set()),  # never across elements
+        ("o, w", set()),
+        (", ", set()),
+        ("null", set()),  # a JSON null element has no text
+    ],
+)
+async def test_contains_is_exact_with_odd_values(odd: Audience, needle: str, expected: set[str]) -> None:
+    key = {"Attributes": {"v": {"AttributeType": "CONTAINS", "Values": [needle]}}}
+    assert await odd.dims(key) == expected
+
+
+@pytest.mark.parametrize(
+    ("needle", "kept"),
+    [
+        ("ent", True),
+        ("naïve 🚀", True),
+        ("100%_", True),
+        ('say "hi"', False),
+        ("a\\b", False),
+        ("tab\t", False),
+    ],
+)
+def test_json_text_keeps_only_needles_without_escaped_characters(needle: str, kept: bool) -> None:
+    assert json_text_keeps(needle) is kept
 
 
 async def test_contains_on_user_attributes(audience: Audience) -> None:

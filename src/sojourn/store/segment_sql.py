@@ -322,9 +322,26 @@ def _attribute_clause(column_: ColumnElement[Any], name: str, dim: AttributeDime
     if kind == "CONTAINS":
         # strpos(), not LIKE: the needle is matched literally, '%' and '_' included.
         matched = _combine("ANY", [func.strpos(values.c.value, needle) > 0 for needle in dim.Values])
-    else:
-        matched = _date_match(kind, _as_instant(values.c.value), dim.instants())
+        found = exists(select(1).select_from(values).where(matched))
+        if all(json_text_keeps(needle) for needle in dim.Values):
+            # A needle inside a value is also inside the attribute's JSON text (see json_text_keeps): that
+            # cheap test, evaluated first, spares most endpoints the per-value scan, which still decides.
+            whole = cast(column_[name], Text)
+            return and_(_is_true(_combine("ANY", [func.strpos(whole, n) > 0 for n in dim.Values])), found)
+        return found
+    matched = _date_match(kind, _as_instant(values.c.value), dim.instants())
     return exists(select(1).select_from(values).where(matched))
+
+
+def json_text_keeps(needle: str) -> bool:
+    """Whether ``needle`` appears unchanged in PostgreSQL's JSON text of any value that contains it.
+
+    ``jsonb`` output escapes only ``"``, ``\\`` and control characters (below U+0020), one character at a
+    time, and writes numbers, booleans and nested values as ``jsonb_array_elements_text`` does; so a needle
+    without those characters that is a substring of an element's text is a substring of the array's text.
+    The converse does not hold (a needle may match across elements), hence only a pre-filter.
+    """
+    return not any(c in '"\\' or c < " " for c in needle)
 
 
 def _values_of(column_: ColumnElement[Any], name: str) -> Any:
