@@ -63,7 +63,7 @@ async def seed(state: AppState, n: int) -> str:
             text(
                 """
                 INSERT INTO endpoints (app_id, id, channel_type, address, attributes, metrics, demographic,
-                                       location, user_id, user_attributes, last_active_at, cohort_id)
+                                       location, user_id, user_attributes, cohort_id)
                 SELECT :a, 'ep' || g,
                        CASE WHEN g % 10 = 0 THEN 'SMS' ELSE 'EMAIL' END,
                        'user' || g || '@bench.test',
@@ -73,15 +73,23 @@ async def seed(state: AppState, n: int) -> str:
                        jsonb_build_object('Country', (ARRAY['US','FR','DE','GB','JP','BR','IN','CA'])[g % 8 + 1]),
                        'u' || (g / 2),
                        jsonb_build_object('tier', jsonb_build_array((ARRAY['gold','silver','bronze','none'])[g % 4 + 1])),
-                       now() - make_interval(days => g % 30),
                        g % 100
                 FROM generate_series(1, :n) g
                 """
             ),
             {"a": app_id, "n": n},
         )
+        # Last activity lives in its own table (what PutEvents writes): one endpoint in 30 per day of age.
+        await conn.execute(
+            text(
+                "INSERT INTO endpoint_activity (app_id, endpoint_id, last_active_at) "
+                "SELECT :a, 'ep' || g, now() - make_interval(days => g % 30) FROM generate_series(1, :n) g"
+            ),
+            {"a": app_id, "n": n},
+        )
     async with state.db.connect() as conn:
         await conn.execute(text("ANALYZE endpoints"))
+        await conn.execute(text("ANALYZE endpoint_activity"))
     return app_id
 
 

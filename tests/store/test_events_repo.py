@@ -39,6 +39,7 @@ ODD_ROWS = [
         message_id="msg-1",
     ),
     EventRow("app", "ep-3", "c", "x" * 50, AT, attributes={"k": ""}, metrics={}, session={}),
+    EventRow("app", "ep-4", "d", "naive", datetime(2026, 11, 23, 10, 0, 0, 123456)),  # naive: UTC
 ]
 
 
