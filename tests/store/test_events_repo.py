@@ -1,4 +1,4 @@
-"""The event path's SQL: the one-statement ``unnest`` insert and the per-batch lookup of event consumers."""
+"""The event path's SQL: the one-statement insert (one JSON document) and the per-batch lookup of event consumers."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def _rows_of(app_id: str) -> list[EventRow]:
     ]  # fmt: skip
 
 
-async def test_unnest_insert_stores_exactly_what_executemany_stored(db: AsyncEngine) -> None:
+async def test_one_statement_insert_stores_exactly_what_executemany_stored(db: AsyncEngine) -> None:
     async with db.begin() as conn:
         old_app, new_app = await _new_app(conn), await _new_app(conn)
         # The former path: SQLAlchemy executemany of events.insert() with the JSONB type's own encoding.
