@@ -9,15 +9,23 @@ server's work, from the parsed request to the committed transaction) send batche
 are answered for ``--seconds``: 99% ``page_view`` on random endpoints, 1% ``signup`` from distinct endpoints.
 Afterwards it checks that every acknowledged event is stored and measures, for each signup, the time from the
 event's ``received_at`` to the claim of the journey's first email (entry, cohort start and the step's claim).
-The last line is machine-readable:
+It also reports CPU time per acknowledged event, in this process (the handler: parsing, validation, SQL
+building, driver) and in PostgreSQL (all server processes, read from /proc on Linux), which is steadier than
+events/s on a shared machine. ``--profile`` runs the producers under cProfile and prints the top functions.
+To compare with older code in the same session, run this script twice, once with ``PYTHONPATH`` pointing at an
+exported older ``src`` tree (see docs/benchmarks.md). The last line is machine-readable:
 
     events_per_s=<float> events=<int> stored=<int> signups=<int> entered=<int> entry_p50_s=<float> entry_p99_s=<float>
+    app_cpu_us_per_event=<float> pg_cpu_us_per_event=<float>
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import os
+import pstats
 import random
 import sys
 import time
@@ -95,7 +103,28 @@ async def produce(
     return sent
 
 
-async def main(endpoints: int, seconds: float, producers: int) -> str:
+def server_cpu_seconds(data_directory: str) -> float:
+    """User + system CPU seconds of the PostgreSQL postmaster and its children (Linux /proc), or NaN."""
+    try:
+        postmaster = int(Path(data_directory, "postmaster.pid").read_text().split()[0])
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                # Fields after the command name: state ppid ... utime(14) stime(15), counted from 1.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(entry.name) == postmaster or int(fields[1]) == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+    except (OSError, ValueError):
+        return float("nan")
+
+
+async def main(endpoints: int, seconds: float, producers: int, profile: bool) -> str:
     async with embedded_stack() as stack:
         state, db = stack.state, stack.state.db
         print(f"seeding {endpoints} endpoints...", flush=True)
@@ -108,13 +137,26 @@ async def main(endpoints: int, seconds: float, producers: int) -> str:
         await asyncio.sleep(3)  # the worker starts and the journey begins taking entrants
         # Distinct signup endpoints, more than any run can use.
         signups = random.Random(0).sample(range(1, endpoints + 1), min(endpoints, 200_000))
+        async with db.connect() as conn:
+            data_directory = str(await conn.scalar(text("SHOW data_directory")))
         print(f"{producers} producers for {seconds:.0f}s...", flush=True)
+        profiler = cProfile.Profile() if profile else None
+        cpu0, pg_cpu0 = time.process_time(), server_cpu_seconds(data_directory)
         started = time.monotonic()
+        if profiler is not None:
+            profiler.enable()
         counts = await asyncio.gather(
             *(produce(state, app_id, endpoints, started + seconds, signups, p) for p in range(producers))
         )
+        if profiler is not None:
+            profiler.disable()
         elapsed = time.monotonic() - started
+        app_cpu, pg_cpu = time.process_time() - cpu0, server_cpu_seconds(data_directory) - pg_cpu0
         events = sum(counts)
+        app_us, pg_us = app_cpu / events * 1e6, pg_cpu / events * 1e6
+        print(f"CPU per event: {app_us:.1f} us in this process, {pg_us:.1f} us in PostgreSQL", flush=True)
+        if profiler is not None:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
         async with db.connect() as conn:
             stored = int(
                 await conn.scalar(text("SELECT count(*) FROM events WHERE app_id = :a"), {"a": app_id}) or 0
@@ -162,7 +204,8 @@ async def main(endpoints: int, seconds: float, producers: int) -> str:
         )
         return (
             f"events_per_s={rate:.1f} events={events} stored={stored} signups={signed_up} entered={entered} "
-            f"entry_p50_s={p50:.2f} entry_p99_s={p99:.2f}"
+            f"entry_p50_s={p50:.2f} entry_p99_s={p99:.2f} app_cpu_us_per_event={app_us:.1f} "
+            f"pg_cpu_us_per_event={pg_us:.1f}"
         )
 
 
@@ -173,5 +216,8 @@ if __name__ == "__main__":
     parser.add_argument("--endpoints", type=int, default=100_000, help="seeded endpoints (default 100000)")
     parser.add_argument("--seconds", type=float, default=20, help="how long to send (default 20)")
     parser.add_argument("--producers", type=int, default=4, help="concurrent PutEvents callers (default 4)")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the producers, print the top functions"
+    )
     args = parser.parse_args()
-    print(asyncio.run(main(args.endpoints, args.seconds, args.producers)))
+    print(asyncio.run(main(args.endpoints, args.seconds, args.producers, args.profile)))

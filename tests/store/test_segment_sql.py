@@ -18,10 +18,12 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable, Select
 
 from sojourn.domain.segments import SegmentDimensions, WriteSegmentRequest
+from sojourn.store.ingest_tables import endpoint_activity
 from sojourn.store.segment_sql import (
     SegmentCycle,
     audience_clause,
     dimensions_clause,
+    json_text_keeps,
     reachable_clause,
     segment_clause,
 )
@@ -90,9 +92,17 @@ async def make_app(db: AsyncEngine, rows: dict[str, dict[str, Any]]) -> str:
         await conn.execute(apps.insert().values(id=app_id, name="segments test"))
         # One statement per row: the rows set different columns (the others keep their server defaults).
         for key, row in rows.items():
+            columns = {k: v for k, v in row.items() if k != "last_active_at"}
             await conn.execute(
-                endpoints.insert().values(app_id=app_id, id=f"{app_id}-{key}", cohort_id=0, **row)
+                endpoints.insert().values(app_id=app_id, id=f"{app_id}-{key}", cohort_id=0, **columns)
             )
+            if row.get("last_active_at") is not None:
+                # Activity lives in its own table (what PutEvents' touch_active writes).
+                await conn.execute(
+                    endpoint_activity.insert().values(
+                        app_id=app_id, endpoint_id=f"{app_id}-{key}", last_active_at=row["last_active_at"]
+                    )
+                )
     return app_id
 
 
@@ -233,6 +243,56 @@ async def test_contains_is_a_case_sensitive_substring(
     audience: Audience, needles: list[str], expected: set[str]
 ) -> None:
     assert await audience.dims(attr("CONTAINS", *needles, name="tags")) == expected
+
+
+ODD_VALUES: dict[str, dict[str, Any]] = {
+    "q": {"attributes": {"v": ['say "hi"', "back\\slash", "two", "words"]}},
+    "u": {"attributes": {"v": ["naïve café", "日本語 🚀"]}},
+    "n": {"attributes": {"v": [12345, True, None, {"k": "inner"}]}},
+    "s": {"attributes": {"v": "not a list, contains two"}},
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def odd(db: AsyncEngine) -> Audience:
+    return Audience(db, await make_app(db, ODD_VALUES))
+
+
+@pytest.mark.parametrize(
+    ("needle", "expected"),
+    [
+        ('"hi"', {"q"}),  # escaped in JSON text: matched without the pre-filter
+        ("k\\s", {"q"}),
+        ("café", {"u"}),
+        ("本語 🚀", {"u"}),
+        ("234", {"n"}),  # non-string elements match on their text, as before
+        ("tru", {"n"}),
+        ("inner", {"n"}),
+        ("two", {"q"}),  # never the non-list value
+        ('o", "w', set()),  # never across elements
+        ("o, w", set()),
+        (", ", set()),
+        ("null", set()),  # a JSON null element has no text
+    ],
+)
+async def test_contains_is_exact_with_odd_values(odd: Audience, needle: str, expected: set[str]) -> None:
+    key = {"Attributes": {"v": {"AttributeType": "CONTAINS", "Values": [needle]}}}
+    assert await odd.dims(key) == expected
+
+
+@pytest.mark.parametrize(
+    ("needle", "kept"),
+    [
+        ("ent", True),
+        ("naïve 🚀", True),
+        ("100%_", True),
+        ('say "hi"', False),
+        ("a\\b", False),
+        ("tab\t", False),
+    ],
+)
+def test_json_text_keeps_only_needles_without_escaped_characters(needle: str, kept: bool) -> None:
+    assert json_text_keeps(needle) is kept
 
 
 async def test_contains_on_user_attributes(audience: Audience) -> None:

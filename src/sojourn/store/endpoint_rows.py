@@ -20,7 +20,7 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -593,8 +593,21 @@ async def _write_others(
         )
 
 
+ACTIVITY_GRANULARITY = timedelta(minutes=15)
+"""How stale a stored last-activity time may get before an event rewrites it.
+
+Behavior.Recency windows are 24 hours to 30 days, so a time up to 15 minutes old moves a window's edge by at most
+1% of a day, while an endpoint that sends events all day long is rewritten at most 96 times a day instead of
+once per event batch.
+"""
+
+
 async def touch_active(conn: AsyncConnection, app_id: str, endpoint_ids: Sequence[str], at: datetime) -> None:
     """Record that endpoints were active at ``at`` (for Behavior.Recency segments); never moves time back.
+
+    A stored time is only replaced when it is more than :data:`ACTIVITY_GRANULARITY` older than ``at``, and
+    endpoints whose stored time is recent enough are filtered out before the upsert so that their rows are not
+    even locked.
 
     Args:
         conn: A connection inside a transaction.
@@ -604,19 +617,34 @@ async def touch_active(conn: AsyncConnection, app_id: str, endpoint_ids: Sequenc
     """
     if not endpoint_ids:
         return
-    # Rows are locked in id order so that concurrent event batches never wait for each other in a circle.
+    # Rows are written in endpoint id order so that concurrent event batches never wait for each other in a circle.
     await conn.execute(
         text(
             """
-            UPDATE endpoints e SET last_active_at = :at
-            FROM (SELECT id FROM endpoints WHERE app_id = :a AND id = ANY(:ids)
-                    AND (last_active_at IS NULL OR last_active_at < :at)
-                  ORDER BY id FOR UPDATE) s
-            WHERE e.app_id = :a AND e.id = s.id
+            INSERT INTO endpoint_activity AS a (app_id, endpoint_id, last_active_at)
+            SELECT e.app_id, e.id, :at FROM endpoints e
+            WHERE e.app_id = :a AND e.id = ANY(CAST(:ids AS text[]))
+              -- A scalar subquery, not NOT EXISTS: always one primary-key probe per endpoint, never a plan
+              -- that reads all of the app's activity rows.
+              AND COALESCE((SELECT s.last_active_at FROM endpoint_activity s
+                            WHERE s.app_id = e.app_id AND s.endpoint_id = e.id), '-infinity')
+                  < CAST(:at AS timestamptz) - CAST(:grain AS interval)
+            ORDER BY e.id
+            ON CONFLICT (app_id, endpoint_id) DO UPDATE SET last_active_at = EXCLUDED.last_active_at
+            WHERE a.last_active_at < EXCLUDED.last_active_at - CAST(:grain AS interval)
             """
         ),
-        {"a": app_id, "ids": list(endpoint_ids), "at": at},
+        {"a": app_id, "ids": list(endpoint_ids), "at": at, "grain": ACTIVITY_GRANULARITY},
     )
+
+
+async def last_active(conn: AsyncConnection, app_id: str, endpoint_id: str) -> datetime | None:
+    """When the endpoint was last recorded active, or None."""
+    found: datetime | None = await conn.scalar(
+        text("SELECT last_active_at FROM endpoint_activity WHERE app_id = :a AND endpoint_id = :e"),
+        {"a": app_id, "e": endpoint_id},
+    )
+    return found
 
 
 # ---- reads and deletes ----

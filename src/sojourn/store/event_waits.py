@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sojourn.domain.journeys import JourneyDefinition
+from sojourn.store.event_consumers import EventConsumers, event_consumers
 from sojourn.store.events_repo import EventRow
 
 
@@ -27,34 +27,23 @@ class WaitingLane:
 
 async def awaited_events(conn: AsyncConnection, app_id: str) -> dict[str, dict[str, set[str]]]:
     """Per running journey of the app, its wait-for-event splits and the event types each waits for."""
-    rows = await conn.execute(
-        text(
-            "SELECT id, definition FROM journeys WHERE app_id = :a AND state IN ('ACTIVE', 'PAUSED', 'CLOSED') "
-            "AND definition::text LIKE '%ConditionalSplit%'"
-        ),
-        {"a": app_id},
-    )
-    found: dict[str, dict[str, set[str]]] = {}
-    for row in rows:
-        definition = JourneyDefinition.model_validate(row.definition)
-        splits = {aid: act.awaited_event_types() for aid, act in definition.Activities.items()}
-        splits = {aid: types for aid, types in splits.items() if types}
-        if splits:
-            found[row.id] = splits
-    return found
+    return (await event_consumers(conn, app_id)).awaiting
 
 
-async def lanes_awaiting(conn: AsyncConnection, app_id: str, rows: Sequence[EventRow]) -> set[WaitingLane]:
+async def lanes_awaiting(
+    conn: AsyncConnection, app_id: str, rows: Sequence[EventRow], *, consumers: EventConsumers | None = None
+) -> set[WaitingLane]:
     """The lanes holding participants that one of ``rows`` (events of ``app_id``) may release.
 
     Args:
         conn: A connection (the event path's transaction).
         app_id: The application.
         rows: The events just recorded.
+        consumers: The app's event consumers when the caller has already looked them up in this transaction.
     """
     if not rows:
         return set()
-    journeys = await awaited_events(conn, app_id)
+    journeys = (consumers or await event_consumers(conn, app_id)).awaiting
     if not journeys:
         return set()
     types_of: dict[str, set[str]] = {}

@@ -69,6 +69,7 @@ from sojourn.domain.segments import (
     SetDimension,
     WriteSegmentRequest,
 )
+from sojourn.store.ingest_tables import endpoint_activity
 from sojourn.store.tables import endpoints
 
 Resolver = Callable[[str, int | None], WriteSegmentRequest]
@@ -321,9 +322,28 @@ def _attribute_clause(column_: ColumnElement[Any], name: str, dim: AttributeDime
     if kind == "CONTAINS":
         # strpos(), not LIKE: the needle is matched literally, '%' and '_' included.
         matched = _combine("ANY", [func.strpos(values.c.value, needle) > 0 for needle in dim.Values])
-    else:
-        matched = _date_match(kind, _as_instant(values.c.value), dim.instants())
+        found = exists(select(1).select_from(values).where(matched))
+        if all(json_text_keeps(needle) for needle in dim.Values):
+            # A needle inside a value is also inside the attribute's JSON text (see json_text_keeps): that
+            # cheap test spares most endpoints the per-value scan, which still decides. CASE (not AND) makes
+            # PostgreSQL test it first and keeps the planner's row estimate, hence its plans, as they were.
+            whole = cast(column_[name], Text)
+            hint = _combine("ANY", [func.strpos(whole, n) > 0 for n in dim.Values])
+            return case((hint, found), else_=false())
+        return found
+    matched = _date_match(kind, _as_instant(values.c.value), dim.instants())
     return exists(select(1).select_from(values).where(matched))
+
+
+def json_text_keeps(needle: str) -> bool:
+    """Whether ``needle`` appears unchanged in PostgreSQL's JSON text of any value that contains it.
+
+    ``jsonb`` output escapes only ``"``, ``\\`` and control characters (below U+0020), one character at a
+    time, and writes numbers, booleans and nested values as ``jsonb_array_elements_text`` does; so a needle
+    without those characters that is a substring of an element's text is a substring of the array's text.
+    The converse does not hold (a needle may match across elements), hence only a pre-filter.
+    """
+    return not any(c in '"\\' or c < " " for c in needle)
 
 
 def _values_of(column_: ColumnElement[Any], name: str) -> Any:
@@ -395,11 +415,16 @@ def _behavior_parts(behavior: SegmentBehaviors | None, now: datetime) -> list[Co
     if behavior is None or behavior.Recency is None:
         return []
     since = now - RECENCY_WINDOWS[behavior.Recency.Duration]
-    seen = _E.last_active_at
-    # Spelled out NULL-safe (no IS TRUE) so that ix_endpoints_last_active (app_id, last_active_at) stays usable.
+    # Last activity lives in the narrow endpoint_activity table (see touch_active); no row means never active.
+    seen = endpoint_activity.c
+    active = exists(
+        select(1)
+        .select_from(endpoint_activity)
+        .where(seen.app_id == _E.app_id, seen.endpoint_id == _E.id, seen.last_active_at >= since)
+    )
     if behavior.Recency.RecencyType == "ACTIVE":
-        return [and_(seen.is_not(None), seen >= since)]
-    return [or_(seen.is_(None), seen < since)]
+        return [active]
+    return [not_(active)]
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

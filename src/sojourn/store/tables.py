@@ -83,14 +83,11 @@ endpoints = Table(
     Column("cohort_id", Integer, nullable=False),
     Column("effective_date", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("creation_date", DateTime(timezone=True), nullable=False, server_default=NOW),
-    # Last time the endpoint was seen active (an event or session), for Behavior.Recency segments.
-    Column("last_active_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("app_id", "id"),
     Index("ix_endpoints_user", "app_id", "user_id", postgresql_where=text("user_id IS NOT NULL")),
     Index("ix_endpoints_address", "app_id", "address"),
     # Unsubscribes, bounces and consent find an address's endpoints in every app the way suppression compares it.
     Index("ix_endpoints_normalized_address", text("lower(btrim(address))")),
-    Index("ix_endpoints_last_active", "app_id", "last_active_at"),
     Index(
         "ix_endpoints_attributes",
         "attributes",
@@ -315,6 +312,7 @@ messages = Table(
 # Tables of other areas live in their own modules on the same metadata; importing them here lets Alembic see them.
 from sojourn.store import campaigns_tables as campaigns_tables  # noqa: E402
 from sojourn.store import direct_tables as direct_tables  # noqa: E402
+from sojourn.store import ingest_tables as ingest_tables  # noqa: E402
 from sojourn.store import lists_tables as lists_tables  # noqa: E402
 from sojourn.store import subscription_tables as subscription_tables  # noqa: E402
 from sojourn.store import suppression_tables as suppression_tables  # noqa: E402

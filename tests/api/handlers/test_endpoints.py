@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sojourn.api.errors import BadRequestError, NotFoundError
 from sojourn.api.state import AppState
-from sojourn.store.endpoint_rows import endpoint_response, touch_active, upsert_endpoints
+from sojourn.store.endpoint_rows import endpoint_response, last_active, touch_active, upsert_endpoints
 from tests.api.handlers import call, make_state, new_app
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -445,7 +445,8 @@ async def test_upsert_and_touch_active_for_other_callers(state: AppState, db: As
         await touch_active(conn, app_id, ["e", "unknown"], late)
         await touch_active(conn, app_id, ["e"], early)  # never moves back
         row = (await conn.execute(text("SELECT * FROM endpoints WHERE app_id = :a"), {"a": app_id})).one()
+        assert await last_active(conn, app_id, "e") == late
+        assert await last_active(conn, app_id, "unknown") is None
 
-    assert row.last_active_at == late
     response = endpoint_response(row._mapping)
     assert response["Id"] == "e" and "RequestId" not in response and "Attributes" not in response

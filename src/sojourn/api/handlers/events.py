@@ -13,6 +13,7 @@ from sojourn.domain.journeys import parse_instant
 from sojourn.engine import names
 from sojourn.store.apps_repo import require_app
 from sojourn.store.endpoint_rows import touch_active, upsert_endpoints, validate_endpoint_request
+from sojourn.store.event_consumers import event_consumers
 from sojourn.store.event_waits import WaitingLane, lanes_awaiting
 from sojourn.store.events_repo import EventRow, record_events
 
@@ -25,21 +26,26 @@ MAX_KEYS = 40
 
 def event_problem(event: dict[str, Any]) -> str | None:
     """Why Pinpoint would refuse this one event (its item gets a 400), or None."""
+    return _checked(event)[0]
+
+
+def _checked(event: dict[str, Any]) -> tuple[str | None, datetime | None]:
+    """(why the event is refused, None), or (None, its Timestamp parsed): the handler parses it only once."""
     if not event.get("EventType"):
-        return "EventType is required"
+        return "EventType is required", None
     if not event.get("Timestamp"):
-        return "Timestamp is required"
+        return "Timestamp is required", None
     try:
-        parse_instant(str(event["Timestamp"]))
+        occurred_at = parse_instant(str(event["Timestamp"]))
     except ValueError as err:
-        return str(err)
+        return str(err), None
     attributes = event.get("Attributes") or {}
     if len(attributes) + len(event.get("Metrics") or {}) > MAX_KEYS:
-        return f"an event has at most {MAX_KEYS} attribute and metric keys"
+        return f"an event has at most {MAX_KEYS} attribute and metric keys", None
     for key, value in attributes.items():
         if len(str(value)) > MAX_ATTRIBUTE_VALUE:
-            return f"attribute {key!r} is longer than {MAX_ATTRIBUTE_VALUE} characters"
-    return None
+            return f"attribute {key!r} is longer than {MAX_ATTRIBUTE_VALUE} characters", None
+    return None, occurred_at
 
 
 async def put_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -63,11 +69,11 @@ async def put_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
             upserts.append((endpoint_id, dict(item["Endpoint"])))
         event_results: dict[str, Any] = {}
         for event_id, event in (item.get("Events") or {}).items():
-            problem = event_problem(event)
-            if problem is not None:
+            problem, occurred_at = _checked(event)
+            if occurred_at is None:
                 event_results[event_id] = {"StatusCode": 400, "Message": problem}
                 continue
-            rows.append(_event_row(app_id, endpoint_id, event_id, event))
+            rows.append(_event_row(app_id, endpoint_id, event_id, event, occurred_at))
             event_results[event_id] = {"StatusCode": 202, "Message": "Accepted"}
         results[endpoint_id] = {
             "EndpointItemResponse": {"StatusCode": 202, "Message": "Accepted"},
@@ -78,9 +84,13 @@ async def put_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
         if upserts:
             await upsert_endpoints(conn, app_id, upserts, request_id=ctx.request_id)
         campaigns: set[str] = set()
-        journeys = await record_events(conn, rows, woken_campaigns=campaigns)
-        waiting = await lanes_awaiting(conn, app_id, rows)
+        journeys: set[str] = set()
+        waiting: set[WaitingLane] = set()
         if rows:
+            # One lookup of what consumes this app's events serves the intake and the waiting lanes.
+            consumers = await event_consumers(conn, app_id)
+            journeys = await record_events(conn, rows, woken_campaigns=campaigns, consumers=consumers)
+            waiting = await lanes_awaiting(conn, app_id, rows, consumers=consumers)
             await touch_active(conn, app_id, sorted({r.endpoint_id for r in rows}), datetime.now(UTC))
     await ring_doorbells(state, app_id, journeys)
     await ring_campaign_doorbells(state, app_id, campaigns)
@@ -98,13 +108,15 @@ def _refused_item(item: dict[str, Any], why: str) -> dict[str, Any]:
     }
 
 
-def _event_row(app_id: str, endpoint_id: str, event_id: str, event: dict[str, Any]) -> EventRow:
+def _event_row(
+    app_id: str, endpoint_id: str, event_id: str, event: dict[str, Any], occurred_at: datetime
+) -> EventRow:
     return EventRow(
         app_id=app_id,
         endpoint_id=endpoint_id,
         event_id=event_id,
         event_type=str(event["EventType"]),
-        occurred_at=parse_instant(str(event["Timestamp"])),
+        occurred_at=occurred_at,
         attributes={k: str(v) for k, v in (event.get("Attributes") or {}).items()},
         metrics={k: float(v) for k, v in (event.get("Metrics") or {}).items()},
         session=event.get("Session"),
