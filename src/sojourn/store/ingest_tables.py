@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKeyConstraint, PrimaryKeyConstraint, Table, Text
+from sqlalchemy import Column, DateTime, ForeignKeyConstraint, Index, PrimaryKeyConstraint, Table, Text
 
 from sojourn.store.tables import metadata
 
@@ -21,4 +21,6 @@ endpoint_activity = Table(
     PrimaryKeyConstraint("app_id", "endpoint_id"),
     # Deleting an endpoint (or its app) forgets its activity: a re-created endpoint starts never active.
     ForeignKeyConstraint(["app_id", "endpoint_id"], ["endpoints.app_id", "endpoints.id"], ondelete="CASCADE"),
+    # Behavior.Recency reads the endpoints active since a time from this index, not by scanning every endpoint.
+    Index("ix_endpoint_activity_recent", "app_id", "last_active_at", "endpoint_id"),
 )

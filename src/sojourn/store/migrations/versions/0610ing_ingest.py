@@ -37,6 +37,12 @@ def upgrade() -> None:
         "INSERT INTO endpoint_activity (app_id, endpoint_id, last_active_at) "
         "SELECT app_id, id, last_active_at FROM endpoints WHERE last_active_at IS NOT NULL"
     )
+    op.create_index(
+        "ix_endpoint_activity_recent",
+        "endpoint_activity",
+        ["app_id", "last_active_at", "endpoint_id"],
+        unique=False,
+    )
     op.drop_index("ix_endpoints_last_active", table_name="endpoints")
     op.drop_column("endpoints", "last_active_at")
 
