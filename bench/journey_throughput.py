@@ -402,6 +402,8 @@ async def release_path(client: Client, app_id: str, journey_id: str, cohorts: in
         "next step slot wait": [],
         "activity slot wait (other steps)": [],
     }
+    # Seconds each kind of step held an activity slot (started -> completed), from the activities' summaries.
+    held: dict[str, float] = {}
     seen = 0
     async for wf in client.list_workflows(
         f"AppId = '{app_id}' AND JourneyId = '{journey_id}' AND SojournKind = 'cohort'"
@@ -412,6 +414,7 @@ async def release_path(client: Client, app_id: str, journey_id: str, cohorts: in
         events = [e async for e in client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history_events()]
         at = {e.event_id: e.event_time.ToDatetime() for e in events}
         names_of: dict[int, str] = {}
+        kinds_of: dict[int, str] = {}
         started_of: dict[int, datetime] = {}
         last_signal: datetime | None = None
         pending_release: datetime | None = None
@@ -429,6 +432,10 @@ async def release_path(client: Client, app_id: str, journey_id: str, cohorts: in
             elif kind == "activity_task_scheduled_event_attributes":
                 name = e.activity_task_scheduled_event_attributes.activity_type.name
                 names_of[e.event_id] = name
+                summary = e.user_metadata.summary.data if e.HasField("user_metadata") else b""
+                kinds_of[e.event_id] = (
+                    str(json.loads(summary)).split(" ")[0] if summary and name == "run_step" else name
+                )
                 if name == "release_waiting" and last_signal is not None:
                     phases["signal->scheduled"].append((when - last_signal).total_seconds())
                     last_signal = None
@@ -450,11 +457,21 @@ async def release_path(client: Client, app_id: str, journey_id: str, cohorts: in
                 phases[key].append(wait)
             elif kind == "activity_task_completed_event_attributes":
                 sched = e.activity_task_completed_event_attributes.scheduled_event_id
+                if sched in started_of:
+                    kind_of = kinds_of.get(sched, "?")
+                    held[kind_of] = held.get(kind_of, 0.0) + (when - started_of[sched]).total_seconds()
                 if names_of.get(sched) == "release_waiting" and sched in started_of:
                     phases["release SQL"].append((when - started_of[sched]).total_seconds())
                     pending_release = when
-    return f"release path over {seen} cohorts: " + "; ".join(
-        f"{name} {_phase_stats(values)}" for name, values in phases.items()
+    total = sum(held.values()) or 1.0
+    slots = ", ".join(
+        f"{kind} {100 * seconds / total:.0f}%"
+        for kind, seconds in sorted(held.items(), key=lambda kv: -kv[1])
+    )
+    return (
+        f"release path over {seen} cohorts: "
+        + "; ".join(f"{name} {_phase_stats(values)}" for name, values in phases.items())
+        + f"\nactivity slot time by step ({total:.0f} slot-seconds over those cohorts): {slots}"
     )
 
 
