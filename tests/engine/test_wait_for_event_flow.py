@@ -127,19 +127,28 @@ async def test_a_participants_event_releases_them_before_the_timeout(
 
         handle = dev_env.client.get_workflow_handle(names.journey_workflow_id(audience.app_id, journey_id))
         assert await handle.result() == "COMPLETED"
-        await record_histories(dev_env.client, [handle.id, cohort.id], "wait_for_event")
-        # The release and the step right after it jump the task queue's backlog; batch steps do not.
-        priorities = [
+        # (wait_for_event_*.json are the histories of releases as activities on the task queue.)
+        await record_histories(dev_env.client, [handle.id, cohort.id], "wait_for_event_local_release")
+        # The release runs as a local activity in the workflow task that took the signal (no task-queue round
+        # trip); the step right after it jumps the task queue's backlog; batch steps do not.
+        steps = [
             (
-                e.activity_task_scheduled_event_attributes.activity_type.name,
+                "local activity"
+                if e.HasField("marker_recorded_event_attributes")
+                else e.activity_task_scheduled_event_attributes.activity_type.name,
                 e.activity_task_scheduled_event_attributes.priority.priority_key,
             )
             async for e in cohort.fetch_history_events()
             if e.HasField("activity_task_scheduled_event_attributes")
+            or (
+                e.HasField("marker_recorded_event_attributes")
+                and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            )
         ]
-        release = priorities.index(("release_waiting", 1))
-        assert priorities[release + 1] == ("run_step", 1), priorities
-        assert ("run_step", 0) in priorities[release + 2 :], (
+        assert not any(name == "release_waiting" for name, _ in steps), steps
+        release = steps.index(("local activity", 0))
+        assert steps[release + 1] == ("run_step", 1), steps
+        assert ("run_step", 0) in steps[release + 2 :], (
             "the split's evaluation at the end of the wait and what follows run at the default priority"
         )
     subjects = smtp_server.subjects_by_recipient()

@@ -37,6 +37,10 @@ STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval
 # Participants released by their own events go ahead of the task queue's backlog of batch steps (priority 1
 # of Temporal's 1-5; everything else runs at the default 3): the release and the step right after it.
 URGENT = Priority(priority_key=1)
+# Releases run as local activities inside the workflow task that took the signal (patched in; see
+# ``_await_events``): no task-queue round trip and no wait for one of the worker's activity slots.
+RELEASE_IN_WORKFLOW_TASK = "release-as-local-activity"
+RELEASE_TIMEOUT = timedelta(minutes=1)
 
 
 @workflow.defn(name="CohortWorkflow")
@@ -223,15 +227,31 @@ class CohortWorkflow:
         async def release() -> None:
             nonlocal releases
             releases += 1
-            result: StepResult = await workflow.execute_activity(
-                "release_waiting",
-                self._step_input(lane, activity_id, target_lane=f"{lane}.e{releases}"),
-                result_type=StepResult,
-                start_to_close_timeout=STEP_TIMEOUT,
-                retry_policy=STEP_RETRY,
-                summary=f"release lane {lane} at {activity_id}",
-                priority=URGENT,
-            )
+            inp = self._step_input(lane, activity_id, target_lane=f"{lane}.e{releases}")
+            summary = f"release lane {lane} at {activity_id}"
+            result: StepResult
+            if workflow.patched(RELEASE_IN_WORKFLOW_TASK):
+                # A release is one short transaction: run it in this workflow task, so the released lane's
+                # next step is scheduled in the same task's completion (measured: the round trip through
+                # the task queue, an activity slot and a second workflow task was most of a release).
+                result = await workflow.execute_local_activity(
+                    "release_waiting",
+                    inp,
+                    result_type=StepResult,
+                    start_to_close_timeout=RELEASE_TIMEOUT,
+                    retry_policy=STEP_RETRY,
+                    summary=summary,
+                )
+            else:
+                result = await workflow.execute_activity(
+                    "release_waiting",
+                    inp,
+                    result_type=StepResult,
+                    start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=STEP_RETRY,
+                    summary=summary,
+                    priority=URGENT,
+                )
             for branch in result.branches:
                 if branch.count > 0 and branch.next_activity is not None:
                     self.spawned.append(
