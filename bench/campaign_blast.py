@@ -10,6 +10,9 @@ machine-readable:
 
     messages_per_s=<float> sent=<int> held_out=<int> peak_rss_mb=<int> processes=<int>
 
+``--profile PATH`` runs the worker under cProfile (slower: compare its shares, not its rates) and prints the
+functions that took the most CPU.
+
 ``--processes N`` runs ``sojourn worker`` with ``SOJOURN_WORKER_PROCESSES=N``: the run is sent in N parts by N
 worker processes (peak RSS is the largest process's, CPU the sum).
 
@@ -174,14 +177,20 @@ async def probe_during(client: Any, app_id: str, running: asyncio.Task[Any]) -> 
     return latencies
 
 
-async def main(endpoints: int, compare_list: bool = False, processes: int = 1, probe: bool = False) -> str:
+async def main(
+    endpoints: int,
+    compare_list: bool = False,
+    processes: int = 1,
+    probe: bool = False,
+    profile: str | None = None,
+) -> str:
     async with embedded_stack() as stack:
         state, db, client = stack.state, stack.state.db, stack.client
         print(f"seeding {endpoints} endpoints...", flush=True)
         app_id, segment_id = await seed(state, endpoints)
         async with db.begin() as conn:
             await conn.execute(text("ANALYZE"))
-        worker = stack.start_worker(SOJOURN_WORKER_PROCESSES=str(processes))
+        worker = stack.start_worker(profile, SOJOURN_WORKER_PROCESSES=str(processes))
         await asyncio.sleep(2)
         if compare_list:
             print(f"seeding a contact list of {endpoints} contacts...", flush=True)
@@ -282,5 +291,15 @@ if __name__ == "__main__":
         action="store_true",
         help="time boto3 SendMessages calls over HTTP while the first blast runs",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="run the worker under cProfile, write its stats to PATH and print the top functions",
+    )
     args = parser.parse_args()
-    print(asyncio.run(main(args.endpoints, args.compare_list, args.processes, args.probe)))
+    print(asyncio.run(main(args.endpoints, args.compare_list, args.processes, args.probe, args.profile)))
+    if args.profile:
+        import pstats
+
+        pstats.Stats(args.profile).sort_stats("tottime").print_stats(40)
+        pstats.Stats(args.profile).sort_stats("cumulative").print_stats(60)

@@ -33,10 +33,15 @@ class BenchStack:
     temporal_address: str
     worker: subprocess.Popen[bytes] | None = field(default=None)
 
-    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
-        """Start ``sojourn worker`` on this stack (extra ``SOJOURN_*`` variables in ``env``)."""
+    def start_worker(self, profile: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+        """Start ``sojourn worker`` on this stack (extra ``SOJOURN_*`` variables in ``env``).
+
+        Args:
+            profile: Run the worker under cProfile and write its stats to this file when it stops.
+        """
+        profiler = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "sojourn", "worker"],
+            [*profiler, "-m", "sojourn", "worker"],
             env={
                 **os.environ,
                 "SOJOURN_DATABASE_URL": self.settings.database_url or "",
