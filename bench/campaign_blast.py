@@ -13,6 +13,9 @@ machine-readable:
 ``--profile PATH`` runs the worker under cProfile (slower: compare its shares, not its rates) and prints the
 functions that took the most CPU.
 
+``--pg-stats`` loads ``pg_stat_statements`` and prints, after each blast, the statements that took PostgreSQL
+the most time.
+
 ``--processes N`` runs ``sojourn worker`` with ``SOJOURN_WORKER_PROCESSES=N``: the run is sent in N parts by N
 worker processes (peak RSS is the largest process's, CPU the sum).
 
@@ -53,7 +56,7 @@ from sojourn.stack import free_local_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embedded import embedded_stack
+from embedded import embedded_stack, top_statements
 from journey_throughput import peak_rss_mb, seed
 from send_messages_latency import percentile, setup_app, timed_calls
 from tests.support.seed import call
@@ -183,8 +186,9 @@ async def main(
     processes: int = 1,
     probe: bool = False,
     profile: str | None = None,
+    pg_stats: bool = False,
 ) -> str:
-    async with embedded_stack() as stack:
+    async with embedded_stack(pg_stats) as stack:
         state, db, client = stack.state, stack.state.db, stack.client
         print(f"seeding {endpoints} endpoints...", flush=True)
         app_id, segment_id = await seed(state, endpoints)
@@ -238,6 +242,10 @@ async def main(
                 flush=True,
             )
             line += f" send_messages_p50_ms={p50:.1f} send_messages_p99_ms={p99:.1f}"
+        if pg_stats:
+            print(f"PostgreSQL, plain blast:\n{await top_statements(db)}", flush=True)
+            async with db.begin() as conn:
+                await conn.execute(text("SELECT pg_stat_statements_reset()"))
         if compare_list:
             # The list blast runs second, on a ledger that the first blast grew; a second plain blast after it
             # shows how much of the difference is that order (the cost is taken against the mean of both).
@@ -255,6 +263,8 @@ async def main(
                         )
                     ).all()
                 )
+            if pg_stats:
+                print(f"PostgreSQL, list blast:\n{await top_statements(db)}", flush=True)
             print("running the plain blast again...", flush=True)
             _, again = await blast(state, client, app_id, segment_id, "")
             list_rate = endpoints / list_elapsed
@@ -296,8 +306,17 @@ if __name__ == "__main__":
         metavar="PATH",
         help="run the worker under cProfile, write its stats to PATH and print the top functions",
     )
+    parser.add_argument(
+        "--pg-stats",
+        action="store_true",
+        help="load pg_stat_statements and print the statements that took PostgreSQL longest, per blast",
+    )
     args = parser.parse_args()
-    print(asyncio.run(main(args.endpoints, args.compare_list, args.processes, args.probe, args.profile)))
+    print(
+        asyncio.run(
+            main(args.endpoints, args.compare_list, args.processes, args.probe, args.profile, args.pg_stats)
+        )
+    )
     if args.profile:
         import pstats
 
