@@ -231,6 +231,15 @@ class PreparedEmail:
         )
         # Links found once per template: each message only signs its tokens and fills them in.
         self.template = {**template, "HtmlPart": self.plan.source} if self.plan is not None else template
+        headers = self.template.get("Headers")
+        if headers:
+            # The list-management header is not sent: not rendered either.
+            self.template = {
+                **self.template,
+                "Headers": [
+                    h for h in headers if str(h.get("Name") or "").lower() != _LIST_MANAGEMENT_HEADER
+                ],
+            }
         self.links = (
             ListUnsubscribeLinks(
                 public_url=settings.effective_public_url,
@@ -266,7 +275,7 @@ class PreparedEmail:
                     secret=self.settings.tracking_key,
                 )
         text = rendered.text
-        headers = {name: value for name, value in rendered.headers if name.lower() != _LIST_MANAGEMENT_HEADER}
+        headers = dict(rendered.headers)
         if self.links is not None:
             links = self.links.for_address(normalize_email(str(row["address"])))
             headers.update(links.headers)
