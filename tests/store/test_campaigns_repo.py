@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import text, true
@@ -198,3 +199,36 @@ async def test_audience_rows_carry_every_column_with_empty_objects_as_dicts(db: 
     assert page[0]["demographic"] == {"Timezone": "Europe/Paris"} and page[1]["demographic"] == {}
     # Each row has dicts of its own (a caller may change one without changing another's).
     assert page[1]["metrics"] is not page[2 - 1]["location"]
+
+
+class _Explain:
+    """Runs the claim's INSERT under EXPLAIN (plans only) before running it, keeping the plan."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.plans = conn, []
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        if str(statement).lstrip().startswith("INSERT"):
+            rows = await self.conn.execute(text(f"EXPLAIN {statement}"), params)
+            self.plans.append("\n".join(r[0] for r in rows))
+        return await self.conn.execute(statement, params)
+
+
+async def test_the_claim_probes_per_target_even_for_a_campaign_the_statistics_do_not_know(
+    db: AsyncEngine,
+) -> None:
+    app_id, _ = await seed(db)
+    # A ledger full of another campaign's messages, analyzed: the new campaign's id is in no statistics.
+    await history(db, app_id, [(f"ep{i % ENDPOINTS + 1}", "old", "sent", None, 30) for i in range(3000)])
+    async with db.begin() as conn:
+        await conn.execute(text("ANALYZE messages"))
+    async with db.begin() as conn:
+        explain = _Explain(conn)
+        await repo.claim_campaign_emails(
+            explain, app_id=app_id, campaign_id="new", run_key="v1-0", targets=TARGETS, now=NOW,  # type: ignore[arg-type]
+            caps=repo.CampaignCaps(daily=1, total=2, all_daily=3),
+        )  # fmt: skip
+    (plan,) = explain.plans
+    # Caps count through the endpoint's own messages, never by reading the campaign's run so far per target.
+    assert "ix_messages_campaign" not in plan and "ix_messages_endpoint_time" in plan
+    assert "Hash Join" not in plan and "Seq Scan on endpoints" not in plan

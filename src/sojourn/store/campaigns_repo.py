@@ -423,23 +423,26 @@ class CampaignCaps:
 # The campaign's own caps of one target ``t`` over its endpoint's messages of this campaign. Daily counts what
 # was sent or pending in the 24 hours before the send; Total counts everything targeted (failed and quiet-time
 # drops too, as Pinpoint counts them). With a Total cap both are counted in one pass over the endpoint's
-# messages, which that cap has to read anyway; a Daily cap alone reads only the last 24 hours.
+# messages, which that cap has to read anyway; a Daily cap alone reads only the last 24 hours. The campaign is
+# tested in the counts, not in WHERE: there it let the planner read the campaign's whole run so far through
+# ix_messages_campaign for every target of a campaign too new for the statistics (quadratic in the run).
 _CAMPAIGN_DAILY = """
-(SELECT CASE WHEN count(*) >= CAST(:daily AS int) THEN 'DAILY_CAP' END
- FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id
-   AND c.campaign_id = :campaign_id AND c.status IN ('pending', 'sent')
+(SELECT CASE WHEN count(*) FILTER (WHERE c.campaign_id = :campaign_id) >= CAST(:daily AS int) THEN 'DAILY_CAP' END
+ FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id AND c.status IN ('pending', 'sent')
    AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours')
 """
 _CAMPAIGN_DAILY_AND_TOTAL = """
 (SELECT CASE
    WHEN CAST(:daily AS int) > 0 AND count(*) FILTER (
-     WHERE c.status IN ('pending', 'sent') AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours'
+     WHERE c.campaign_id = :campaign_id AND c.status IN ('pending', 'sent')
+       AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours'
    ) >= CAST(:daily AS int) THEN 'DAILY_CAP'
    WHEN count(*) FILTER (
-     WHERE c.status IN ('pending', 'sent', 'failed') OR c.status_message = 'QUIET_TIME'
+     WHERE c.campaign_id = :campaign_id
+       AND (c.status IN ('pending', 'sent', 'failed') OR c.status_message = 'QUIET_TIME')
    ) >= CAST(:total AS int) THEN 'TOTAL_CAP'
  END
- FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id AND c.campaign_id = :campaign_id)
+ FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id)
 """
 # The project's Daily cap: messages of every campaign and journey to the endpoint in 24 hours.
 _ALL_DAILY = """
