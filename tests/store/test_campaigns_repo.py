@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -232,3 +233,24 @@ async def test_the_claim_probes_per_target_even_for_a_campaign_the_statistics_do
     # Caps count through the endpoint's own messages, never by reading the campaign's run so far per target.
     assert "ix_messages_campaign" not in plan and "ix_messages_endpoint_time" in plan
     assert "Hash Join" not in plan and "Seq Scan on endpoints" not in plan
+
+
+async def test_the_parts_of_a_run_split_the_audience_by_cohort_id(db: AsyncEngine) -> None:
+    app_id, _ = await seed(db)
+    async with db.begin() as conn:
+        # CohortId is 0-99 when sojourn writes it; rows outside that range still land in exactly one part.
+        await conn.execute(
+            text("UPDATE endpoints SET cohort_id = CASE id WHEN 'ep1' THEN 137 ELSE -3 END WHERE app_id = :a AND id IN ('ep1', 'ep2')"),
+            {"a": app_id},
+        )  # fmt: skip
+    async with db.connect() as conn:
+        everyone = await repo.audience_page(conn, app_id, true(), after=None, limit=1000)
+        parts = [
+            await repo.audience_page(conn, app_id, true(), after=None, limit=1000, part=(i, 3))
+            for i in range(3)
+        ]
+    cohorts = {row["id"]: row["cohort_id"] for row in everyone}
+    for i, rows in enumerate(parts):
+        # PostgreSQL's % truncates like math.fmod: -3 % 3 is 0, 137 % 3 is 2.
+        assert {row["id"] for row in rows} == {ep for ep, c in cohorts.items() if math.fmod(c, 3) == i}
+    assert sorted(row["id"] for rows in parts for row in rows) == sorted(cohorts)
