@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from sojourn.api.state import AppState
@@ -33,10 +35,15 @@ class BenchStack:
     temporal_address: str
     worker: subprocess.Popen[bytes] | None = field(default=None)
 
-    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
-        """Start ``sojourn worker`` on this stack (extra ``SOJOURN_*`` variables in ``env``)."""
+    def start_worker(self, profile: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+        """Start ``sojourn worker`` on this stack (extra ``SOJOURN_*`` variables in ``env``).
+
+        Args:
+            profile: Run the worker under cProfile and write its stats to this file when it stops.
+        """
+        profiler = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "sojourn", "worker"],
+            [*profiler, "-m", "sojourn", "worker"],
             env={
                 **os.environ,
                 "SOJOURN_DATABASE_URL": self.settings.database_url or "",
@@ -51,12 +58,21 @@ class BenchStack:
 
 
 @asynccontextmanager
-async def embedded_stack() -> AsyncIterator[BenchStack]:
-    """Start PostgreSQL (migrated) and Temporal; stop them and the worker at the end."""
+async def embedded_stack(pg_stats: bool = False) -> AsyncIterator[BenchStack]:
+    """Start PostgreSQL (migrated) and Temporal; stop them and the worker at the end.
+
+    Args:
+        pg_stats: Load ``pg_stat_statements`` (see :func:`top_statements`).
+    """
     with tempfile.TemporaryDirectory(prefix="sojourn-bench-") as tmp:
         data = Path(tmp)
         pg = EmbeddedPostgres(data / "pg", port=free_local_port())
         pg.start()
+        if pg_stats:
+            with (data / "pg" / "postgresql.conf").open("a") as conf:
+                conf.write("shared_preload_libraries = 'pg_stat_statements'\n")
+            pg.stop()
+            pg.start()
         pg.ensure_database("sojourn")
         temporal = TemporalDevServer(data / "temporal", port=free_local_port(), ui_port=None)
         temporal.start(log_file=data / "temporal.log")
@@ -69,6 +85,11 @@ async def embedded_stack() -> AsyncIterator[BenchStack]:
                 task_queue=f"bench-{uuid.uuid4().hex[:8]}",
             )
             await upgrade_async(settings.database_url or "")
+            if pg_stats:
+                engine = create_engine(settings.database_url or "")
+                async with engine.begin() as conn:
+                    await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+                await engine.dispose()
             client = await connect(settings)
             state = AppState(db=create_engine(settings.database_url or "", pool_size=10), settings=settings)
             state.use_temporal(client)
@@ -81,3 +102,21 @@ async def embedded_stack() -> AsyncIterator[BenchStack]:
                 stack.worker.wait(30)
             temporal.stop()
             pg.stop()
+
+
+async def top_statements(db: AsyncEngine, limit: int = 12) -> str:
+    """The statements that took PostgreSQL the most time so far (needs ``embedded_stack(pg_stats=True)``):
+    total and mean milliseconds, calls, rows, and the statement's first 160 characters."""
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT total_exec_time, mean_exec_time, calls, rows, "
+                "regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements "
+                "ORDER BY total_exec_time DESC LIMIT :n"
+            ),
+            {"n": limit},
+        )
+        return "\n".join(
+            f"{total:10.0f} ms {mean:8.2f} ms/call {calls:7d} calls {n:9d} rows  {query[:160]}"
+            for total, mean, calls, n, query in rows
+        )

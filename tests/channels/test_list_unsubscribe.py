@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from sojourn.channels.list_unsubscribe import (
+    ListUnsubscribeLinks,
     list_unsubscribe,
     mailto_unsubscribe_token,
     replace_unsubscribe_placeholder,
@@ -78,3 +79,21 @@ def test_the_token_comes_back_from_the_subject_or_the_body() -> None:
     assert mailto_unsubscribe_token(f"Subject: leave\r\n\r\nplease unsubscribe {token}\r\n".encode()) == token
     assert mailto_unsubscribe_token(b"Subject: unsubscribe me\r\n\r\nplease\r\n") is None
     assert mailto_unsubscribe_token(b"\r\n") is None
+
+
+def test_prepared_links_are_those_of_list_unsubscribe() -> None:
+    for mailto in ("leave@example.com", None):
+        for with_preferences in (True, False):
+            common = {
+                "public_url": "https://mail.example.com/",
+                "secret": SECRET,
+                "list_name": "news",
+                "topic": "weekly",
+                "now": NOW,
+                "ttl": timedelta(days=60),
+                "mailto": mailto,
+                "with_preferences": with_preferences,
+            }
+            prepared = ListUnsubscribeLinks(**common)  # type: ignore[arg-type]
+            for address in ("ada@example.com", "bob@example.org"):
+                assert prepared.for_address(address) == list_unsubscribe(email_address=address, **common)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from sojourn.channels.page_tokens import (
     ExpiredPageTokenError,
     PageTokenError,
     make_page_token,
+    page_token_signer,
     verify_page_token,
 )
 from sojourn.channels.tracking import sign_token
@@ -83,3 +84,44 @@ def test_foreign_list_contact_or_purpose_is_refused() -> None:
         )
     with pytest.raises(PageTokenError, match="not a link to the preferences page"):
         verify_page_token(token(), purpose="preferences", now=NOW, secret=SECRET)
+
+
+@pytest.mark.parametrize("topic", ["weekly", None])
+@pytest.mark.parametrize("purpose", ["unsubscribe", "preferences"])
+def test_a_prepared_signer_makes_the_tokens_of_the_reference_payload(topic: str | None, purpose: str) -> None:
+    signer = page_token_signer(
+        purpose=purpose,  # type: ignore[arg-type]
+        list_name="news",
+        topic=topic,
+        now=NOW,
+        ttl=TTL,
+        secret=SECRET,
+    )
+    for address in ("ada@example.com", "bob+tag@example.org", "zoë@example.de"):
+        # The payload as page tokens always carried it, signed the general way.
+        payload = {
+            "k": "u" if purpose == "unsubscribe" else "p",
+            "l": "news",
+            "e": address,
+            "x": str(int((NOW + TTL).timestamp())),
+        }
+        if topic is not None:
+            payload["t"] = topic
+        fast = signer.sign(address)
+        assert fast == sign_token(payload, SECRET)
+        claim = verify_page_token(fast, purpose=purpose, now=NOW, secret=SECRET, email_address=address)  # type: ignore[arg-type]
+        assert (claim.list_name, claim.topic) == ("news", topic)
+
+
+def test_a_prepared_signers_token_tampered_is_refused() -> None:
+    signer = page_token_signer(
+        purpose="unsubscribe", list_name="news", topic="weekly", now=NOW, ttl=TTL, secret=SECRET
+    )
+    body, tag = signer.sign("ada@example.com").split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["e"] = "mallory@example.com"
+    forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    other_body, _ = signer.sign("mallory@example.com").split(".")
+    for bad in (f"{forged}.{tag}", f"{other_body}.{tag}", f"{body}.{tag[:-2]}AA"):
+        with pytest.raises(PageTokenError):
+            verify_page_token(bad, purpose="unsubscribe", now=NOW, secret=SECRET)

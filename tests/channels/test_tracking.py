@@ -348,3 +348,43 @@ def test_malformed_markup_is_handled_quickly() -> None:
 def test_unterminated_comment_runs_to_the_end() -> None:
     source = '<p>x</p><!-- <a href="https://example.com/">'
     assert instrument(source) == source + pixel()
+
+
+@pytest.mark.parametrize(
+    ("fixed", "variable"),
+    [
+        ({"k": "u", "l": "news", "t": "weekly", "x": "1790000000"}, "e"),  # varying field first
+        ({"a": "1", "z": "2"}, "m"),  # in the middle
+        ({"a": "1", "b": "2"}, "z"),  # last
+        ({}, "m"),  # alone
+    ],
+)
+@pytest.mark.parametrize("value", ["ada@example.com", "", 'qu"ote\\back', "名前@例え.jp", "line\nbreak\x01"])
+def test_token_template_signs_exactly_what_sign_token_signs(
+    fixed: dict[str, str], variable: str, value: str
+) -> None:
+    signer = tracking.TokenTemplate(fixed, variable, SECRET)
+    token = signer.sign(value)
+    assert token == sign_token({**fixed, variable: value}, SECRET)
+    assert verify_token(token, SECRET) == {**fixed, variable: value}
+    # The prepared state is copied per token, never consumed: the next token is as good.
+    assert signer.sign(value) == token
+
+
+def test_token_template_tokens_are_bound_to_their_value_and_key() -> None:
+    signer = tracking.TokenTemplate({"k": "u", "l": "news"}, "e", SECRET)
+    body, tag = signer.sign("ada@example.com").split(".")
+    other_body, _ = signer.sign("bob@example.com").split(".")
+    with pytest.raises(InvalidTokenError, match="signature"):
+        verify_token(f"{other_body}.{tag}", SECRET)
+    with pytest.raises(InvalidTokenError, match="signature"):
+        verify_token(f"{body}.{tag}", b"another secret")
+
+
+def test_token_template_refuses_bad_input() -> None:
+    with pytest.raises(ValueError, match="secret"):
+        tracking.TokenTemplate({"k": "u"}, "e", b"")
+    with pytest.raises(ValueError, match="strings"):
+        tracking.TokenTemplate({"k": 1}, "e", SECRET)  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="varying field"):
+        tracking.TokenTemplate({"e": "x"}, "e", SECRET)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from sojourn.channels.page_tokens import make_page_token
+from sojourn.channels.page_tokens import page_token_signer
 
 UNSUBSCRIBE_PLACEHOLDER = "{{amazonSESUnsubscribeUrl}}"
 MAILTO_SUBJECT_PREFIX = "unsubscribe "
@@ -43,6 +43,68 @@ class ListUnsubscribe:
     one_click_url: str
     preferences_url: str
     headers: dict[str, str]
+
+
+class ListUnsubscribeLinks:
+    """The List-Unsubscribe headers and URLs of one send to (list, topic), prepared once for all its recipients.
+
+    The token signers, the URL bases and the header's fixed parts are made here; :meth:`for_address` then
+    only signs the recipient's tokens (see :class:`~sojourn.channels.tracking.TokenTemplate`).
+
+    Args:
+        public_url: Base URL of sojourn's pages as recipients reach them (``Settings.effective_public_url``).
+        secret: The page-token key (``Settings.page_key``).
+        list_name: The contact list.
+        topic: The topic of the message, or None (then one-click leaves the whole list).
+        now: The current time (the links expire ``ttl`` after it).
+        ttl: How long the links stay valid (``Settings.page_token_ttl_days``).
+        mailto: An address for the header's ``mailto:`` alternative, or None for none.
+        with_preferences: Also sign the preferences URL (False when the content has no placeholder for it:
+            a blast saves one signature per message); ``preferences_url`` is then "".
+    """
+
+    __slots__ = ("_base", "_mailto", "_one_click", "_preferences")
+
+    def __init__(
+        self,
+        *,
+        public_url: str,
+        secret: bytes,
+        list_name: str,
+        topic: str | None,
+        now: datetime,
+        ttl: timedelta,
+        mailto: str | None = None,
+        with_preferences: bool = True,
+    ) -> None:
+        self._base = public_url.rstrip("/")
+        self._one_click = page_token_signer(
+            purpose="unsubscribe", list_name=list_name, topic=topic, now=now, ttl=ttl, secret=secret
+        )
+        self._preferences = (
+            page_token_signer(
+                purpose="preferences", list_name=list_name, topic=None, now=now, ttl=ttl, secret=secret
+            )
+            if with_preferences
+            else None
+        )
+        # The one-click token in the subject: a mail to the address does what the one-click POST does.
+        self._mailto = f"mailto:{mailto}?subject={quote(MAILTO_SUBJECT_PREFIX)}" if mailto else None
+
+    def for_address(self, email_address: str) -> ListUnsubscribe:
+        """The URLs and headers for one recipient (its normalized address, ``domain.lists.normalize_email``)."""
+        one_click = self._one_click.sign(email_address)
+        one_click_url = f"{self._base}/u/{one_click}"
+        value = f"<{one_click_url}>"
+        if self._mailto:
+            # Tokens are URL-safe (A-Z a-z 0-9 - _ .): quote() would leave them as they are.
+            value += f", <{self._mailto}{one_click}>"
+        preferences = self._preferences.sign(email_address) if self._preferences is not None else ""
+        return ListUnsubscribe(
+            one_click_url=one_click_url,
+            preferences_url=f"{self._base}/preferences/{preferences}" if preferences else "",
+            headers={"List-Unsubscribe": value, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        )
 
 
 def list_unsubscribe(
@@ -68,45 +130,23 @@ def list_unsubscribe(
         now: The current time.
         ttl: How long the links stay valid (``Settings.page_token_ttl_days``).
         mailto: An address for the header's ``mailto:`` alternative, or None for none.
-        with_preferences: Also sign the preferences URL (False when the content has no placeholder for it:
-            a blast saves one signature per message); ``preferences_url`` is then "".
+        with_preferences: Also sign the preferences URL (False when the content has no placeholder for it);
+            ``preferences_url`` is then "".
 
     Returns:
         The URLs and the headers.
     """
-    base = public_url.rstrip("/")
-    one_click = make_page_token(
-        purpose="unsubscribe",
+    links = ListUnsubscribeLinks(
+        public_url=public_url,
+        secret=secret,
         list_name=list_name,
-        email_address=email_address,
         topic=topic,
         now=now,
         ttl=ttl,
-        secret=secret,
+        mailto=mailto,
+        with_preferences=with_preferences,
     )
-    preferences = (
-        make_page_token(
-            purpose="preferences",
-            list_name=list_name,
-            email_address=email_address,
-            topic=None,
-            now=now,
-            ttl=ttl,
-            secret=secret,
-        )
-        if with_preferences
-        else ""
-    )
-    one_click_url = f"{base}/u/{one_click}"
-    value = f"<{one_click_url}>"
-    if mailto:
-        # The one-click token in the subject: a mail to the address does what the one-click POST does.
-        value += f", <mailto:{mailto}?subject={quote(MAILTO_SUBJECT_PREFIX + one_click)}>"
-    return ListUnsubscribe(
-        one_click_url=one_click_url,
-        preferences_url=f"{base}/preferences/{preferences}" if preferences else "",
-        headers={"List-Unsubscribe": value, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-    )
+    return links.for_address(email_address)
 
 
 def replace_unsubscribe_placeholder(content: str | None, url: str) -> str | None:

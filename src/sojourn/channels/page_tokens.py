@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
-from sojourn.channels.tracking import InvalidTokenError, sign_token, verify_token
+from sojourn.channels.tracking import InvalidTokenError, TokenTemplate, verify_token
 
 Purpose = Literal["unsubscribe", "preferences"]
 _PURPOSE_CODES: Final[dict[str, str]] = {"unsubscribe": "u", "preferences": "p"}
@@ -46,6 +46,35 @@ class PageClaim:
     expires_at: int
 
 
+def page_token_signer(
+    *,
+    purpose: Purpose,
+    list_name: str,
+    topic: str | None,
+    now: datetime,
+    ttl: timedelta,
+    secret: bytes,
+) -> TokenTemplate:
+    """Signs the page tokens of one (purpose, list, topic, expiry) for any number of contacts: what a list mail
+    send prepares once, then ``signer.sign(email_address)`` per recipient gives :func:`make_page_token`'s token.
+
+    Args:
+        purpose: ``unsubscribe`` or ``preferences``.
+        list_name: The contact list.
+        topic: The topic (one-click unsubscribe from one topic), or None.
+        now: The current time (timezone-aware).
+        ttl: How long the tokens are valid.
+        secret: The HMAC key (``Settings.page_key``).
+
+    Returns:
+        The signer; its ``sign`` takes the contact's normalized address.
+    """
+    fixed = {"k": _PURPOSE_CODES[purpose], "l": list_name, "x": str(int((now + ttl).timestamp()))}
+    if topic is not None:
+        fixed["t"] = topic
+    return TokenTemplate(fixed, "e", secret)
+
+
 def make_page_token(
     *,
     purpose: Purpose,
@@ -70,15 +99,10 @@ def make_page_token(
     Returns:
         A URL-safe token.
     """
-    payload = {
-        "k": _PURPOSE_CODES[purpose],
-        "l": list_name,
-        "e": email_address,
-        "x": str(int((now + ttl).timestamp())),
-    }
-    if topic is not None:
-        payload["t"] = topic
-    return sign_token(payload, secret)
+    signer = page_token_signer(
+        purpose=purpose, list_name=list_name, topic=topic, now=now, ttl=ttl, secret=secret
+    )
+    return signer.sign(email_address)
 
 
 def verify_page_token(

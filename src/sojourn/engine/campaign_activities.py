@@ -131,13 +131,17 @@ class _Content:
         self.has_email = has_email
         # List mail: the subscription test the claim applies (None for other mail).
         self.list_filter = list_filter
+        self._channel_of: dict[str | None, str | None] = {}
 
     def channel_for(self, channel_type: str | None) -> str | None:
         """The channel this treatment sends an endpoint of ``channel_type`` on (None: it has none for it)."""
-        sources = {name: loaded.source for name, loaded in self.channels.items()}
-        if self.has_email:
-            sources["EMAIL"] = ChannelSource("EMAIL")
-        return endpoint_channel(channel_type, sources)
+        # Asked once per message of a blast, about a handful of channel types: worked out once per type.
+        if channel_type not in self._channel_of:
+            sources = {name: loaded.source for name, loaded in self.channels.items()}
+            if self.has_email:
+                sources["EMAIL"] = ChannelSource("EMAIL")
+            self._channel_of[channel_type] = endpoint_channel(channel_type, sources)
+        return self._channel_of[channel_type]
 
     def invalid(self) -> str | None:
         """Why the treatment cannot run at all (a missing template, a disabled channel), or None."""
@@ -472,6 +476,9 @@ class CampaignActivities:
         caps = repo.CampaignCaps(
             daily=plan.limits.get("Daily", 0), total=plan.limits.get("Total", 0), all_daily=plan.all_daily
         )
+        message_ids = [
+            repo.campaign_message_id(plan.app_id, plan.campaign_id, run_key, t, ep) for ep, t, _ in targets
+        ]
         async with self.db.begin() as conn:
             claimed = await repo.claim_campaign_emails(
                 conn,
@@ -485,11 +492,9 @@ class CampaignActivities:
                 list_filters={
                     t: c.list_filter for t, c in contents.items() if c.list_filter and c.problem is None
                 },
+                message_ids=message_ids,
             )
-        ids = {
-            repo.campaign_message_id(plan.app_id, plan.campaign_id, run_key, t, ep): (ep, t)
-            for ep, t, _ in targets
-        }
+        ids = {m: (ep, t) for m, (ep, t, _) in zip(message_ids, targets, strict=True)}
         if len(claimed) == len(ids):
             pending = {m for m, status in claimed.items() if status == "pending"}
         else:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sojourn.channels.email import EmailTransport, OutgoingEmail, SendResult
 from sojourn.channels.list_unsubscribe import (
     UNSUBSCRIBE_PLACEHOLDER,
-    list_unsubscribe,
+    ListUnsubscribeLinks,
     replace_unsubscribe_placeholder,
 )
 from sojourn.channels.tracking import instrument_html, plan_tracking
@@ -47,6 +47,7 @@ from sojourn.store.endpoint_rows import endpoint_response
 # Stands for the unsubscribe URL while the template renders (Handlebars would empty the placeholder) and
 # while tracking rewrites links (it is not an http URL, so the unsubscribe link is never click-tracked).
 _UNSUBSCRIBE_SENTINEL = "sojourn-unsubscribe-url:"
+_LIST_MANAGEMENT_HEADER = LIST_MANAGEMENT_HEADER.lower()
 
 
 def list_options(template: dict[str, Any]) -> dict[str, str] | None:
@@ -99,9 +100,11 @@ class EmailBatchSender:
             options, rows = None, []
         if options is not None and subscribers_only:
             rows = await self._subscribers_only(rows, options)
+        prepared = self.prepare(template, from_address, options) if rows else None
         for row in rows:
+            assert prepared is not None
             try:
-                outgoing.append(self.render(row, template, from_address, options))
+                outgoing.append(prepared.render(row))
             except (ValueError, KeyError) as err:
                 failures.append((row["message_id"], "RENDERING_FAILURE", str(err)))
 
@@ -168,14 +171,49 @@ class EmailBatchSender:
         options: dict[str, str] | None = None,
     ) -> OutgoingEmail:
         """One endpoint's email, with tracking links in its HTML, its template headers and, for list mail, the
-        List-Unsubscribe headers and unsubscribe URL."""
-        context = build_context(
-            endpoint_response(row), default_substitutions=template.get("DefaultSubstitutions")
-        )
-        placeholder = options is not None and any(
+        List-Unsubscribe headers and unsubscribe URL (a batch prepares once: :meth:`prepare`)."""
+        return self.prepare(template, from_address, options).render(row)
+
+    def prepare(
+        self,
+        template: dict[str, Any],
+        from_address: str,
+        options: dict[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> PreparedEmail:
+        """What every message of one send shares, worked out once: see :class:`PreparedEmail`.
+
+        Args:
+            template: Email template content (Subject, HtmlPart, TextPart, DefaultSubstitutions, Headers).
+            from_address: The sender.
+            options: List mail's ListManagementOptions, or None.
+            now: When the send happens (list links expire ``page_token_ttl_days`` after it); default now.
+        """
+        return PreparedEmail(self.settings, template, from_address, options, now or datetime.now(UTC))
+
+
+class PreparedEmail:
+    """One template's messages for one send: each message only renders, signs its tokens and fills them in.
+
+    Prepared once per send: whether list mail has an ``{{amazonSESUnsubscribeUrl}}`` placeholder (and the
+    template with the placeholder held by a sentinel), the tracking plan of the HTML part, and the
+    List-Unsubscribe token signers (:class:`~sojourn.channels.list_unsubscribe.ListUnsubscribeLinks`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        template: dict[str, Any],
+        from_address: str,
+        options: dict[str, str] | None,
+        now: datetime,
+    ) -> None:
+        self.from_address = from_address
+        self.settings = settings
+        self.placeholder = options is not None and any(
             UNSUBSCRIBE_PLACEHOLDER in str(template.get(part) or "") for part in ("HtmlPart", "TextPart")
         )
-        if placeholder:
+        if self.placeholder:
             template = {
                 **template,
                 **{
@@ -184,44 +222,64 @@ class EmailBatchSender:
                     if template.get(part)
                 },
             }
+        self.defaults = template.get("DefaultSubstitutions")
         html_source = template.get("HtmlPart")
-        plan = (
-            plan_tracking(str(html_source), self.settings.effective_public_url, self.secret)
+        self.plan = (
+            plan_tracking(str(html_source), settings.effective_public_url, settings.tracking_key)
             if html_source
             else None
         )
-        if plan is not None:
-            # Links found once per template: this message only signs its tokens and fills them in.
-            rendered = render_email({**template, "HtmlPart": plan.source}, context)
-            html = plan.instrument(rendered.html, row["message_id"]) if rendered.html is not None else None
-        else:
-            rendered = render_email(template, context)
-            html = rendered.html
-            if html is not None:
+        # Links found once per template: each message only signs its tokens and fills them in.
+        self.template = {**template, "HtmlPart": self.plan.source} if self.plan is not None else template
+        headers = self.template.get("Headers")
+        if headers:
+            # The list-management header is not sent: not rendered either.
+            self.template = {
+                **self.template,
+                "Headers": [
+                    h for h in headers if str(h.get("Name") or "").lower() != _LIST_MANAGEMENT_HEADER
+                ],
+            }
+        self.links = (
+            ListUnsubscribeLinks(
+                public_url=settings.effective_public_url,
+                secret=settings.page_key,
+                list_name=options["ContactListName"],
+                topic=options.get("TopicName"),
+                now=now,
+                ttl=timedelta(days=settings.page_token_ttl_days),
+                mailto=settings.list_unsubscribe_mailto,
+                with_preferences=self.placeholder,
+            )
+            if options is not None
+            else None
+        )
+
+    def render(self, row: dict[str, Any]) -> OutgoingEmail:
+        """One endpoint's email (``row``: ``message_id`` plus the endpoint's columns).
+
+        Raises:
+            ValueError: the template does not render for this endpoint (or its address is not one).
+        """
+        context = build_context(endpoint_response(row), default_substitutions=self.defaults)
+        rendered = render_email(self.template, context)
+        html = rendered.html
+        if html is not None:
+            if self.plan is not None:
+                html = self.plan.instrument(html, row["message_id"])
+            else:
                 html = instrument_html(
                     html,
                     public_url=self.settings.effective_public_url,
                     message_id=row["message_id"],
-                    secret=self.secret,
+                    secret=self.settings.tracking_key,
                 )
         text = rendered.text
-        headers = {
-            name: value for name, value in rendered.headers if name.lower() != LIST_MANAGEMENT_HEADER.lower()
-        }
-        if options is not None:
-            links = list_unsubscribe(
-                public_url=self.settings.effective_public_url,
-                secret=self.settings.page_key,
-                list_name=options["ContactListName"],
-                topic=options.get("TopicName"),
-                email_address=normalize_email(str(row["address"])),
-                now=datetime.now(UTC),
-                ttl=timedelta(days=self.settings.page_token_ttl_days),
-                mailto=self.settings.list_unsubscribe_mailto,
-                with_preferences=placeholder,
-            )
+        headers = dict(rendered.headers)
+        if self.links is not None:
+            links = self.links.for_address(normalize_email(str(row["address"])))
             headers.update(links.headers)
-            if placeholder:
+            if self.placeholder:
                 html = replace_unsubscribe_placeholder(
                     html.replace(_UNSUBSCRIBE_SENTINEL, UNSUBSCRIBE_PLACEHOLDER) if html else html,
                     links.preferences_url,
@@ -232,7 +290,7 @@ class EmailBatchSender:
                 )
         return OutgoingEmail(
             message_id=row["message_id"],
-            from_address=from_address,
+            from_address=self.from_address,
             to_address=row["address"],
             subject=rendered.subject,
             html=html,

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, text
+from sqlalchemy import ColumnElement, and_, case, literal_column, null, or_, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sojourn.store.message_ledger import (
@@ -315,6 +316,30 @@ def activity_id_of(run_key: str, treatment_id: int) -> str:
     return f"{run_key}-t{treatment_id}"
 
 
+# The endpoint's JSONB columns. Most are empty objects on most endpoints; the audience queries send those as
+# NULL and the rows get a fresh ``{}`` back, which spares decoding millions of ``{}`` texts in a blast.
+_OBJECT_COLUMNS = ("user_attributes", "attributes", "metrics", "demographic", "location")
+
+
+def _audience_columns() -> list[ColumnElement[Any]]:
+    """Every column of ``endpoints``, the JSONB ones NULL when they hold ``{}`` (see :func:`_endpoint_rows`)."""
+    e = endpoints
+    empty = literal_column("'{}'::jsonb", JSONB)
+    return [
+        case((c == empty, null()), else_=c).label(c.name) if c.name in _OBJECT_COLUMNS else c for c in e.c
+    ]
+
+
+def _endpoint_rows(result: Any) -> list[dict[str, Any]]:
+    """The rows of an :func:`_audience_columns` query as dicts, with ``{}`` for the JSONB columns sent as NULL."""
+    rows = [dict(r._mapping) for r in result]
+    for row in rows:
+        for name in _OBJECT_COLUMNS:
+            if row[name] is None:
+                row[name] = {}
+    return rows
+
+
 async def audience_page(
     conn: AsyncConnection,
     app_id: str,
@@ -334,10 +359,18 @@ async def audience_page(
         part: (i, n): only the endpoints whose CohortId % n == i (a run sent in n concurrent parts).
     """
     e = endpoints
-    query = select(e).where(e.c.app_id == app_id, clause)
+    query = select(*_audience_columns()).where(e.c.app_id == app_id, clause)
     index, parts = part
     if parts > 1:
-        query = query.where(e.c.cohort_id % parts == index)
+        # CohortId is 0-99 (endpoint_rows sets it): an IN list of the part's residues is the same test, and the
+        # statistics estimate it (1/parts of the rows). The modulo alone was estimated at 0.5% of them, and the
+        # planner then sorted the whole audience for every page. Values outside 0-99 keep the modulo test.
+        query = query.where(
+            or_(
+                e.c.cohort_id.in_([c for c in range(100) if c % parts == index]),
+                and_(or_(e.c.cohort_id < 0, e.c.cohort_id > 99), e.c.cohort_id % parts == index),
+            )
+        )
     if after is not None:
         query = query.where(e.c.id > after)
     if zones is not None:
@@ -347,8 +380,7 @@ async def audience_page(
         if "" in zones:
             conditions.append(or_(tz.is_(None), tz == ""))
         query = query.where(or_(*conditions))
-    rows = await conn.execute(query.order_by(e.c.id).limit(limit))
-    return [dict(r._mapping) for r in rows]
+    return _endpoint_rows(await conn.execute(query.order_by(e.c.id).limit(limit)))
 
 
 async def members_among(
@@ -358,10 +390,13 @@ async def members_among(
     if not endpoint_ids:
         return []
     e = endpoints
-    rows = await conn.execute(
-        select(e).where(e.c.app_id == app_id, e.c.id.in_(list(endpoint_ids)), clause).order_by(e.c.id)
+    return _endpoint_rows(
+        await conn.execute(
+            select(*_audience_columns())
+            .where(e.c.app_id == app_id, e.c.id.in_(list(endpoint_ids)), clause)
+            .order_by(e.c.id)
+        )
     )
-    return [dict(r._mapping) for r in rows]
 
 
 async def audience_zones(conn: AsyncConnection, app_id: str, clause: ColumnElement[bool]) -> list[str]:
@@ -393,25 +428,51 @@ class CampaignCaps:
         return bool(self.daily or self.total or self.all_daily)
 
 
-_CAMPAIGN_CAP_REASON = """
-CASE
-  WHEN CAST(:daily AS int) > 0 AND (
-    SELECT count(*) FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id
-      AND c.campaign_id = :campaign_id AND c.status IN ('pending', 'sent')
-      AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours'
-  ) >= CAST(:daily AS int) THEN 'DAILY_CAP'
-  WHEN CAST(:total AS int) > 0 AND (
-    SELECT count(*) FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id
-      AND c.campaign_id = :campaign_id
-      AND (c.status IN ('pending', 'sent', 'failed') OR c.status_message = 'QUIET_TIME')
-  ) >= CAST(:total AS int) THEN 'TOTAL_CAP'
-  WHEN CAST(:all_daily AS int) > 0 AND (
-    SELECT count(*) FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id
-      AND c.status IN ('pending', 'sent') AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours'
-  ) >= CAST(:all_daily AS int) THEN 'DAILY_CAP'
-  ELSE NULL
-END
+# The campaign's own caps of one target ``t`` over its endpoint's messages of this campaign. Daily counts what
+# was sent or pending in the 24 hours before the send; Total counts everything targeted (failed and quiet-time
+# drops too, as Pinpoint counts them). With a Total cap both are counted in one pass over the endpoint's
+# messages, which that cap has to read anyway; a Daily cap alone reads only the last 24 hours. The campaign is
+# tested in the counts, not in WHERE: there it let the planner read the campaign's whole run so far through
+# ix_messages_campaign for every target of a campaign too new for the statistics (quadratic in the run).
+_CAMPAIGN_DAILY = """
+(SELECT CASE WHEN count(*) FILTER (WHERE c.campaign_id = :campaign_id) >= CAST(:daily AS int) THEN 'DAILY_CAP' END
+ FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id AND c.status IN ('pending', 'sent')
+   AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours')
 """
+_CAMPAIGN_DAILY_AND_TOTAL = """
+(SELECT CASE
+   WHEN CAST(:daily AS int) > 0 AND count(*) FILTER (
+     WHERE c.campaign_id = :campaign_id AND c.status IN ('pending', 'sent')
+       AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours'
+   ) >= CAST(:daily AS int) THEN 'DAILY_CAP'
+   WHEN count(*) FILTER (
+     WHERE c.campaign_id = :campaign_id
+       AND (c.status IN ('pending', 'sent', 'failed') OR c.status_message = 'QUIET_TIME')
+   ) >= CAST(:total AS int) THEN 'TOTAL_CAP'
+ END
+ FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id)
+"""
+# The project's Daily cap: messages of every campaign and journey to the endpoint in 24 hours.
+_ALL_DAILY = """
+(SELECT CASE WHEN count(*) >= CAST(:all_daily AS int) THEN 'DAILY_CAP' END
+ FROM messages c WHERE c.app_id = :app_id AND c.endpoint_id = t.endpoint_id
+   AND c.status IN ('pending', 'sent') AND c.created_at > CAST(:now AS timestamptz) - interval '24 hours')
+"""
+
+
+def campaign_cap_reason_sql(caps: CampaignCaps) -> str:
+    """Why a target ``t`` is capped (``DAILY_CAP``, ``TOTAL_CAP``) or NULL, as SQL reading only the caps set.
+
+    The campaign's Daily cap goes first, then its Total, then the project's Daily (``all_daily``).
+    """
+    parts = []
+    if caps.total:
+        parts.append(_CAMPAIGN_DAILY_AND_TOTAL)
+    elif caps.daily:
+        parts.append(_CAMPAIGN_DAILY)
+    if caps.all_daily:
+        parts.append(_ALL_DAILY)
+    return f"COALESCE({', '.join(parts)}, NULL)" if parts else "NULL"
 
 
 # The shared reachability rule for the channel each target is sent on. t.channel NULL (the treatment has no
@@ -434,6 +495,7 @@ async def claim_campaign_emails(
     caps: CampaignCaps,
     channels: Sequence[str | None] | None = None,
     list_filters: Mapping[int, ListFilter] | None = None,
+    message_ids: Sequence[str] | None = None,
 ) -> dict[str, str]:
     """Insert a ledger row per target; unreachable, quiet-time or capped ones as ``skipped`` with the reason.
 
@@ -448,6 +510,7 @@ async def claim_campaign_emails(
             when the treatment has nothing for the endpoint's channel (ENDPOINT_MISSING_CHANNEL); default: EMAIL.
         list_filters: Per treatment whose email is list mail, its subscription test: unsubscribed recipients of
             the email are claimed as skipped (``UNSUBSCRIBED: ...``) by the same statement.
+        message_ids: The targets' :func:`campaign_message_id`, when the caller has them already.
 
     Returns:
         The new rows: message id -> ``pending`` or the skip reason (rows claimed before are left out).
@@ -479,10 +542,17 @@ async def claim_campaign_emails(
                         {", " + LIST_FILTER_UNNEST if lists else ""})
                  AS t(message_id, activity_id, endpoint_id, reason, channel
                       {", " + LIST_FILTER_COLUMNS if lists else ""})
-            LEFT JOIN endpoints e ON e.app_id = :app_id AND e.id = t.endpoint_id
+            -- OFFSET 0 keeps both subqueries as they are written: the endpoint is one primary-key probe per
+            -- target (the planner would otherwise hash the app's whole endpoints table for a page of a
+            -- mid-sized app), and the reason is worked out once per target (inlined, the planner evaluated it
+            -- once for the status and again for the status message).
+            LEFT JOIN LATERAL (
+                SELECT * FROM endpoints ep WHERE ep.app_id = :app_id AND ep.id = t.endpoint_id OFFSET 0
+            ) e ON true
             CROSS JOIN LATERAL (
-                SELECT COALESCE({_REACHABLE}, t.reason, {_CAMPAIGN_CAP_REASON},
+                SELECT COALESCE({_REACHABLE}, t.reason, {campaign_cap_reason_sql(caps)},
                                 {list_skip_reason_sql("t") if lists else "NULL"}) AS reason
+                OFFSET 0
             ) r
             ON CONFLICT (message_id) DO NOTHING
             RETURNING message_id, COALESCE(status_message, status)
@@ -491,7 +561,9 @@ async def claim_campaign_emails(
         {
             "app_id": app_id,
             "campaign_id": campaign_id,
-            "mids": [campaign_message_id(app_id, campaign_id, run_key, tr, ep) for ep, tr, _ in targets],
+            "mids": list(message_ids)
+            if message_ids is not None
+            else [campaign_message_id(app_id, campaign_id, run_key, tr, ep) for ep, tr, _ in targets],
             "acts": [activity_id_of(run_key, tr) for _, tr, _ in targets],
             "eps": ids,
             "reasons": [reason for _, _, reason in targets],

@@ -309,6 +309,7 @@ async def claim_journey_emails(
                  AS s(endpoint_id, entry_no, reason) ON s.endpoint_id = p.endpoint_id AND s.entry_no = p.entry_no
             CROSS JOIN LATERAL (
                 SELECT COALESCE({skip_reason_sql(channel_sql)}, s.reason, {_CAP_REASON}, {_SHARED_CAP_REASON}) AS reason
+                OFFSET 0  -- worked out once per row (inlined, it would be evaluated for status and status_message)
             ) r
             WHERE p.journey_id = :journey_id AND p.cohort_no = :cohort_no AND p.lane = :lane
               AND p.status = 'active' AND p.position = :activity_id
