@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sojourn.store import consent_repo, suppression_repo
-from sojourn.store.message_ledger import SKIP_REASON_SQL, suppressed_addresses
+from sojourn.store.message_ledger import SKIP_REASON_SQL, ListFilter, list_filter_params, suppressed_addresses
 
 
 @pytest_asyncio.fixture
@@ -103,3 +103,16 @@ async def test_suppressed_addresses_for_raw_senders(db: AsyncEngine, app_id: str
         await suppression_repo.set_enabled_reasons(conn, [])
     async with db.connect() as conn:
         assert await suppressed_addresses(conn, [bounced]) == set()
+
+
+def test_list_filter_params_send_each_filter_once_and_a_slot_per_row() -> None:
+    weekly = ListFilter("news", "weekly", "OPT_IN", None)
+    offers = ListFilter("news", "offers", "OPT_OUT", None)
+    params = list_filter_params([weekly, None, offers, weekly, None])
+    assert params["l_slot"] == [1, None, 2, 1, None]
+    assert params["l_names"] == ["news", "news"]
+    assert params["l_topics"] == ["weekly", "offers"]
+    assert params["l_defaults"] == ["OPT_IN", "OPT_OUT"]
+    assert params["l_problems"] == [None, None]
+    assert params["l_unsubscribed"] == [weekly.unsubscribed, offers.unsubscribed]
+    assert list_filter_params([None, None])["l_slot"] == [None, None]

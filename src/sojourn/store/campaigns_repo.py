@@ -20,11 +20,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sojourn.store.message_ledger import (
-    LIST_FILTER_COLUMNS,
-    LIST_FILTER_UNNEST,
+    LIST_FILTER_JOIN,
+    LIST_SKIP_REASON_SQL,
     ListFilter,
-    list_filter_columns,
-    list_skip_reason_sql,
+    list_filter_params,
     lock_endpoints,
     skip_reason_sql,
 )
@@ -539,9 +538,9 @@ async def claim_campaign_emails(
                    CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, :now
             FROM unnest(CAST(:mids AS text[]), CAST(:acts AS text[]), CAST(:eps AS text[]),
                         CAST(:reasons AS text[]), CAST(:channels AS text[])
-                        {", " + LIST_FILTER_UNNEST if lists else ""})
-                 AS t(message_id, activity_id, endpoint_id, reason, channel
-                      {", " + LIST_FILTER_COLUMNS if lists else ""})
+                        {", CAST(:l_slot AS int[])" if lists else ""})
+                 AS t(message_id, activity_id, endpoint_id, reason, channel {", l_slot" if lists else ""})
+            {LIST_FILTER_JOIN if lists else ""}
             -- OFFSET 0 keeps both subqueries as they are written: the endpoint is one primary-key probe per
             -- target (the planner would otherwise hash the app's whole endpoints table for a page of a
             -- mid-sized app), and the reason is worked out once per target (inlined, the planner evaluated it
@@ -551,7 +550,7 @@ async def claim_campaign_emails(
             ) e ON true
             CROSS JOIN LATERAL (
                 SELECT COALESCE({_REACHABLE}, t.reason, {campaign_cap_reason_sql(caps)},
-                                {list_skip_reason_sql("t") if lists else "NULL"}) AS reason
+                                {LIST_SKIP_REASON_SQL if lists else "NULL"}) AS reason
                 OFFSET 0
             ) r
             ON CONFLICT (message_id) DO NOTHING
@@ -572,7 +571,7 @@ async def claim_campaign_emails(
             "daily": caps.daily,
             "total": caps.total,
             "all_daily": caps.all_daily,
-            **(list_filter_columns(filters) if lists else {}),
+            **(list_filter_params(filters) if lists else {}),
         },
     )
     return {str(r[0]): str(r[1]) for r in result}
