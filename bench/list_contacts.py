@@ -90,7 +90,10 @@ async def seed(state: AppState, n: int) -> None:
             {"l": LIST, "n": n},
         )
     async with state.db.connect() as conn:
-        await conn.execute(text("ANALYZE contacts"))
+        # What autovacuum does soon after a bulk load: statistics, hint bits and the visibility map (without
+        # it, the first pages to touch the fresh rows pay for setting their hint bits: 0.2-0.5 s pages).
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE contacts"))
 
 
 async def walk(
