@@ -48,6 +48,7 @@ _CREATE_TEMPLATE = {
     "SMS": "CreateSmsTemplate",
     "PUSH": "CreatePushTemplate",
     "VOICE": "CreateVoiceTemplate",
+    "INAPP": "CreateInAppTemplate",
 }
 DEFAULT_KPI_DAYS = 7
 
@@ -103,25 +104,21 @@ async def check_definition(
     if definition.IsPaused and definition.Schedule is not None and definition.Schedule.StartTime == IMMEDIATE:
         problems.append("a campaign that starts IMMEDIATE cannot be paused")
     for treatment_id in range(len(definition.AdditionalTreatments) + 1):
-        for channel, source in treatment_channels(*definition.treatment_content(treatment_id)).items():
-            ref = source.template
+        named = [
+            (channel, source.template)
+            for channel, source in treatment_channels(*definition.treatment_content(treatment_id)).items()
+        ]
+        named.append(("INAPP", in_app_template(definition, treatment_id)))
+        for template_type, ref in named:
             if ref is None or await load_email_template(
-                conn, ref.Name or "", ref.Version, template_type=channel
+                conn, ref.Name or "", ref.Version, template_type=template_type
             ):
                 continue
             suffix = f" version {ref.Version}" if ref.Version else ""
+            word = {"EMAIL": "email", "INAPP": "in-app"}.get(template_type) or type_word(template_type)
             problems.append(
-                f"{'email' if channel == 'EMAIL' else type_word(channel)} template '{ref.Name}'{suffix} does not "
-                f"exist (create it with "
-                f"{_CREATE_TEMPLATE[channel]})"
-            )
-        in_app = in_app_template(definition, treatment_id)
-        if in_app is not None and not await load_email_template(
-            conn, in_app.Name or "", in_app.Version, template_type="INAPP"
-        ):
-            suffix = f" version {in_app.Version}" if in_app.Version else ""
-            problems.append(
-                f"in-app template '{in_app.Name}'{suffix} does not exist (create it with CreateInAppTemplate)"
+                f"{word} template '{ref.Name}'{suffix} does not exist "
+                f"(create it with {_CREATE_TEMPLATE[template_type]})"
             )
     if problems:
         raise BadRequestError("Invalid campaign: " + "; ".join(dict.fromkeys(problems)))
