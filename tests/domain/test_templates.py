@@ -19,6 +19,7 @@ from sojourn.domain.templates import (
     format_date,
     parse_default_substitutions,
     render_email,
+    root_names,
     to_text,
     validate_template_source,
 )
@@ -694,3 +695,23 @@ def test_render_email_renders_headers() -> None:
 def test_render_email_rejects_a_broken_part() -> None:
     with pytest.raises(TemplateSyntaxError):
         render_email({"Subject": "ok", "HtmlPart": "{{#if x}}"}, {})
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ("Hi {{User.UserAttributes.FirstName}}", {"User"}),
+        ("plain text", set()),
+        ("{{@root.CreationDate}} {{./Id}}", {"CreationDate", "Id"}),
+        ('{{dateFormat EffectiveDate format="YYYY"}}', {"dateFormat", "EffectiveDate"}),
+        ("{{#with User}}{{UserAttributes.A}}{{/with}}", {"with", "User", "UserAttributes"}),
+        ("{{#each Attributes.x}}{{../Address}}{{@index}}{{/each}}", {"each", "Attributes", "Address"}),
+        ('{{> p}}{{#*inline "p"}}{{Address}}{{/inline}}', {"p", "inline", "Address"}),
+        ("{{#each this}}{{@key}}{{/each}}", None),
+        ('{{lookup . "Address"}}', None),
+        ("{{@root}}", None),
+        ("{{#each Attributes}}{{lookup .. @key}}{{/each}}", None),
+    ],
+)
+def test_root_names_are_every_name_a_template_can_read_or_none(source: str, names: set[str] | None) -> None:
+    assert root_names(source) == (None if names is None else frozenset(names))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from sojourn.channels.email import NullTransport
 from sojourn.channels.page_tokens import verify_page_token
 from sojourn.engine.email_batch import EmailBatchSender
@@ -71,3 +73,28 @@ def test_plain_mail_has_no_list_headers_and_renders_as_render_does() -> None:
     email = prepared.render(row(1, "ada@example.com"))
     assert "List-Unsubscribe" not in email.headers
     assert email == sender.render(row(1, "ada@example.com"), plain, "news@example.com")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        {"Subject": "{{Id}} {{CreationDate}}", "TextPart": "{{EffectiveDate}} {{CohortId}} {{OptOut}}"},
+        {"Subject": "{{@root.User.UserId}}", "HtmlPart": "<p>{{Attributes.tier}} {{Address}}</p>"},
+        {"Subject": "x", "TextPart": "{{#each this}}{{@key}}={{this}};{{/each}}"},
+        {"Subject": "x", "TextPart": "{{#with User}}{{UserAttributes.FirstName}}{{/with}} {{ChannelType}}"},
+        {
+            "Subject": "x",
+            "TextPart": '{{lookup . "EndpointStatus"}}',
+            "DefaultSubstitutions": '{"Location.City": "?"}',
+        },
+        {"Subject": "x", "TextPart": "{{#each Attributes}}{{../ApplicationId}}{{/each}}"},
+    ],
+)
+def test_a_message_renders_the_same_from_only_the_fields_its_template_reads(template: dict[str, Any]) -> None:
+    sender = EmailBatchSender(None, SETTINGS, NullTransport())  # type: ignore[arg-type]
+    prepared = sender.prepare(template, "news@example.com", None, NOW)
+    endpoint = {**row(1, "ada@example.com"), "user_id": "u1", "request_id": "r1", "creation_date": NOW}
+    fast = prepared.render(endpoint)
+    prepared.names = None  # every field of the endpoint, as the API returns it
+    assert fast == prepared.render(endpoint)
+    assert fast.subject != "x" or fast.text

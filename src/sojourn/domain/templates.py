@@ -1484,6 +1484,38 @@ def compile_template(source: str) -> Template:
     return Template(source, _Compiler(source).compile())
 
 
+@lru_cache(maxsize=256)
+def root_names(source: str) -> frozenset[str] | None:
+    """The top-level context names a template can read, or None when it can read any of them.
+
+    A superset: the first segment of every path in the template (``User`` for ``{{User.UserAttributes.X}}``,
+    ``X`` for ``{{@root.X}}``, helper and block names too). A template that can reach the whole context (a
+    lone ``this``, ``.``, ``../`` or ``@root``, as in ``{{#each this}}`` or ``{{lookup . key}}``) gives None.
+    A sender builds only these names of each endpoint's context (dates are costly to format).
+
+    Args:
+        source: The Handlebars source (it compiles: see :func:`validate_template_source`).
+
+    Returns:
+        The names, or None.
+    """
+    names: set[str] = set()
+    for piece in _Lexer(source).pieces():
+        if isinstance(piece, _TextPiece):
+            continue
+        for token in piece.tokens:
+            if token.kind != "path":
+                continue
+            path: _Path = token.value
+            parts = path.parts[1:] if path.data and path.parts[0] == "root" else path.parts
+            if path.data and path.parts[0] != "root":
+                continue  # @index, @key, @first...: the each block's data, not the context
+            if not parts:
+                return None
+            names.add(parts[0])
+    return frozenset(names)
+
+
 def validate_template_source(source: str) -> None:
     """Check that a template compiles (CreateEmailTemplate rejects a broken template with a 400).
 
@@ -1684,6 +1716,23 @@ class RenderedEmail:
 def _one_line(text: str) -> str:
     # A line break from an attribute value must not inject a header.
     return " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
+
+
+def email_root_names(template: Mapping[str, Any]) -> frozenset[str] | None:
+    """The top-level context names an email template's parts can read (see :func:`root_names`), or None.
+
+    Args:
+        template: ``Subject``, ``HtmlPart``, ``TextPart`` and optionally ``Headers`` ([{Name, Value}]).
+    """
+    sources = [template.get("Subject"), template.get("HtmlPart"), template.get("TextPart")]
+    sources += [header.get("Value") for header in template.get("Headers") or ()]
+    names: set[str] = set()
+    for source in sources:
+        found = root_names(str(source or ""))
+        if found is None:
+            return None
+        names |= found
+    return frozenset(names)
 
 
 def render_email(template: Mapping[str, Any], context: Mapping[str, Any]) -> RenderedEmail:

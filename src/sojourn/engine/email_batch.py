@@ -39,7 +39,7 @@ from sojourn.domain.lists import (
     parse_list_management_header,
     topics_from_json,
 )
-from sojourn.domain.templates import build_context, render_email
+from sojourn.domain.templates import build_context, email_root_names, render_email
 from sojourn.settings import Settings
 from sojourn.store import lists_repo, message_ledger
 from sojourn.store.endpoint_rows import endpoint_response
@@ -240,6 +240,8 @@ class PreparedEmail:
                     h for h in headers if str(h.get("Name") or "").lower() != _LIST_MANAGEMENT_HEADER
                 ],
             }
+        # Each message's context holds only the endpoint fields the template reads (None: all of them).
+        self.names = email_root_names(self.template)
         self.links = (
             ListUnsubscribeLinks(
                 public_url=settings.effective_public_url,
@@ -261,7 +263,7 @@ class PreparedEmail:
         Raises:
             ValueError: the template does not render for this endpoint (or its address is not one).
         """
-        context = build_context(endpoint_response(row), default_substitutions=self.defaults)
+        context = build_context(endpoint_response(row, self.names), default_substitutions=self.defaults)
         rendered = render_email(self.template, context)
         html = rendered.html
         if html is not None:

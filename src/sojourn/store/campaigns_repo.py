@@ -331,9 +331,12 @@ def _audience_columns() -> list[ColumnElement[Any]]:
 
 def _endpoint_rows(result: Any) -> list[dict[str, Any]]:
     """The rows of an :func:`_audience_columns` query as dicts, with ``{}`` for the JSONB columns sent as NULL."""
-    rows = [dict(r._mapping) for r in result]
+    # zip over plain tuples: building each row's RowMapping first costs more than the dict itself.
+    keys = tuple(result.keys())
+    objects = [name for name in keys if name in _OBJECT_COLUMNS]
+    rows = [dict(zip(keys, r, strict=True)) for r in result]
     for row in rows:
-        for name in _OBJECT_COLUMNS:
+        for name in objects:
             if row[name] is None:
                 row[name] = {}
     return rows

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,42 +64,62 @@ def iso_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def endpoint_response(row: Mapping[Any, Any]) -> dict[str, Any]:
+def endpoint_response(row: Mapping[Any, Any], names: Container[str] | None = None) -> dict[str, Any]:
     """A row of ``endpoints`` as Pinpoint's EndpointResponse; empty maps and unset fields are left out.
 
     Args:
         row: The row's columns by name (a SQLAlchemy ``RowMapping`` or a plain dict; extra keys are ignored).
+        names: Only these top-level fields (a message whose template reads a few of them: see
+            :func:`sojourn.domain.templates.root_names`); None for all of them.
 
     Returns:
         The EndpointResponse dict (``CohortId`` as a string, dates as ISO-8601 strings).
     """
-    response: dict[str, Any] = {
-        "Id": row["id"],
-        "ApplicationId": row["app_id"],
-        "EndpointStatus": row["endpoint_status"],
-        "OptOut": row["opt_out"],
-        "CohortId": str(row["cohort_id"]),
-        "CreationDate": iso_timestamp(row["creation_date"]),
-        "EffectiveDate": iso_timestamp(row["effective_date"]),
-    }
-    for name, column in (
-        ("ChannelType", "channel_type"),
-        ("Address", "address"),
-        ("RequestId", "request_id"),
-    ):
-        if row.get(column) is not None:
+    if names is None:
+        names = _ALL_FIELDS
+    response: dict[str, Any] = {}
+    for name, column in _SCALAR_RESPONSE_FIELDS:
+        if name in names:
             response[name] = row[column]
-    for name, column in (*_MAP_FIELDS.items(), *_OBJECT_FIELDS.items()):
-        if row.get(column):
+    if "CohortId" in names:
+        response["CohortId"] = str(row["cohort_id"])
+    for name, column in _DATE_FIELDS:
+        if name in names:
+            response[name] = iso_timestamp(row[column])
+    for name, column in _OPTIONAL_FIELDS:
+        if name in names and row.get(column) is not None:
             response[name] = row[column]
-    user: dict[str, Any] = {}
-    if row.get("user_id") is not None:
-        user["UserId"] = row["user_id"]
-    if row.get("user_attributes"):
-        user["UserAttributes"] = row["user_attributes"]
-    if user:
-        response["User"] = user
+    for name, column in _MAP_AND_OBJECT_FIELDS:
+        if name in names and row.get(column):
+            response[name] = row[column]
+    if "User" in names:
+        user: dict[str, Any] = {}
+        if row.get("user_id") is not None:
+            user["UserId"] = row["user_id"]
+        if row.get("user_attributes"):
+            user["UserAttributes"] = row["user_attributes"]
+        if user:
+            response["User"] = user
     return response
+
+
+_SCALAR_RESPONSE_FIELDS = (
+    ("Id", "id"),
+    ("ApplicationId", "app_id"),
+    ("EndpointStatus", "endpoint_status"),
+    ("OptOut", "opt_out"),
+)
+_DATE_FIELDS = (("CreationDate", "creation_date"), ("EffectiveDate", "effective_date"))
+_OPTIONAL_FIELDS = (("ChannelType", "channel_type"), ("Address", "address"), ("RequestId", "request_id"))
+_MAP_AND_OBJECT_FIELDS = (*_MAP_FIELDS.items(), *_OBJECT_FIELDS.items())
+_ALL_FIELDS = frozenset(
+    [
+        *(name for name, _ in (*_SCALAR_RESPONSE_FIELDS, *_DATE_FIELDS, *_OPTIONAL_FIELDS)),
+        *(name for name, _ in _MAP_AND_OBJECT_FIELDS),
+        "CohortId",
+        "User",
+    ]
+)
 
 
 # ---- validation ----
