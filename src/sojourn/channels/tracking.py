@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html.entities import html5 as _HTML5_ENTITIES
 from json.encoder import encode_basestring as _json_string
-from typing import Final
+from typing import Final, cast
 from urllib.parse import urlsplit
 
 PIXEL_GIF: Final = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -54,8 +54,10 @@ def _b64decode(text: str) -> bytes:
 
 @lru_cache(maxsize=16)
 def _keyed_hmac(secret: bytes) -> hmac.HMAC:
-    # The key schedule is done once per process and secret; each signature copies the prepared state.
-    return hmac.new(secret, digestmod=hashlib.sha256)
+    # The key schedule is done once per process and secret; each signature copies the prepared state. The
+    # OpenSSL state inside hmac.HMAC copies in C, about twice as fast as hmac.HMAC.copy (two links a message).
+    mac = hmac.new(secret, digestmod=hashlib.sha256)
+    return cast(hmac.HMAC, getattr(mac, "_hmac", None) or mac)
 
 
 def _signature(body: bytes, secret: bytes) -> bytes:
