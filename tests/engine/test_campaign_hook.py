@@ -202,3 +202,18 @@ async def test_an_undecodable_endpoint_is_a_failed_attempt() -> None:
     with pytest.raises(HookFailed, match="failed 3 times: endpoint a: Attributes must be an object"):
         await CampaignHook("bad", {"bad": bad}).keep({}, {"a": {"Id": "a"}})
     assert len(calls) == 3
+
+
+async def test_a_function_gets_its_own_copy_of_data_that_is_not_plain_json_too() -> None:
+    created = datetime(2027, 1, 1, tzinfo=UTC)
+    endpoints = {"a": {"Id": "a", "Attributes": {"n": ["1"]}, "Seen": created}}
+
+    def edit(event: dict[str, Any]) -> dict[str, Any]:
+        endpoint = event["Endpoints"]["a"]
+        endpoint["Attributes"]["n"].append("2")
+        assert endpoint["Seen"] == created
+        return {"a": endpoint}
+
+    kept = await CampaignHook("edit", {"edit": edit}).keep({}, endpoints)
+    assert kept["a"].columns["attributes"] == {"n": ["1", "2"]}
+    assert endpoints["a"]["Attributes"] == {"n": ["1"]}
