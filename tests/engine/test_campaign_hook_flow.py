@@ -250,6 +250,7 @@ async def test_a_webhook_hook_changes_the_email_and_the_custom_delivery(
             assert status_counts(rows) == Counter({"sent": 3, "HOOK_FILTERED": 1})
             (event,) = hook.calls
             assert sorted(event["Endpoints"]) == ["c1", "ep0", "ep1", "ep2"]
+            assert event["MessageConfiguration"] == {"CustomMessage": {"Data": "spring"}}
             assert_scored_emails(smtp_server, audience.addresses, ["ep0", "ep2"])
             # CUSTOM: the endpoint as the hook returned it (its attribute and overrides), at its stored address.
             (delivery,) = crm.deliveries.values()

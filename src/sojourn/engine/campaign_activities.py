@@ -128,6 +128,7 @@ class _Content:
         channels: dict[str, LoadedChannel] | None = None,
         has_email: bool = True,
         list_filter: message_ledger.ListFilter | None = None,
+        message_configuration: dict[str, Any] | None = None,
     ) -> None:
         self.template = template
         self.from_address = from_address
@@ -137,6 +138,8 @@ class _Content:
         self.has_email = has_email
         # List mail: the subscription test the claim applies (None for other mail).
         self.list_filter = list_filter
+        # The treatment's MessageConfiguration as the campaign gives it: the FILTER hook's event carries it.
+        self.message_configuration = message_configuration or {}
         self._channel_of: dict[str | None, str | None] = {}
 
     def channel_for(self, channel_type: str | None) -> str | None:
@@ -361,6 +364,7 @@ class CampaignActivities:
                 others,
                 has_email=ref is not None or inline is not None,
                 list_filter=await _list_filter(conn, template),
+                message_configuration=message.model_dump(mode="json", exclude_none=True) if message else None,
             )
         return contents
 
@@ -478,7 +482,9 @@ class CampaignActivities:
                 (row["id"], treatment_id, quiet_reason(timezone, send_at, plan.quiet_start, plan.quiet_end))
             )
         if plan.hook:
-            targets, answered = await self._filter_by_hook(plan, run_key, scheduled_at, targets, by_id)
+            targets, answered = await self._filter_by_hook(
+                plan, run_key, scheduled_at, targets, by_id, contents
+            )
             # The hook's answers ride on the page's rows: each message renders the endpoint as the hook returned it.
             by_id.update(answered)
         caps = repo.CampaignCaps(
@@ -574,6 +580,7 @@ class CampaignActivities:
         scheduled_at: datetime,
         targets: list[tuple[str, int, str | None]],
         by_id: Mapping[str, dict[str, Any]],
+        contents: Mapping[int, _Content],
     ) -> tuple[list[tuple[str, int, str | None]], dict[str, dict[str, Any]]]:
         """Ask the FILTER hook which endpoints to keep, per treatment; the others are skipped.
 
@@ -594,6 +601,7 @@ class CampaignActivities:
             if not candidates:
                 continue
             base = {
+                "MessageConfiguration": contents[treatment_id].message_configuration,
                 "ApplicationId": plan.app_id,
                 "CampaignId": plan.campaign_id,
                 "TreatmentId": str(treatment_id),
