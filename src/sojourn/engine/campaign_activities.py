@@ -3,9 +3,10 @@
 A run recalculates the segment at that moment and streams its members in keyset pages of ``SEND_BATCH``
 (never holding the audience whole). Per page: each member's treatment comes from a stable hash of
 (campaign, endpoint) into 100 cohorts (the holdout gets nothing); quiet time drops messages whose local send
-time is quiet; the FILTER hook may drop more and change the messages of those it keeps; the claim writes every message into the ledger with its skip
-reason (unreachable endpoint, quiet time, caps, for list mail a recipient not subscribed to the topic) under
-the deterministic message id; then the pending ones are rendered and sent in one batch. Every step is
+time is quiet; the FILTER hook may drop more, and what it returns for the others changes their messages
+(:mod:`sojourn.engine.campaign_hook`); the claim writes every message into the ledger with its skip reason
+(unreachable endpoint, quiet time, caps, for list mail a recipient not subscribed to the topic) under the
+deterministic message id; then the pending ones are rendered and sent in one batch. Every step is
 idempotent: a retried activity claims nothing twice and sends only what is still pending. MessagesPerSecond
 is paced on a clock in Postgres shared by every part of a run, whichever worker process sends it.
 
@@ -485,7 +486,7 @@ class CampaignActivities:
             targets, answered = await self._filter_by_hook(
                 plan, run_key, scheduled_at, targets, by_id, contents
             )
-            # The hook's answers ride on the page's rows: each message renders the endpoint as the hook returned it.
+            # The hook's answers ride on the page's rows: a message renders its endpoint as the hook returned it.
             by_id.update(answered)
         caps = repo.CampaignCaps(
             daily=plan.limits.get("Daily", 0), total=plan.limits.get("Total", 0), all_daily=plan.all_daily

@@ -57,7 +57,7 @@ class LoadedChannel:
 
 def render_campaign_message(loaded: LoadedChannel, row: Mapping[str, Any]) -> dict[str, Any]:
     """The rendered SMS, push or voice message for one claimed endpoint row (with the FILTER hook's
-    TitleOverride/BodyOverride when the row carries them: :func:`~sojourn.engine.campaign_hook.override_message`).
+    TitleOverride/BodyOverride when the row carries them: see ``campaign_hook.override_message``).
 
     Raises:
         ValueError: the content has nothing for the endpoint or does not render.

@@ -211,7 +211,7 @@ def hook_batches(endpoint_ids: Sequence[str]) -> list[list[str]]:
 
 
 def _detached(event: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of the event (plain JSON data): marshal copies it at C speed, half of ``copy.deepcopy``'s cost."""
+    """A deep copy of the event (plain JSON data): marshal copies it in C, at half ``copy.deepcopy``'s cost."""
     try:
         copied: dict[str, Any] = marshal.loads(marshal.dumps(event))
     except ValueError:  # something marshal cannot write (not plain JSON data)
@@ -267,10 +267,10 @@ class CampaignHook:
     async def keep(
         self, base_event: Mapping[str, Any], endpoints: Mapping[str, dict[str, Any]]
     ) -> dict[str, HookAnswer]:
-        """The endpoints the hook keeps, with its answer for each, calling it with at most 50 endpoints at a time.
+        """The endpoints the hook keeps, with its answer for each, calling it with at most 50 at a time.
 
         Args:
-            base_event: ApplicationId, CampaignId, TreatmentId, ActivityId, ScheduledTime (and MessageConfiguration).
+            base_event: MessageConfiguration, ApplicationId, CampaignId, TreatmentId, ActivityId, ScheduledTime.
             endpoints: EndpointResponse-shaped endpoints by id.
 
         Raises:
