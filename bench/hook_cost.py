@@ -2,8 +2,9 @@
 
     python bench/hook_cost.py [--endpoints 100000] [--rounds 3] [--compare REV]
 
-Measures in process CPU time (``time.process_time``, the best of three passes after a warm-up), in µs per
-message or endpoint, what the hook's answers add to the campaign send path:
+Measures in process CPU time (``time.process_time``, garbage collector off, the best of five passes after a
+warm-up, the passes of the two versions alternating), in µs per message or endpoint, what the hook's answers add
+to the campaign send path:
 
 - ``sms_render`` / ``push_render``: ``campaign_channels.render_campaign_message`` for SMS and GCM rows as a
   campaign *without* a hook renders them (no hook key on the rows): the only per-message work the change adds
@@ -16,13 +17,15 @@ message or endpoint, what the hook's answers add to the campaign send path:
 
 With ``--compare REV`` (default ``e4bab05``, the commit before the hook's answers changed the message) the
 modules ``campaign_channels`` and ``campaign_hook`` of REV are loaded from git next to this checkout's, and each
-round measures REV's code and this checkout's back to back. The last line is machine-readable.
+round measures REV's code (``old_``) and this checkout's (``new_``) pass for pass. The last line, the best of the
+rounds, is machine-readable.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import subprocess
 import sys
 import time
@@ -86,15 +89,28 @@ def rows(n: int, channel_type: str) -> list[dict[str, Any]]:
     ]
 
 
-def best_of_three(work: Callable[[], object], n: int) -> float:
-    """Microseconds of CPU per item, the best of three passes (after one warm-up pass)."""
-    work()
-    best = float("inf")
-    for _ in range(3):
+def cpu_us(work: Callable[[], object], n: int) -> float:
+    """Microseconds of CPU per item of one pass (the garbage collector off, as ``timeit`` does)."""
+    gc.collect()
+    gc.disable()
+    try:
         started = time.process_time()
         work()
-        best = min(best, time.process_time() - started)
-    return best / n * 1e6
+        return (time.process_time() - started) / n * 1e6
+    finally:
+        gc.enable()
+
+
+def best_interleaved(passes: dict[str, Callable[[], object]], n: int, repeat: int = 5) -> dict[str, float]:
+    """The best of ``repeat`` passes of each, after a warm-up pass of each; the passes of the different
+    versions alternate, so that a change in the machine's load weighs on each alike."""
+    for work in passes.values():
+        work()
+    best = dict.fromkeys(passes, float("inf"))
+    for _ in range(repeat):
+        for name, work in passes.items():
+            best[name] = min(best[name], cpu_us(work, n))
+    return best
 
 
 def credit_scores(event: dict[str, Any]) -> dict[str, Any]:
@@ -104,50 +120,61 @@ def credit_scores(event: dict[str, Any]) -> dict[str, Any]:
     return dict(event["Endpoints"])
 
 
-def measure(channels: types.ModuleType, hook: types.ModuleType, n: int) -> dict[str, float]:
-    """One round with the given modules (this checkout's or another commit's)."""
+def render_all(channels: types.ModuleType, loaded: LoadedChannel, batch: list[dict[str, Any]]) -> None:
+    render = channels.render_campaign_message
+    for row in batch:
+        render(loaded, row)
+
+
+def measure(versions: dict[str, tuple[types.ModuleType, types.ModuleType]], n: int) -> dict[str, float]:
+    """One round: each measure for each version (``old``: another commit's modules, ``new``: this checkout's),
+    their passes interleaved."""
     sms, push = rows(n, "SMS"), rows(n, "GCM")
-    endpoints = {r["id"]: channels.endpoint_response(r) for r in sms}
-    runner = hook.CampaignHook("credit_scores", {"credit_scores": credit_scores})
+    endpoints = {r["id"]: campaign_channels.endpoint_response(r) for r in sms}
     base = {"ApplicationId": "bench", "CampaignId": "c", "TreatmentId": "0"}
-    return {
-        "sms_render": best_of_three(lambda: [channels.render_campaign_message(SMS, r) for r in sms], n),
-        "push_render": best_of_three(lambda: [channels.render_campaign_message(PUSH, r) for r in push], n),
-        "hook_keep": best_of_three(lambda: asyncio.run(runner.keep(base, endpoints)), n),
-    }
-
-
-def measure_new_only(n: int) -> dict[str, float]:
-    """What only this checkout does: render rows with an override, merge answers into rows."""
-    sms = rows(n, "SMS")
+    results: dict[str, float] = {}
+    for measure_name, make in (
+        ("sms_render", lambda ch, _h: lambda: render_all(ch, SMS, sms)),
+        ("push_render", lambda ch, _h: lambda: render_all(ch, PUSH, push)),
+        (
+            "hook_keep",
+            lambda _ch, h: (
+                lambda: asyncio.run(
+                    h.CampaignHook("credit_scores", {"credit_scores": credit_scores}).keep(base, endpoints)
+                )
+            ),
+        ),
+    ):
+        passes = {f"{v}_{measure_name}": make(ch, h) for v, (ch, h) in versions.items()}
+        results.update(best_interleaved(passes, n))
+    # What only this checkout does: render rows that carry an override, merge answers into rows.
     answer = campaign_hook.parse_hook_endpoint(
         "ep", {"Attributes": {"plan": ["pro"], "CreditScore": [700]}, "BodyOverride": "Your score: 700"}
     )
     hooked = [campaign_hook.merge_hook_answer(r, answer) for r in sms]
-    return {
-        "sms_render_hooked": best_of_three(
-            lambda: [campaign_channels.render_campaign_message(SMS, r) for r in hooked], n
-        ),
-        "hook_merge": best_of_three(lambda: [campaign_hook.merge_hook_answer(r, answer) for r in sms], n),
-    }
+    results.update(
+        best_interleaved(
+            {
+                "new_sms_render_hooked": lambda: render_all(campaign_channels, SMS, hooked),
+                "new_hook_merge": lambda: [campaign_hook.merge_hook_answer(r, answer) for r in sms],
+            },
+            n,
+        )
+    )
+    return results
 
 
 def main(n: int, rounds: int, rev: str | None) -> str:
-    old = (
-        (
+    versions = {}
+    if rev:
+        versions["old"] = (
             git_module(rev, "src/sojourn/engine/campaign_channels.py", "old_campaign_channels"),
             git_module(rev, "src/sojourn/engine/campaign_hook.py", "old_campaign_hook"),
         )
-        if rev
-        else None
-    )
+    versions["new"] = (campaign_channels, campaign_hook)
     totals: dict[str, list[float]] = {}
     for round_no in range(rounds):
-        results: dict[str, float] = {}
-        if old is not None:
-            results.update({f"old_{k}": v for k, v in measure(*old, n).items()})
-        results.update({f"new_{k}": v for k, v in measure(campaign_channels, campaign_hook, n).items()})
-        results.update({f"new_{k}": v for k, v in measure_new_only(n).items()})
+        results = measure(versions, n)
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
         print(f"round {round_no + 1} ({stamp} UTC): " + " ".join(f"{k}={v:.2f}" for k, v in results.items()))
         for key, value in results.items():
