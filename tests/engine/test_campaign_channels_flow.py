@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,18 +13,17 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
-from sojourn.api.errors import NotFoundError
 from sojourn.api.state import AppState
-from sojourn.channels.email import SmtpConfig, SmtpTransport
 from sojourn.engine import names
-from sojourn.engine.worker import build_worker
-from sojourn.settings import Settings
 from tests.support.campaigns import (
     activities,
     campaign_messages,
+    channel_stack,
     create_campaign,
     email_campaign,
+    ensure_sms_template,
     iso,
+    members,
     status_counts,
     zoned_audience,
 )
@@ -37,42 +34,6 @@ from tests.support.webhook import WebhookSink
 
 SECRET = "campaign-channel-secret"
 START = datetime(2027, 9, 1, 9, 0, tzinfo=UTC)
-
-
-@asynccontextmanager
-async def channel_stack(
-    db: AsyncEngine, env: WorkflowEnvironment, smtp: SmtpSink, **providers: Any
-) -> AsyncIterator[AppState]:
-    """The API state and a worker whose send lanes use the given provider settings."""
-    settings = Settings(
-        task_queue=f"tq-{uuid.uuid4().hex}", temporal_search_attributes=False, smtp_url=smtp.url, **providers
-    )
-    state = AppState(db=db, settings=settings)
-    state.use_temporal(env.client)
-    worker = build_worker(env.client, db, settings, transport=SmtpTransport(SmtpConfig.from_url(smtp.url)))
-    async with worker:
-        yield state
-
-
-def members(**channels: tuple[str, str]) -> list[dict[str, Any]]:
-    """Endpoints in the audience's segment: id -> (ChannelType, Address)."""
-    return [
-        {
-            "Id": endpoint_id,
-            "ChannelType": kind,
-            "Address": address,
-            "Attributes": {"plan": ["pro"], "code": [f"C-{endpoint_id}"]},
-            "User": {"UserId": f"u-{endpoint_id}", "UserAttributes": {"FirstName": [endpoint_id.upper()]}},
-        }
-        for endpoint_id, (kind, address) in channels.items()
-    ]
-
-
-async def ensure_sms_template(state: AppState, name: str, body: str) -> None:
-    try:
-        await call(state, "GetSmsTemplate", TemplateName=name)
-    except NotFoundError:
-        await call(state, "CreateSmsTemplate", TemplateName=name, SMSTemplateRequest={"Body": body})
 
 
 async def run_to_end(env: WorkflowEnvironment, app_id: str, campaign_id: str) -> Any:

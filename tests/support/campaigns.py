@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
 
+from sojourn.api.errors import NotFoundError
 from sojourn.api.state import AppState
+from sojourn.channels.email import SmtpConfig, SmtpTransport
+from sojourn.engine.worker import build_worker
+from sojourn.settings import Settings
 from tests.support.seed import add_pro_audience, call, ensure_template
+from tests.support.smtp import SmtpSink
 
 
 @dataclass
@@ -109,3 +116,55 @@ async def campaign_messages(db: AsyncEngine, campaign_id: str) -> list[Any]:
 def status_counts(rows: Sequence[Any]) -> Counter[str]:
     """Ledger rows per status or skip reason."""
     return Counter(r.status_message or r.status for r in rows)
+
+
+@asynccontextmanager
+async def channel_stack(
+    db: AsyncEngine,
+    env: WorkflowEnvironment,
+    smtp: SmtpSink,
+    extra_activities: Sequence[Any] = (),
+    **providers: Any,
+) -> AsyncIterator[AppState]:
+    """The API state and a worker whose send lanes use the given provider settings.
+
+    Args:
+        extra_activities: The deployment's custom functions (``activities/``): hooks, CUSTOM deliveries.
+        providers: Settings fields (``sms_provider_url=...``).
+    """
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4().hex}", temporal_search_attributes=False, smtp_url=smtp.url, **providers
+    )
+    state = AppState(db=db, settings=settings)
+    state.use_temporal(env.client)
+    worker = build_worker(
+        env.client,
+        db,
+        settings,
+        transport=SmtpTransport(SmtpConfig.from_url(smtp.url)),
+        extra_activities=extra_activities,
+    )
+    async with worker:
+        yield state
+
+
+def members(**channels: tuple[str, str]) -> list[dict[str, Any]]:
+    """Endpoints in the audience's segment: id -> (ChannelType, Address)."""
+    return [
+        {
+            "Id": endpoint_id,
+            "ChannelType": kind,
+            "Address": address,
+            "Attributes": {"plan": ["pro"], "code": [f"C-{endpoint_id}"]},
+            "User": {"UserId": f"u-{endpoint_id}", "UserAttributes": {"FirstName": [endpoint_id.upper()]}},
+        }
+        for endpoint_id, (kind, address) in channels.items()
+    ]
+
+
+async def ensure_sms_template(state: AppState, name: str, body: str) -> None:
+    """Create the SMS template ``name`` with ``body`` unless it exists."""
+    try:
+        await call(state, "GetSmsTemplate", TemplateName=name)
+    except NotFoundError:
+        await call(state, "CreateSmsTemplate", TemplateName=name, SMSTemplateRequest={"Body": body})

@@ -3,9 +3,10 @@
 A run recalculates the segment at that moment and streams its members in keyset pages of ``SEND_BATCH``
 (never holding the audience whole). Per page: each member's treatment comes from a stable hash of
 (campaign, endpoint) into 100 cohorts (the holdout gets nothing); quiet time drops messages whose local send
-time is quiet; the FILTER hook may drop more; the claim writes every message into the ledger with its skip
-reason (unreachable endpoint, quiet time, caps, for list mail a recipient not subscribed to the topic) under
-the deterministic message id; then the pending ones are rendered and sent in one batch. Every step is
+time is quiet; the FILTER hook may drop more, and what it returns for the others changes their messages
+(:mod:`sojourn.engine.campaign_hook`); the claim writes every message into the ledger with its skip reason
+(unreachable endpoint, quiet time, caps, for list mail a recipient not subscribed to the topic) under the
+deterministic message id; then the pending ones are rendered and sent in one batch. Every step is
 idempotent: a retried activity claims nothing twice and sends only what is still pending. MessagesPerSecond
 is paced on a clock in Postgres shared by every part of a run, whichever worker process sends it.
 
@@ -44,7 +45,13 @@ from sojourn.domain.campaigns import (
 from sojourn.domain.lists import ListRuleError
 from sojourn.domain.local_time import in_quiet_time, parse_clock, utc_to_wall, zone_named
 from sojourn.engine.campaign_channels import CampaignChannels, LoadedChannel
-from sojourn.engine.campaign_hook import CampaignHook, HookFailed, HookFunction
+from sojourn.engine.campaign_hook import (
+    CampaignHook,
+    HookAnswer,
+    HookFailed,
+    HookFunction,
+    merge_hook_answer,
+)
 from sojourn.engine.campaign_inputs import (
     CampaignPlan,
     CampaignRef,
@@ -122,6 +129,7 @@ class _Content:
         channels: dict[str, LoadedChannel] | None = None,
         has_email: bool = True,
         list_filter: message_ledger.ListFilter | None = None,
+        message_configuration: dict[str, Any] | None = None,
     ) -> None:
         self.template = template
         self.from_address = from_address
@@ -131,6 +139,8 @@ class _Content:
         self.has_email = has_email
         # List mail: the subscription test the claim applies (None for other mail).
         self.list_filter = list_filter
+        # The treatment's MessageConfiguration as the campaign gives it: the FILTER hook's event carries it.
+        self.message_configuration = message_configuration or {}
         self._channel_of: dict[str | None, str | None] = {}
 
     def channel_for(self, channel_type: str | None) -> str | None:
@@ -355,6 +365,7 @@ class CampaignActivities:
                 others,
                 has_email=ref is not None or inline is not None,
                 list_filter=await _list_filter(conn, template),
+                message_configuration=message.model_dump(mode="json", exclude_none=True) if message else None,
             )
         return contents
 
@@ -472,7 +483,11 @@ class CampaignActivities:
                 (row["id"], treatment_id, quiet_reason(timezone, send_at, plan.quiet_start, plan.quiet_end))
             )
         if plan.hook:
-            targets = await self._filter_by_hook(plan, run_key, scheduled_at, targets, by_id)
+            targets, answered = await self._filter_by_hook(
+                plan, run_key, scheduled_at, targets, by_id, contents
+            )
+            # The hook's answers ride on the page's rows: a message renders its endpoint as the hook returned it.
+            by_id.update(answered)
         caps = repo.CampaignCaps(
             daily=plan.limits.get("Daily", 0), total=plan.limits.get("Total", 0), all_daily=plan.all_daily
         )
@@ -566,11 +581,17 @@ class CampaignActivities:
         scheduled_at: datetime,
         targets: list[tuple[str, int, str | None]],
         by_id: Mapping[str, dict[str, Any]],
-    ) -> list[tuple[str, int, str | None]]:
-        """Ask the FILTER hook which endpoints to keep, per treatment; the others are skipped."""
+        contents: Mapping[int, _Content],
+    ) -> tuple[list[tuple[str, int, str | None]], dict[str, dict[str, Any]]]:
+        """Ask the FILTER hook which endpoints to keep, per treatment; the others are skipped.
+
+        Returns:
+            The targets with the hook's skip reasons, and the rows of the kept endpoints whose answer changes
+            their message (:func:`~sojourn.engine.campaign_hook.merge_hook_answer`), by endpoint id.
+        """
         assert plan.hook is not None
         hook = CampaignHook(plan.hook, self.hook_functions, self.hook_tls)
-        kept: set[str] = set()
+        kept: dict[str, HookAnswer] = {}
         failed: set[str] = set()
         for treatment_id in sorted({t for _, t, _ in targets}):
             candidates = {
@@ -581,6 +602,7 @@ class CampaignActivities:
             if not candidates:
                 continue
             base = {
+                "MessageConfiguration": contents[treatment_id].message_configuration,
                 "ApplicationId": plan.app_id,
                 "CampaignId": plan.campaign_id,
                 "TreatmentId": str(treatment_id),
@@ -588,14 +610,15 @@ class CampaignActivities:
                 "ScheduledTime": scheduled_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             }
             try:
-                kept |= await hook.keep(base, candidates)
+                kept.update(await hook.keep(base, candidates))
             except HookFailed as err:
                 log.warning("campaign %s: %s", plan.campaign_id, err)
                 failed |= set(candidates)
-        return [
+        targets = [
             (ep, t, reason or ("HOOK_FAILURE" if ep in failed else (None if ep in kept else "HOOK_FILTERED")))
             for ep, t, reason in targets
         ]
+        return targets, {ep: merge_hook_answer(by_id[ep], a) for ep, a in kept.items() if a.changes}
 
     @activity.defn(name="send_event_batch")
     async def send_event_batch(self, inp: EventBatchInput) -> EventBatchResult:

@@ -25,6 +25,7 @@ from sojourn.domain.campaigns import ChannelSource
 from sojourn.domain.custom_activity import MAX_ENDPOINTS_PER_CALL, CustomSpec, delivery_target
 from sojourn.domain.message_templates import render_sms
 from sojourn.domain.templates import build_context
+from sojourn.engine.campaign_hook import HOOK_OVERRIDES, hooked_endpoint, override_message
 from sojourn.engine.custom_step import CustomFunction, deliver_call, ring_doorbells
 from sojourn.engine.message_steps import MessageSpec, channel_settings, render_message, send_rendered
 from sojourn.store import message_ledger
@@ -55,7 +56,8 @@ class LoadedChannel:
 
 
 def render_campaign_message(loaded: LoadedChannel, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The rendered SMS, push or voice message for one claimed endpoint row.
+    """The rendered SMS, push or voice message for one claimed endpoint row (with the FILTER hook's
+    TitleOverride/BodyOverride when the row carries them: see ``campaign_hook.override_message``).
 
     Raises:
         ValueError: the content has nothing for the endpoint or does not render.
@@ -67,15 +69,18 @@ def render_campaign_message(loaded: LoadedChannel, row: Mapping[str, Any]) -> di
             endpoint_response(dict(row)), default_substitutions=loaded.content.get("DefaultSubstitutions")
         )
         voice = {k: loaded.content[k] for k in ("LanguageCode", "VoiceId") if loaded.content.get(k)}
-        return {**render_sms(loaded.content, context), **voice}
-    spec = MessageSpec(
-        channel=channel,
-        template_name="",
-        template_version=None,
-        config=dict(loaded.source.settings),
-        next_activity=None,
-    )
-    return render_message(spec, loaded.content, dict(row), loaded.channel_settings)
+        message = {**render_sms(loaded.content, context), **voice}
+    else:
+        spec = MessageSpec(
+            channel=channel,
+            template_name="",
+            template_version=None,
+            config=dict(loaded.source.settings),
+            next_activity=None,
+        )
+        message = render_message(spec, loaded.content, dict(row), loaded.channel_settings)
+    overrides = row.get(HOOK_OVERRIDES)
+    return override_message(channel, message, overrides) if overrides else message
 
 
 def custom_target(source: ChannelSource) -> CustomSpec:
@@ -196,7 +201,7 @@ class CampaignChannels:
                 "TreatmentId": str(treatment_id),
                 "ActivityId": activity_id,
                 "ScheduledTime": scheduled_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-                "Endpoints": {str(r["id"]): endpoint_response(r) for r in batch},
+                "Endpoints": {str(r["id"]): hooked_endpoint(r) for r in batch},
                 "MessageIds": {str(r["id"]): str(r["message_id"]) for r in batch},
             }
             n, triggered = await deliver_call(
