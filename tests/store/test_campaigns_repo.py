@@ -177,6 +177,35 @@ async def test_a_page_with_a_missing_endpoint_is_claimed_whole(db: AsyncEngine) 
     assert sorted(claimed.values()) == ["ENDPOINT_MISSING", "QUIET_TIME", "pending"]
 
 
+async def test_awkward_endpoint_ids_survive_the_claim_and_mark_sent(db: AsyncEngine) -> None:
+    # The claim and mark_sent take their lists as JSON text: quotes, commas, braces and non-ASCII ids must
+    # come back as the same rows.
+    app_id, _ = await seed(db)
+    odd = ['a,b', 'q"uote', "back\\slash", "{brace}", "名前", "line\nbreak", "NULL"]
+    async with db.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO endpoints (app_id, id, channel_type, address, opt_out, cohort_id) "
+                "SELECT :a, i, 'EMAIL', 'odd' || n || '@example.com', 'NONE', 0 "
+                "FROM unnest(CAST(:ids AS text[])) WITH ORDINALITY AS x(i, n)"
+            ),
+            {"a": app_id, "ids": odd},
+        )
+        claimed = await repo.claim_campaign_emails(
+            conn, app_id=app_id, campaign_id="odd", run_key="v1-0", targets=[(i, 0, None) for i in odd],
+            now=NOW, caps=repo.CampaignCaps(daily=1),
+        )  # fmt: skip
+    ids = {repo.campaign_message_id(app_id, "odd", "v1-0", 0, i): i for i in odd}
+    assert claimed == dict.fromkeys(ids, "pending")
+    async with db.begin() as conn:
+        assert await message_ledger.mark_sent(conn, list(ids)) == len(odd)
+        rows = await conn.execute(
+            text("SELECT endpoint_id, status FROM messages WHERE campaign_id = 'odd' AND app_id = :a"),
+            {"a": app_id},
+        )
+        assert sorted(rows) == sorted((i, "sent") for i in odd)
+
+
 async def test_audience_rows_carry_every_column_with_empty_objects_as_dicts(db: AsyncEngine) -> None:
     app_id, _ = await seed(db)
     async with db.begin() as conn:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -216,6 +217,21 @@ class SharedCaps:
         return bool(self.all_daily or self.journeys_daily or (self.timeframe_cap and self.timeframe_days))
 
 
+def json_param(values: Sequence[Any]) -> str:
+    """A page's list of values as one JSON text parameter (read in SQL with :func:`json_text_array`).
+
+    asyncpg encodes a ``text[]`` parameter element by element, with two ABC checks on each: about 0.8 µs of
+    the worker's CPU per element, against 0.3 µs for a JSON text of the same list.
+    """
+    return orjson.dumps(list(values)).decode()
+
+
+def json_text_array(param: str) -> str:
+    """SQL for the ``text[]`` held by the JSON text parameter ``param`` (see :func:`json_param`), as a value
+    for ``= ANY(...)``; its order is not kept."""
+    return f"ARRAY(SELECT json_array_elements_text(CAST(:{param} AS json)))"
+
+
 async def lock_endpoints(
     conn: AsyncConnection, app_id: str, endpoint_ids_sql: str, params: Mapping[str, Any]
 ) -> None:
@@ -399,9 +415,9 @@ async def mark_sent(conn: AsyncConnection, message_ids: Sequence[str]) -> int:
     result = await conn.execute(
         text(
             "UPDATE messages SET status = 'sent', sent_at = now(), attempts = attempts + 1 "
-            "WHERE message_id = ANY(:ids) AND status = 'pending'"
+            f"WHERE message_id = ANY({json_text_array('ids')}) AND status = 'pending'"
         ),
-        {"ids": list(message_ids)},
+        {"ids": json_param(message_ids)},
     )
     return int(result.rowcount or 0)
 
