@@ -26,6 +26,7 @@ from tests.support.campaigns import (
     campaign_messages,
     create_campaign,
     email_campaign,
+    event_schedule,
     iso,
     status_counts,
     zoned_audience,
@@ -354,15 +355,7 @@ async def test_an_event_campaign_sends_to_segment_members_whose_events_match(
     }
     audience = await zoned_audience(state, [None, None, None], extra=[outsider])
     now = datetime.now(UTC)
-    schedule = {
-        "StartTime": iso(now - timedelta(minutes=30)),
-        "EndTime": iso(now + timedelta(days=1)),
-        "Frequency": "EVENT",
-        "EventFilter": {
-            "FilterType": "ENDPOINT",
-            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["purchase"]}},
-        },
-    }
+    schedule = event_schedule("purchase", now)
     campaign_id = await create_campaign(state, audience.app_id, email_campaign(audience.segment_id, schedule))
 
     def event(kind: str, at: datetime) -> dict[str, Any]:

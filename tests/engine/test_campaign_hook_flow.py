@@ -13,7 +13,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from tests.support.campaigns import (
     create_campaign,
     email_campaign,
     ensure_sms_template,
+    event_schedule,
     iso,
     members,
     status_counts,
@@ -270,15 +271,7 @@ async def test_an_event_triggered_batch_renders_the_hooks_answer(
     async with channel_stack(db, time_skipping_env, smtp_server, extra_activities=[credit_scores]) as state:
         audience = await zoned_audience(state, [None] * 3)
         now = datetime.now(UTC)
-        schedule = {
-            "StartTime": iso(now - timedelta(minutes=30)),
-            "EndTime": iso(now + timedelta(days=1)),
-            "Frequency": "EVENT",
-            "EventFilter": {
-                "FilterType": "ENDPOINT",
-                "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": ["purchase"]}},
-            },
-        }
+        schedule = event_schedule("purchase", now)
         body = email_campaign(
             audience.segment_id,
             schedule,

@@ -181,7 +181,7 @@ async def test_awkward_endpoint_ids_survive_the_claim_and_mark_sent(db: AsyncEng
     # The claim and mark_sent take their lists as JSON text: quotes, commas, braces and non-ASCII ids must
     # come back as the same rows.
     app_id, _ = await seed(db)
-    odd = ['a,b', 'q"uote', "back\\slash", "{brace}", "名前", "line\nbreak", "NULL"]
+    odd = ["a,b", 'q"uote', "back\\slash", "{brace}", "名前", "line\nbreak", "NULL"]
     async with db.begin() as conn:
         await conn.execute(
             text(

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -79,6 +79,19 @@ def email_campaign(segment_id: str, schedule: dict[str, Any], **changes: Any) ->
     }
     body.update(changes)
     return body
+
+
+def event_schedule(event_type: str, now: datetime) -> dict[str, Any]:
+    """An EVENT campaign's Schedule, open from half an hour before ``now`` to a day after it."""
+    return {
+        "StartTime": iso(now - timedelta(minutes=30)),
+        "EndTime": iso(now + timedelta(days=1)),
+        "Frequency": "EVENT",
+        "EventFilter": {
+            "FilterType": "ENDPOINT",
+            "Dimensions": {"EventType": {"DimensionType": "INCLUSIVE", "Values": [event_type]}},
+        },
+    }
 
 
 def iso(at: datetime) -> str:
